@@ -1,0 +1,1 @@
+//! aims-collect-git

@@ -1,0 +1,19 @@
+//! aims-model: the evidence record, the wire types of the v1 API, the assessment result types and
+//! the canonical encoding that makes a record's identity reproducible anywhere.
+//!
+//! This crate does no IO. Everything that crosses a process boundary (agent → server, server →
+//! auditor) is defined here so the agent, the server and the offline verifier agree by
+//! construction. Formats are versioned (`v`), unknown fields are rejected, and every value that
+//! can be malformed is a newtype that can only be built by parsing it.
+
+pub mod assessment;
+pub mod record;
+pub mod time;
+pub mod wire;
+
+pub use assessment::{ControlStatus, Finding, FindingKind};
+pub use record::{
+    ContentHash, EvidenceRecord, MAX_RECORD_BYTES, RECORD_VERSION, RecordError, RecordEvent,
+    RecordId, SourceRef, SourceType,
+};
+pub use time::Timestamp;
