@@ -1,1 +1,26 @@
-//! aims-agent
+//! aims-agent: polls configured sources of AI-lifecycle artifacts, spools evidence records
+//! durably and ships them to the collector server.
+//!
+//! - [`config`]: the agent configuration file (DESIGN §3a), environment overrides, validation.
+//! - [`spool`]: the durable directory of batches waiting for acknowledgement.
+//! - [`shipper`]: `POST /v1/evidence` with typed outcomes, bounded retries and acknowledgement
+//!   checks.
+//! - [`runner`]: one cycle (`once`) and the long-running scheduler (`run`).
+//!
+//! Durability invariants (the reason this crate exists):
+//! 1. poll → spool append (fsynced, renamed, directory fsynced) → cursor save. The cursor never
+//!    runs ahead of the spool, so a crash re-sends records instead of losing them.
+//! 2. A spool file is deleted only after the server acknowledged every record in it with the
+//!    record's own id. The server deduplicates by record id, so re-sending is harmless.
+//! 3. Nothing is dropped silently: refused or unreadable batches go to `spool/rejected/` with a
+//!    reason file and an ERROR log.
+
+pub mod config;
+pub mod runner;
+pub mod shipper;
+pub mod spool;
+
+pub use config::{AgentConfig, ConfigError, SecretToken};
+pub use runner::{RunError, RunOptions, RunReport, SourceReport, run, run_once};
+pub use shipper::{RetryPolicy, SendOutcome, ShipError, ShipReport, Shipper, ShipperSettings};
+pub use spool::{Spool, SpoolBatch, SpoolError};

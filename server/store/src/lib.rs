@@ -1,1 +1,91 @@
-//! aims-store
+//! aims-store: persistence of the evidence ledger, tokens and the materialised assessment.
+//!
+//! The [`Store`] trait is what the server talks to; [`SqliteStore`] is the embedded default.
+//! Invariants every implementation keeps:
+//! - **Append-only ledger.** Each accepted record becomes exactly one leaf; leaf indices are dense
+//!   and never reused; a record already held (same `record_id`) gets its old index back.
+//! - **One writer.** Appends are serialised, and the entries, their subtree hashes and the new
+//!   checkpoint are written in one transaction, so a crash leaves either all or none of a batch.
+//! - **Stored bytes are the truth.** The entry bytes that were hashed are stored verbatim; proofs
+//!   and exports never re-serialise them.
+
+mod error;
+mod ledger;
+pub mod merkle;
+mod sqlite;
+mod types;
+
+pub use error::{StoreError, StoreErrorKind};
+pub use ledger::{LedgerEntry, entry_bytes};
+pub use sqlite::SqliteStore;
+pub use types::*;
+
+use async_trait::async_trait;
+
+use aims_model::wire::{ControlView, SystemSummary};
+use aims_model::{EvidenceRecord, Finding, Timestamp};
+
+/// Everything the server persists. Implementations are cheap to share (`Arc<dyn Store>`) and
+/// safe to call concurrently; appends are serialised internally.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Appends the records to the ledger in one transaction. `agent` is the authenticated
+    /// principal. Records already held are not appended again; their old index is returned.
+    /// The outcome lists every record in input order. `signer` is called inside the transaction
+    /// with the new tree head so the checkpoint commits atomically with the entries.
+    async fn ingest(
+        &self,
+        agent: &str,
+        records: &[EvidenceRecord],
+        received_at: Timestamp,
+        signer: &(dyn CheckpointSigner + Sync),
+    ) -> Result<IngestOutcome, StoreError>;
+
+    /// Every record of one system, in ledger order.
+    async fn history(&self, system: &str) -> Result<Vec<StoredEvidence>, StoreError>;
+
+    /// One record by its ID.
+    async fn evidence(&self, record_id: &str) -> Result<Option<StoredEvidence>, StoreError>;
+
+    /// Ledger entries `[start, start + limit)` in order.
+    async fn entries(&self, start: u64, limit: u64) -> Result<Vec<LedgerEntryRow>, StoreError>;
+
+    /// All system IDs that have evidence.
+    async fn system_ids(&self) -> Result<Vec<String>, StoreError>;
+
+    /// Replaces the materialised assessment of one system.
+    async fn put_assessment(&self, assessment: &StoredAssessment) -> Result<(), StoreError>;
+
+    /// The materialised summary of every system.
+    async fn systems(&self) -> Result<Vec<SystemSummary>, StoreError>;
+
+    /// The materialised controls of one system, `None` if the system is unknown.
+    async fn system_controls(&self, system: &str) -> Result<Option<Vec<ControlView>>, StoreError>;
+
+    /// Open findings, optionally for one system.
+    async fn findings(&self, system: Option<&str>) -> Result<Vec<Finding>, StoreError>;
+
+    /// Stores a new token (only its hash).
+    async fn create_token(&self, token: &NewToken) -> Result<(), StoreError>;
+
+    /// Looks a token up by the hex SHA-256 of its secret.
+    async fn token_by_hash(&self, token_hash: &str) -> Result<Option<TokenInfo>, StoreError>;
+
+    /// Revokes every token with this name; returns how many were revoked.
+    async fn revoke_tokens(&self, name: &str, at: Timestamp) -> Result<u64, StoreError>;
+
+    /// Current ledger size.
+    async fn tree_size(&self) -> Result<u64, StoreError>;
+
+    /// Stored complete-subtree hashes by node.
+    async fn read_hashes(&self, ids: &[NodeRef]) -> Result<Vec<[u8; 32]>, StoreError>;
+
+    /// The newest signed checkpoint.
+    async fn latest_checkpoint(&self) -> Result<Option<StoredCheckpoint>, StoreError>;
+
+    /// The checkpoint signed at exactly this size.
+    async fn checkpoint_at(&self, size: u64) -> Result<Option<StoredCheckpoint>, StoreError>;
+
+    /// Stores a checkpoint outside an ingest (first start, re-cosigning on a timer).
+    async fn put_checkpoint(&self, cp: &StoredCheckpoint) -> Result<(), StoreError>;
+}

@@ -1,0 +1,434 @@
+//! The agent configuration file (DESIGN §3a, the v1 contract).
+//!
+//! Loading: the file (YAML, TOML or JSON, chosen by extension) is read with the `config` crate
+//! and then overlaid with `AIMS_AGENT__*` environment variables, `__` separating path segments
+//! (`AIMS_AGENT__SERVER__URL`, `AIMS_AGENT__SERVER__TOKEN`, `AIMS_AGENT__AGENT__ID`,
+//! `AIMS_AGENT__SPOOL_DIR`). The `config` crate lowercases environment keys, which matches the
+//! lowercase field names; `sources` is a list and can only come from the file.
+//!
+//! Rules:
+//! - `version` must be 1; unknown keys are rejected at every level (including inside sources).
+//! - Exactly one of `server.token`, `server.token_file`, `server.token_env` is set, unless
+//!   `AIMS_AGENT__SERVER__TOKEN` is present: the environment then wins over whatever the file says.
+//! - [`AgentConfig::validate`] does no IO (no file reads, no network); resolving `token_file`
+//!   or `token_env` happens later in [`ServerConfig::resolve_token`].
+//! - The token is a [`SecretToken`]: its `Debug` prints `[redacted]` and it is never logged.
+//!
+//! Every error names the file, the field path and what is wrong.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use aims_collect::SourceConfig;
+use serde::Deserialize;
+
+/// The only configuration version this agent understands.
+pub const CONFIG_VERSION: u32 = 1;
+/// Prefix of the environment overrides.
+pub const ENV_PREFIX: &str = "AIMS_AGENT";
+/// Separator between path segments in environment overrides.
+pub const ENV_SEPARATOR: &str = "__";
+/// The environment variable that overrides the server token.
+pub const ENV_TOKEN: &str = "AIMS_AGENT__SERVER__TOKEN";
+
+const fn default_timeout_secs() -> u64 {
+    30
+}
+const fn default_max_concurrent_fetches() -> usize {
+    4
+}
+const fn default_batch_size() -> usize {
+    500
+}
+
+/// A bearer token. `Debug` and `Display` never show it; call [`SecretToken::expose`] only where
+/// it is put on the wire.
+#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct SecretToken(String);
+
+impl SecretToken {
+    /// Wraps a token.
+    pub fn new(s: impl Into<String>) -> Self {
+        Self(s.into())
+    }
+
+    /// The token itself.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for SecretToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+impl fmt::Display for SecretToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+/// The whole file.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentConfig {
+    /// Must be [`CONFIG_VERSION`].
+    pub version: u32,
+    /// Who this agent is.
+    pub agent: AgentSection,
+    /// Where evidence goes.
+    pub server: ServerConfig,
+    /// Root of the agent's state: `spool/`, `cursors/`, `cache/`.
+    pub spool_dir: PathBuf,
+    /// Catalog directory overriding the embedded catalog.
+    #[serde(default)]
+    pub catalog_dir: Option<PathBuf>,
+    /// How many sources are polled at the same time.
+    #[serde(default = "default_max_concurrent_fetches")]
+    pub max_concurrent_fetches: usize,
+    /// Records per spool file and per `POST /v1/evidence`.
+    #[serde(default = "default_batch_size")]
+    pub batch_size: usize,
+    /// The sources to poll (file only).
+    #[serde(default)]
+    pub sources: Vec<SourceConfig>,
+    /// The file this was loaded from (for messages).
+    #[serde(skip)]
+    pub file: PathBuf,
+}
+
+/// `agent:`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentSection {
+    /// The agent id written into every record: 1–128 of `[A-Za-z0-9._:/@-]`.
+    pub id: String,
+}
+
+/// `server:`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Base URL of the collector server (`http` or `https`).
+    pub url: String,
+    /// The token inline (prefer `token_file` or `token_env`).
+    #[serde(default)]
+    pub token: Option<SecretToken>,
+    /// A file holding the token (trailing whitespace is trimmed).
+    #[serde(default)]
+    pub token_file: Option<PathBuf>,
+    /// An environment variable holding the token.
+    #[serde(default)]
+    pub token_env: Option<String>,
+    /// Per-request timeout.
+    #[serde(default = "default_timeout_secs")]
+    pub timeout_secs: u64,
+    /// Extra PEM CA certificate(s) trusted in addition to the platform's roots.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// Set when `AIMS_AGENT__SERVER__TOKEN` provided the token; it then wins.
+    #[serde(skip)]
+    pub token_from_env: bool,
+}
+
+/// Why a configuration cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read or parsed, or has unknown keys or wrong types.
+    #[error("{file}: {message}")]
+    Load {
+        /// The file.
+        file: PathBuf,
+        /// What went wrong (the `config` crate names the key).
+        message: String,
+    },
+    /// A value is not acceptable.
+    #[error("{file}: {field}: {reason}")]
+    Invalid {
+        /// The file.
+        file: PathBuf,
+        /// Dotted field path, e.g. `server.url` or `sources[2].id`.
+        field: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The token could not be resolved (file unreadable, variable unset).
+    #[error("{file}: {field}: {reason}")]
+    Token {
+        /// The file.
+        file: PathBuf,
+        /// Which token field.
+        field: &'static str,
+        /// What went wrong.
+        reason: String,
+    },
+}
+
+impl AgentConfig {
+    /// Loads `path` overlaid with the process environment. Does not validate.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let env: HashMap<String, String> = std::env::vars().collect();
+        Self::load_with_env(path, &env)
+    }
+
+    /// Loads `path` overlaid with the `AIMS_AGENT__*` entries of `env` (tests pass their own
+    /// map instead of mutating the process environment). Does not validate.
+    pub fn load_with_env(path: &Path, env: &HashMap<String, String>) -> Result<Self, ConfigError> {
+        let load_err = |message: String| ConfigError::Load {
+            file: path.to_path_buf(),
+            message,
+        };
+        let format = match path
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
+            Some("yaml" | "yml") => config::FileFormat::Yaml,
+            Some("toml") => config::FileFormat::Toml,
+            Some("json") => config::FileFormat::Json,
+            _ => {
+                return Err(load_err(
+                    "unsupported file extension, expected .yaml, .yml, .toml or .json".into(),
+                ));
+            }
+        };
+        let prefix = format!("{ENV_PREFIX}{ENV_SEPARATOR}");
+        let overrides: config::Map<String, String> = env
+            .iter()
+            .filter(|(k, _)| k.to_ascii_uppercase().starts_with(&prefix))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let token_from_env = overrides.keys().any(|k| k.eq_ignore_ascii_case(ENV_TOKEN));
+        let built = config::Config::builder()
+            .add_source(config::File::from(path).format(format).required(true))
+            .add_source(
+                config::Environment::with_prefix(ENV_PREFIX)
+                    .prefix_separator(ENV_SEPARATOR)
+                    .separator(ENV_SEPARATOR)
+                    .source(Some(overrides)),
+            )
+            .build()
+            .map_err(|e| load_err(e.to_string()))?;
+        let mut cfg: AgentConfig = built
+            .try_deserialize()
+            .map_err(|e| load_err(e.to_string()))?;
+        cfg.file = path.to_path_buf();
+        cfg.server.token_from_env = token_from_env;
+        Ok(cfg)
+    }
+
+    /// Loads and validates.
+    pub fn load_and_validate(path: &Path) -> Result<Self, ConfigError> {
+        let cfg = Self::load(path)?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Checks every rule that needs no IO (see the module docs).
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |field: &str, reason: String| ConfigError::Invalid {
+            file: self.file.clone(),
+            field: field.to_owned(),
+            reason,
+        };
+        if self.version != CONFIG_VERSION {
+            return Err(bad(
+                "version",
+                format!(
+                    "unsupported version {}, expected {CONFIG_VERSION}",
+                    self.version
+                ),
+            ));
+        }
+        aims_model::record::validate_ident("agent.id", &self.agent.id)
+            .map_err(|e| bad("agent.id", e.to_string()))?;
+        let url = url::Url::parse(&self.server.url)
+            .map_err(|e| bad("server.url", format!("not a valid URL: {e}")))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(bad(
+                "server.url",
+                format!("scheme must be http or https, got {}", url.scheme()),
+            ));
+        }
+        if url.host_str().is_none() {
+            return Err(bad("server.url", "has no host".into()));
+        }
+        if !self.server.token_from_env {
+            let set = [
+                self.server.token.is_some(),
+                self.server.token_file.is_some(),
+                self.server.token_env.is_some(),
+            ]
+            .iter()
+            .filter(|b| **b)
+            .count();
+            if set != 1 {
+                return Err(bad(
+                    "server",
+                    format!(
+                        "exactly one of token, token_file, token_env must be set (found {set}), or set {ENV_TOKEN}"
+                    ),
+                ));
+            }
+        }
+        if self
+            .server
+            .token
+            .as_ref()
+            .is_some_and(|t| t.expose().trim().is_empty())
+        {
+            return Err(bad("server.token", "is empty".into()));
+        }
+        if self.server.token_env.as_ref().is_some_and(String::is_empty) {
+            return Err(bad("server.token_env", "is empty".into()));
+        }
+        if self.server.timeout_secs == 0 {
+            return Err(bad("server.timeout_secs", "must be at least 1".into()));
+        }
+        if self.spool_dir.as_os_str().is_empty() {
+            return Err(bad("spool_dir", "is empty".into()));
+        }
+        if self.max_concurrent_fetches == 0 {
+            return Err(bad("max_concurrent_fetches", "must be at least 1".into()));
+        }
+        let max = aims_model::wire::MAX_BATCH_RECORDS;
+        if self.batch_size == 0 || self.batch_size > max {
+            return Err(bad("batch_size", format!("must be 1 to {max}")));
+        }
+        let mut seen = HashSet::new();
+        for (i, s) in self.sources.iter().enumerate() {
+            if !seen.insert(s.id()) {
+                return Err(bad(
+                    &format!("sources[{i}].id"),
+                    format!("duplicate source id {:?}", s.id()),
+                ));
+            }
+            s.validate().map_err(|e| {
+                bad(
+                    &format!("sources[{i}].{} (source {:?})", e.field, e.id),
+                    e.reason,
+                )
+            })?;
+        }
+        Ok(())
+    }
+
+    /// `spool_dir/spool`.
+    pub fn spool_path(&self) -> PathBuf {
+        self.spool_dir.join("spool")
+    }
+
+    /// `spool_dir/cursors/<source-id>.json` (ids may contain `/`, kept file-safe).
+    pub fn cursor_path(&self, source_id: &str) -> PathBuf {
+        self.spool_dir
+            .join("cursors")
+            .join(format!("{}.json", path_safe(source_id)))
+    }
+
+    /// `spool_dir/cache/<source-id>`.
+    pub fn cache_path(&self, source_id: &str) -> PathBuf {
+        self.spool_dir.join("cache").join(path_safe(source_id))
+    }
+}
+
+impl ServerConfig {
+    /// The per-request timeout.
+    pub fn timeout(&self) -> Duration {
+        Duration::from_secs(self.timeout_secs)
+    }
+
+    /// Resolves the token (reads `token_file` or `token_env`; this is the IO half of the rules).
+    pub fn resolve_token(&self, file: &Path) -> Result<SecretToken, ConfigError> {
+        let err = |field: &'static str, reason: String| ConfigError::Token {
+            file: file.to_path_buf(),
+            field,
+            reason,
+        };
+        if let Some(t) = &self.token {
+            return Ok(t.clone());
+        }
+        if let Some(p) = &self.token_file {
+            let s = std::fs::read_to_string(p).map_err(|e| {
+                err(
+                    "server.token_file",
+                    format!("cannot read {}: {e}", p.display()),
+                )
+            })?;
+            let s = s.trim();
+            if s.is_empty() {
+                return Err(err(
+                    "server.token_file",
+                    format!("{} is empty", p.display()),
+                ));
+            }
+            return Ok(SecretToken::new(s));
+        }
+        if let Some(v) = &self.token_env {
+            let s = std::env::var(v).map_err(|_| {
+                err(
+                    "server.token_env",
+                    format!("environment variable {v} is not set"),
+                )
+            })?;
+            if s.trim().is_empty() {
+                return Err(err(
+                    "server.token_env",
+                    format!("environment variable {v} is empty"),
+                ));
+            }
+            return Ok(SecretToken::new(s.trim()));
+        }
+        Err(err("server.token", "no token configured".into()))
+    }
+}
+
+/// Source ids may contain `/`, `:` and `@`; map them to one safe path segment. Ids that needed
+/// changing get a short hash of the original appended so that `a/b` and `a_b` stay distinct.
+fn path_safe(id: &str) -> String {
+    let safe = path_chars(id);
+    if safe == id {
+        safe
+    } else {
+        let h = aims_model::ContentHash::of(id.as_bytes());
+        format!("{safe}-{}", &h.as_str()[..8])
+    }
+}
+
+fn path_chars(id: &str) -> String {
+    id.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect::<String>()
+        .replace("..", "__")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_is_redacted() {
+        let t = SecretToken::new("s3cr3t");
+        assert_eq!(format!("{t:?}"), "[redacted]");
+        assert_eq!(format!("{t}"), "[redacted]");
+    }
+
+    #[test]
+    fn path_safe_ids() {
+        assert_eq!(path_safe("ml-repo"), "ml-repo");
+        assert!(path_safe("team/a@b").starts_with("team_a_b-"));
+        assert_ne!(path_safe("a/b"), path_safe("a_b"));
+        assert!(path_safe("..").starts_with("__-"));
+    }
+}

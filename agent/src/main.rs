@@ -1,0 +1,224 @@
+//! The `aims-agent` binary: `once`, `run` and `validate` (DESIGN §7).
+//!
+//! Exit codes: 0 success; 1 a source failed or evidence remains unshipped (`once`), or the agent
+//! failed at run time; 2 the configuration is invalid or the command line is wrong.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use aims_agent::{AgentConfig, RetryPolicy, RunOptions};
+use anyhow::Context as _;
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// Continuous compliance evidence for ISO/IEC 42001: polls sources of AI-lifecycle artifacts,
+/// hashes them and ships evidence records to the aims-server collector.
+///
+/// Configuration comes from a YAML or TOML file (`version: 1`), overridden by
+/// `AIMS_AGENT__*` environment variables such as `AIMS_AGENT__SERVER__URL` and
+/// `AIMS_AGENT__SERVER__TOKEN`. Logs go to stderr; `RUST_LOG` selects levels.
+#[derive(Debug, Parser)]
+#[command(
+    name = "aims-agent",
+    version,
+    after_help = "Exit codes: 0 success; 1 a source failed or evidence remains unshipped; 2 invalid configuration or usage."
+)]
+struct Cli {
+    /// Log format on stderr.
+    #[arg(long, value_enum, default_value_t = LogFormat::Human, global = true)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum LogFormat {
+    /// Human-readable lines.
+    Human,
+    /// One JSON object per line.
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Poll every source once, spool the evidence and ship everything pending.
+    ///
+    /// Prints one summary line per source on stderr. Exits 0 only when every record was
+    /// acknowledged by the server; 1 when a source failed or records remain in the spool
+    /// (they are shipped by the next run).
+    Once {
+        /// Agent configuration file (.yaml, .yml or .toml).
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Delivery attempts per batch before giving up for this run.
+        #[arg(long, default_value_t = 6)]
+        max_attempts: u32,
+        /// Time budget for retrying deliveries, in seconds.
+        #[arg(long, default_value_t = 120)]
+        ship_deadline_secs: u64,
+    },
+    /// Keep polling every source on its interval and ship continuously until Ctrl-C or SIGTERM.
+    Run {
+        /// Agent configuration file (.yaml, .yml or .toml).
+        #[arg(long, short)]
+        config: PathBuf,
+        /// How often the shipper retries pending batches on its own, in seconds.
+        #[arg(long, default_value_t = 30)]
+        ship_interval_secs: u64,
+    },
+    /// Check the configuration file without any network access and exit.
+    ///
+    /// Prints `config ok: N sources` on success; exits 2 with the error otherwise.
+    Validate {
+        /// Agent configuration file (.yaml, .yml or .toml).
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    match cli.command {
+        Command::Validate { config } => match load(&config) {
+            Ok(cfg) => {
+                println!("config ok: {} sources", cfg.sources.len());
+                ExitCode::SUCCESS
+            }
+            Err(e) => config_failure(&e),
+        },
+        Command::Once {
+            config,
+            max_attempts,
+            ship_deadline_secs,
+        } => {
+            let cfg = match load(&config) {
+                Ok(c) => c,
+                Err(e) => return config_failure(&e),
+            };
+            let opts = RunOptions {
+                retry: RetryPolicy {
+                    max_attempts,
+                    deadline: Some(Duration::from_secs(ship_deadline_secs)),
+                    ..RetryPolicy::default()
+                },
+                ..RunOptions::default()
+            };
+            report_result(runtime().and_then(|rt| rt.block_on(once(&cfg, &opts))))
+        }
+        Command::Run {
+            config,
+            ship_interval_secs,
+        } => {
+            let cfg = match load(&config) {
+                Ok(c) => c,
+                Err(e) => return config_failure(&e),
+            };
+            let opts = RunOptions {
+                ship_interval: Duration::from_secs(ship_interval_secs.max(1)),
+                ..RunOptions::default()
+            };
+            let res = runtime().and_then(|rt| {
+                rt.block_on(async {
+                    aims_agent::run(&cfg, &opts, shutdown_signal())
+                        .await
+                        .context("agent failed")?;
+                    Ok(true)
+                })
+            });
+            report_result(res)
+        }
+    }
+}
+
+fn load(path: &Path) -> Result<AgentConfig, aims_agent::ConfigError> {
+    AgentConfig::load_and_validate(path)
+}
+
+fn config_failure(e: &aims_agent::ConfigError) -> ExitCode {
+    eprintln!("error: invalid configuration: {e}");
+    ExitCode::from(2)
+}
+
+fn report_result(res: anyhow::Result<bool>) -> ExitCode {
+    match res {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the tokio runtime")
+}
+
+/// Runs one cycle and prints the summary; `Ok(true)` when everything was acknowledged.
+async fn once(cfg: &AgentConfig, opts: &RunOptions) -> anyhow::Result<bool> {
+    let report = aims_agent::run_once(cfg, opts)
+        .await
+        .with_context(|| format!("agent run failed ({})", cfg.file.display()))?;
+    for s in &report.sources {
+        eprintln!("{}", aims_agent::runner::summary_line(s));
+    }
+    let ship = &report.ship;
+    eprintln!(
+        "shipped {} records in {} batches ({} duplicates), {} batches rejected, {} batches remaining",
+        ship.records_acked,
+        ship.files_acked,
+        ship.duplicates,
+        ship.files_rejected,
+        ship.files_remaining
+    );
+    for e in &ship.errors {
+        eprintln!("error: {e}");
+    }
+    Ok(report.success())
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for ctrl-c");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        EnvFilter::new("warn,aims_agent=info,aims_collect=info,aims_collect_git=info,aims_catalog=info,aims_model=info")
+    });
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Human => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}

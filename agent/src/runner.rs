@@ -1,0 +1,505 @@
+//! Poll cycles and the long-running agent.
+//!
+//! One cycle for one source: load the cursor (`spool_dir/cursors/<id>.json`) → `aims_collect::poll`
+//! → [`Spool::append`] (fsynced) → `Cursor::save` (atomic). **This order is the durability
+//! contract**: the cursor only ever describes records that are already durable in the spool. A
+//! crash after the append and before the cursor save re-produces those records next cycle; the
+//! server deduplicates them by record id, so nothing is lost and nothing is counted twice. A
+//! source whose poll fails keeps its old cursor and is reported; other sources carry on.
+//!
+//! - [`run_once`]: every source once (at most `max_concurrent_fetches` at a time), then ship
+//!   everything pending, including batches left by earlier runs.
+//! - [`run`]: one tokio task per source, each on its `interval_secs` with ±10% jitter, a
+//!   semaphore capping concurrent polls, and one shipper loop woken after every poll that spooled
+//!   something and on a timer. On shutdown a poll in progress is abandoned (it has written
+//!   nothing yet), while a spool append or cursor save in progress runs to completion on the
+//!   blocking pool: no half-written file is ever left (and spool writes are atomic anyway).
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use aims_catalog::Catalog;
+use aims_collect::{Collector, Cursor, PollContext, SourceConfig};
+use aims_model::Timestamp;
+use futures_util::StreamExt as _;
+use tokio::sync::{Notify, Semaphore, watch};
+use tracing::Instrument as _;
+
+use crate::config::AgentConfig;
+use crate::shipper::{RetryPolicy, ShipError, ShipReport, Shipper, ShipperSettings};
+use crate::spool::{self, Spool, SpoolError};
+
+/// Knobs that are not part of the configuration file.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    /// Retry bounds for each shipping pass.
+    pub retry: RetryPolicy,
+    /// How often the shipper loop wakes on its own in [`run`].
+    pub ship_interval: Duration,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        Self {
+            retry: RetryPolicy::default(),
+            ship_interval: Duration::from_secs(30),
+        }
+    }
+}
+
+/// One source's part of a [`RunReport`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SourceReport {
+    /// The source id.
+    pub id: String,
+    /// Artifacts listed.
+    pub listed: usize,
+    /// Artifacts fetched and hashed (changed or new).
+    pub fetched: usize,
+    /// Artifacts unchanged since the cursor.
+    pub unchanged: usize,
+    /// Artifacts gone since the cursor.
+    pub gone: usize,
+    /// Records written to the spool.
+    pub spooled: usize,
+    /// Records of this source acknowledged by the server during this run.
+    pub shipped: usize,
+    /// Problems; non-empty means the source failed (fully or partly).
+    pub errors: Vec<String>,
+}
+
+impl SourceReport {
+    fn new(id: &str) -> Self {
+        Self {
+            id: id.to_owned(),
+            ..Self::default()
+        }
+    }
+
+    /// True when the source reported any error.
+    pub fn failed(&self) -> bool {
+        !self.errors.is_empty()
+    }
+}
+
+/// What [`run_once`] did.
+#[derive(Clone, Debug, Default)]
+pub struct RunReport {
+    /// One entry per configured source, in configuration order.
+    pub sources: Vec<SourceReport>,
+    /// The shipping pass.
+    pub ship: ShipReport,
+}
+
+impl RunReport {
+    /// True when every source polled cleanly and every spooled record was acknowledged.
+    pub fn success(&self) -> bool {
+        self.sources.iter().all(|s| !s.failed()) && self.ship.all_delivered()
+    }
+}
+
+/// Failures that stop a run as a whole (a single source failing is not one of them).
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The catalog cannot be loaded.
+    #[error("catalog: {0}")]
+    Catalog(String),
+    /// A state directory cannot be created.
+    #[error("cannot create {path}: {source}")]
+    Dir {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The spool failed.
+    #[error(transparent)]
+    Spool(#[from] SpoolError),
+    /// The shipper cannot be set up or its spool failed.
+    #[error(transparent)]
+    Ship(#[from] ShipError),
+}
+
+/// A source's collector, or why it could not be built.
+type Built = Result<Arc<dyn Collector>, String>;
+
+/// Everything a cycle needs, built once.
+struct Agent {
+    cfg: AgentConfig,
+    catalog: Arc<Catalog>,
+    spool: Spool,
+    shipper: Arc<Shipper>,
+    /// One entry per configured source: the collector, or why it could not be built.
+    collectors: Vec<(SourceConfig, Built)>,
+}
+
+impl Agent {
+    fn build(cfg: &AgentConfig, opts: &RunOptions) -> Result<Self, RunError> {
+        for d in [
+            cfg.spool_path(),
+            cfg.spool_dir.join("cursors"),
+            cfg.spool_dir.join("cache"),
+        ] {
+            std::fs::create_dir_all(&d).map_err(|source| RunError::Dir { path: d, source })?;
+        }
+        let catalog = match &cfg.catalog_dir {
+            Some(dir) => Catalog::load_dir(dir)
+                .map_err(|e| RunError::Catalog(format!("{}: {e}", dir.display())))?,
+            None => Catalog::embedded().map_err(|e| RunError::Catalog(e.to_string()))?,
+        };
+        let spool = Spool::open(cfg.spool_path(), cfg.batch_size)?;
+        let settings = ShipperSettings::from_config(cfg, opts.retry.clone())?;
+        let shipper = Arc::new(Shipper::new(settings, spool.clone())?);
+        let collectors = cfg
+            .sources
+            .iter()
+            .map(|s| {
+                let built = aims_collect_git::build(s, &cfg.cache_path(s.id()))
+                    .map(Arc::<dyn Collector>::from)
+                    .map_err(|e| e.to_string());
+                (s.clone(), built)
+            })
+            .collect();
+        Ok(Self {
+            cfg: cfg.clone(),
+            catalog: Arc::new(catalog),
+            spool,
+            shipper,
+            collectors,
+        })
+    }
+}
+
+/// The collected part of a cycle, before anything is written.
+struct Polled {
+    report: SourceReport,
+    records: Vec<aims_model::EvidenceRecord>,
+    cursor: Cursor,
+}
+
+/// Loads the cursor and polls. Writes nothing, so it can be abandoned at any point.
+async fn poll_source(
+    agent: &Agent,
+    src: &SourceConfig,
+    collector: &dyn Collector,
+) -> Result<Polled, String> {
+    let id = src.id().to_owned();
+    let cursor_path = agent.cfg.cursor_path(&id);
+    let cursor = tokio::task::spawn_blocking(move || Cursor::load(&cursor_path))
+        .await
+        .map_err(|e| format!("cursor load task failed: {e}"))?
+        .map_err(|e| format!("cannot load cursor: {e}"))?;
+    let rule = src
+        .system_rule()
+        .map_err(|e| format!("invalid system rule: {e}"))?;
+    let ctx = PollContext {
+        agent_id: &agent.cfg.agent.id,
+        catalog: &agent.catalog,
+        system_rule: &rule,
+        now: Timestamp::now(),
+        max_parse_bytes: aims_collect::DEFAULT_MAX_PARSE_BYTES,
+    };
+    let outcome = aims_collect::poll(collector, &cursor, &ctx)
+        .await
+        .map_err(|e| format!("poll failed: {e}"))?;
+    let s = &outcome.stats;
+    let mut report = SourceReport::new(&id);
+    report.listed = s.listed;
+    report.fetched = s.fetched;
+    report.unchanged = s.unchanged;
+    report.gone = s.gone;
+    report.errors.extend(s.errors.iter().cloned());
+    Ok(Polled {
+        report,
+        records: outcome.records,
+        cursor: outcome.cursor,
+    })
+}
+
+/// Appends to the spool, then saves the cursor: in this order, and each step to completion
+/// (both run on the blocking pool, which finishes them even if the caller is cancelled).
+async fn commit(agent: &Agent, id: &str, polled: Polled) -> SourceReport {
+    let Polled {
+        mut report,
+        records,
+        cursor,
+    } = polled;
+    let n = records.len();
+    let sid = id.to_owned();
+    if n > 0 {
+        match spool::blocking(&agent.spool, move |s| s.append(&sid, &records)).await {
+            Ok(paths) => {
+                report.spooled = n;
+                tracing::info!(collector.id = %id, records = n, files = paths.len(), "records spooled");
+            }
+            Err(e) => {
+                // Nothing durable: keep the old cursor so the next cycle produces them again.
+                tracing::error!(collector.id = %id, error = %e, "spool write failed, cursor not advanced");
+                report.errors.push(format!("spool write failed: {e}"));
+                return report;
+            }
+        }
+    }
+    let path = agent.cfg.cursor_path(id);
+    let saved = tokio::task::spawn_blocking(move || cursor.save(&path))
+        .await
+        .map_err(|e| e.to_string())
+        .and_then(|r| r.map_err(|e| e.to_string()));
+    if let Err(e) = saved {
+        // The records are durable; an old cursor only means they are sent again (deduplicated).
+        tracing::warn!(collector.id = %id, error = %e, "cursor save failed, records will be re-sent");
+        report.errors.push(format!("cursor save failed: {e}"));
+    }
+    report
+}
+
+async fn cycle(agent: &Agent, src: &SourceConfig, collector: &dyn Collector) -> SourceReport {
+    let id = src.id();
+    match poll_source(agent, src, collector).await {
+        Ok(polled) => commit(agent, id, polled).await,
+        Err(e) => {
+            tracing::warn!(collector.id = %id, error = %e, "source poll failed");
+            let mut r = SourceReport::new(id);
+            r.errors.push(e);
+            r
+        }
+    }
+}
+
+/// Polls every source once (bounded concurrency), spools, saves cursors, then ships everything
+/// pending. See the module docs for the ordering contract.
+pub async fn run_once(cfg: &AgentConfig, opts: &RunOptions) -> Result<RunReport, RunError> {
+    let agent = Agent::build(cfg, opts)?;
+    let limit = cfg.max_concurrent_fetches.max(1);
+    let mut sources: Vec<SourceReport> = futures_util::stream::iter(agent.collectors.iter())
+        .map(|(src, built)| {
+            let agent = &agent;
+            async move {
+                match built {
+                    Ok(c) => {
+                        let span = tracing::info_span!("poll", collector.id = %src.id());
+                        cycle(agent, src, c.as_ref()).instrument(span).await
+                    }
+                    Err(e) => {
+                        tracing::warn!(collector.id = %src.id(), error = %e, "source cannot be built");
+                        let mut r = SourceReport::new(src.id());
+                        r.errors.push(format!("cannot build source: {e}"));
+                        r
+                    }
+                }
+            }
+        })
+        .buffered(limit)
+        .collect()
+        .await;
+    let ship = agent.shipper.ship_pending().await?;
+    for s in &mut sources {
+        s.shipped = ship.acked_by_source.get(&s.id).copied().unwrap_or(0);
+    }
+    Ok(RunReport { sources, ship })
+}
+
+/// Runs until `shutdown` completes: one task per source on its interval (±10% jitter) and one
+/// shipper loop. Returns after every task has stopped.
+pub async fn run(
+    cfg: &AgentConfig,
+    opts: &RunOptions,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), RunError> {
+    let agent = Arc::new(Agent::build(cfg, opts)?);
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let wake = Arc::new(Notify::new());
+    let permits = Arc::new(Semaphore::new(cfg.max_concurrent_fetches.max(1)));
+    let mut tasks = tokio::task::JoinSet::new();
+
+    for (idx, (src, built)) in agent.collectors.iter().enumerate() {
+        let collector = match built {
+            Ok(c) => c.clone(),
+            Err(e) => {
+                tracing::error!(collector.id = %src.id(), error = %e, "source cannot be built, it will not be polled");
+                continue;
+            }
+        };
+        let agent = agent.clone();
+        let mut stop = stop_rx.clone();
+        let wake = wake.clone();
+        let permits = permits.clone();
+        let interval = Duration::from_secs(src.interval_secs().max(1));
+        tasks.spawn(async move {
+            let Some((src, _)) = agent.collectors.get(idx) else {
+                return;
+            };
+            let id = src.id().to_owned();
+            tracing::info!(collector.id = %id, interval_secs = interval.as_secs(), "source task started");
+            loop {
+                let polled = {
+                    let permit = tokio::select! {
+                        p = permits.clone().acquire_owned() => p,
+                        _ = stop.wait_for(|s| *s) => break,
+                    };
+                    let Ok(_permit) = permit else { break };
+                    tokio::select! {
+                        r = poll_source(&agent, src, collector.as_ref()) => r,
+                        // Abandoning the poll is safe: it has written nothing.
+                        _ = stop.wait_for(|s| *s) => break,
+                    }
+                };
+                let report = match polled {
+                    // Not cancellable: spool append then cursor save, to completion.
+                    Ok(p) => commit(&agent, &id, p).await,
+                    Err(e) => {
+                        tracing::warn!(collector.id = %id, error = %e, "source poll failed");
+                        let mut r = SourceReport::new(&id);
+                        r.errors.push(e);
+                        r
+                    }
+                };
+                tracing::info!(
+                    collector.id = %id,
+                    listed = report.listed,
+                    fetched = report.fetched,
+                    unchanged = report.unchanged,
+                    gone = report.gone,
+                    spooled = report.spooled,
+                    errors = report.errors.len(),
+                    "poll cycle done"
+                );
+                if report.spooled > 0 {
+                    wake.notify_one();
+                }
+                let delay = jittered(interval);
+                tokio::select! {
+                    _ = tokio::time::sleep(delay) => {}
+                    _ = stop.wait_for(|s| *s) => break,
+                }
+            }
+            tracing::info!(collector.id = %id, "source task stopped");
+        });
+    }
+
+    {
+        let agent = agent.clone();
+        let mut stop = stop_rx.clone();
+        let wake = wake.clone();
+        let ship_interval = opts.ship_interval.max(Duration::from_secs(1));
+        tasks.spawn(async move {
+            let mut failures = 0u32;
+            // The first pass runs at once: it drains batches left by an earlier process.
+            let mut first = true;
+            loop {
+                if !first {
+                    tokio::select! {
+                        _ = wake.notified() => {}
+                        _ = tokio::time::sleep(ship_interval) => {}
+                        _ = stop.wait_for(|s| *s) => break,
+                    }
+                }
+                first = false;
+                let res = tokio::select! {
+                    r = agent.shipper.ship_pending() => r,
+                    // Cancelling mid-request is safe: a batch is deleted only after its ack,
+                    // and spool file operations finish on the blocking pool.
+                    _ = stop.wait_for(|s| *s) => break,
+                };
+                let pause = match res {
+                    Ok(r) if r.files_remaining == 0 => {
+                        failures = 0;
+                        Duration::ZERO
+                    }
+                    Ok(r) => {
+                        failures = failures.saturating_add(1);
+                        tracing::warn!(
+                            remaining = r.files_remaining,
+                            errors = r.errors.len(),
+                            "shipping incomplete, backing off"
+                        );
+                        backoff_between_passes(failures)
+                    }
+                    Err(e) => {
+                        failures = failures.saturating_add(1);
+                        tracing::error!(error = %e, "shipping failed");
+                        backoff_between_passes(failures)
+                    }
+                };
+                if !pause.is_zero() {
+                    tokio::select! {
+                        _ = tokio::time::sleep(pause) => {}
+                        _ = stop.wait_for(|s| *s) => break,
+                    }
+                }
+            }
+            tracing::info!("shipper stopped");
+        });
+    }
+
+    shutdown.await;
+    tracing::info!("shutdown requested, finishing current writes");
+    let _ = stop_tx.send(true);
+    while let Some(res) = tasks.join_next().await {
+        if let Err(e) = res {
+            tracing::error!(error = %e, "agent task failed");
+        }
+    }
+    Ok(())
+}
+
+/// `d` ± 10%, uniformly.
+fn jittered(d: Duration) -> Duration {
+    let ms = u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+    let spread = ms / 10;
+    if spread == 0 {
+        return d;
+    }
+    let r = getrandom::u64().unwrap_or(0) % (2 * spread + 1);
+    Duration::from_millis(ms - spread + r)
+}
+
+/// Pause between failed shipping passes: 5 s doubling, capped at 5 min.
+fn backoff_between_passes(failures: u32) -> Duration {
+    Duration::from_secs(5)
+        .saturating_mul(1u32 << failures.saturating_sub(1).min(6))
+        .min(Duration::from_secs(300))
+}
+
+/// Per-source one-line summary, e.g. `ml-repo: 12 listed, 3 fetched, 9 unchanged, 0 gone, 3 shipped`.
+pub fn summary_line(s: &SourceReport) -> String {
+    let mut line = format!(
+        "{}: {} listed, {} fetched, {} unchanged, {} gone, {} shipped",
+        s.id, s.listed, s.fetched, s.unchanged, s.gone, s.shipped
+    );
+    if s.spooled != s.shipped {
+        line.push_str(&format!(" ({} spooled)", s.spooled));
+    }
+    if !s.errors.is_empty() {
+        line.push_str(&format!(
+            ", {} errors: {}",
+            s.errors.len(),
+            s.errors.join("; ")
+        ));
+    }
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jitter_stays_within_ten_percent() {
+        for _ in 0..100 {
+            let d = jittered(Duration::from_secs(300));
+            assert!(d >= Duration::from_secs(270) && d <= Duration::from_secs(330));
+        }
+        assert_eq!(jittered(Duration::from_millis(5)), Duration::from_millis(5));
+    }
+
+    #[test]
+    fn pass_backoff_is_capped() {
+        assert_eq!(backoff_between_passes(1), Duration::from_secs(5));
+        assert_eq!(backoff_between_passes(2), Duration::from_secs(10));
+        assert_eq!(backoff_between_passes(50), Duration::from_secs(300));
+    }
+}

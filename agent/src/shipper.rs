@@ -1,0 +1,650 @@
+//! The shipper: sends spooled batches to `POST {url}/v1/evidence` and deletes a batch only after
+//! the server acknowledged every record in it.
+//!
+//! Contract:
+//! - One `reqwest::Client` per shipper, with a per-request timeout and rustls (ring provider,
+//!   installed once per process). Trust is the platform verifier reqwest uses, plus the PEM
+//!   certificates of `server.ca_file` when configured.
+//! - Batches are sent oldest first, one at a time (so the ledger sees them in spool order).
+//! - Each send has a typed [`SendOutcome`]:
+//!   - `Delivered`: a 2xx with a parseable [`IngestResponse`]. The batch is deleted only if the
+//!     response has exactly one `accepted` entry per record, in order, and each `record_id` equals
+//!     the record's own [`EvidenceRecord::record_id`]. Otherwise the file stays in the spool and the
+//!     mismatch is reported as an error (it is not retried in the same call: the answer would be
+//!     the same).
+//!   - `Retryable`: 5xx, 408, 429, timeouts, connection errors, an unparseable 2xx. Retried with
+//!     exponential backoff and jitter (500 ms doubling, capped at 60 s); a `Retry-After: <secs>`
+//!     header is honoured instead. Retries are bounded per [`Shipper::ship_pending`] call by
+//!     [`RetryPolicy::max_attempts`] per batch and an overall [`RetryPolicy::deadline`]; when the
+//!     budget is spent the call returns, leaving the rest in the spool. There is never a hot
+//!     loop: every retry sleeps first.
+//!   - `Refused`: 401/403. The agent's credentials are wrong, not the batch; the batch is kept,
+//!     shipping stops for this call and an ERROR is logged.
+//!   - `Rejected`: any other 4xx. The batch is moved to `spool/rejected/` with the server's
+//!     error message in a `.reason` file, and an ERROR is logged (evidence was not accepted and
+//!     an operator must act).
+//! - Resending is always safe: the server deduplicates by record id.
+
+use std::path::{Path, PathBuf};
+use std::sync::Once;
+use std::time::{Duration, Instant};
+
+use aims_model::EvidenceRecord;
+use aims_model::wire::{ErrorBody, IngestRequest, IngestResponse};
+use reqwest::StatusCode;
+use url::Url;
+
+use crate::config::{AgentConfig, ConfigError, SecretToken};
+use crate::spool::{self, Spool, SpoolError};
+
+/// Bounds on retries within one [`Shipper::ship_pending`] call.
+#[derive(Clone, Debug)]
+pub struct RetryPolicy {
+    /// First backoff delay (doubles each retry).
+    pub initial_backoff: Duration,
+    /// Largest backoff delay.
+    pub max_backoff: Duration,
+    /// Attempts per batch (the first send counts), at least 1.
+    pub max_attempts: u32,
+    /// Overall time budget for one call; no retry sleep starts that would end past it.
+    pub deadline: Option<Duration>,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            initial_backoff: Duration::from_millis(500),
+            max_backoff: Duration::from_secs(60),
+            max_attempts: 6,
+            deadline: Some(Duration::from_secs(120)),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The delay before retry number `retry` (1-based): `initial * 2^(retry-1)` capped at
+    /// `max_backoff`, with "equal jitter" (a random point in the upper half of the delay).
+    pub fn backoff(&self, retry: u32) -> Duration {
+        let exp = retry.saturating_sub(1).min(30);
+        let base = self
+            .initial_backoff
+            .saturating_mul(1u32 << exp)
+            .min(self.max_backoff);
+        let half = base / 2;
+        let half_ms = u64::try_from(half.as_millis()).unwrap_or(u64::MAX);
+        let jitter = if half_ms == 0 {
+            0
+        } else {
+            random_u64() % (half_ms + 1)
+        };
+        half + Duration::from_millis(jitter)
+    }
+}
+
+fn random_u64() -> u64 {
+    getrandom::u64().unwrap_or_else(|_| {
+        // No OS randomness: fall back to the clock's sub-second noise (jitter only).
+        u64::from(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.subsec_nanos())
+                .unwrap_or(0),
+        )
+    })
+}
+
+/// What the shipper needs to know.
+#[derive(Clone, Debug)]
+pub struct ShipperSettings {
+    /// Server base URL.
+    pub url: Url,
+    /// Bearer token.
+    pub token: SecretToken,
+    /// Per-request timeout.
+    pub timeout: Duration,
+    /// Extra trusted CA certificates (PEM).
+    pub ca_file: Option<PathBuf>,
+    /// Retry bounds.
+    pub retry: RetryPolicy,
+}
+
+impl ShipperSettings {
+    /// From a validated configuration; resolves the token (reads `token_file` / `token_env`).
+    pub fn from_config(cfg: &AgentConfig, retry: RetryPolicy) -> Result<Self, ShipError> {
+        let url = Url::parse(&cfg.server.url).map_err(|e| {
+            ShipError::Config(ConfigError::Invalid {
+                file: cfg.file.clone(),
+                field: "server.url".into(),
+                reason: e.to_string(),
+            })
+        })?;
+        Ok(Self {
+            url,
+            token: cfg.server.resolve_token(&cfg.file)?,
+            timeout: cfg.server.timeout(),
+            ca_file: cfg.server.ca_file.clone(),
+            retry,
+        })
+    }
+}
+
+/// The result of one `POST /v1/evidence`.
+#[derive(Debug)]
+pub enum SendOutcome {
+    /// 2xx with a parseable acknowledgement (not yet checked against the batch).
+    Delivered(IngestResponse),
+    /// Try again later.
+    Retryable {
+        /// Why.
+        reason: String,
+        /// The server's `Retry-After`, when given in seconds.
+        retry_after: Option<Duration>,
+    },
+    /// The server refused this batch (4xx other than 401, 403, 408, 429).
+    Rejected {
+        /// HTTP status.
+        status: u16,
+        /// Response body (normally `{"error":{"code","message"}}`).
+        body: String,
+    },
+    /// The server refused the agent's credentials (401/403); the batch is fine and kept.
+    Refused {
+        /// HTTP status.
+        status: u16,
+        /// Response body.
+        body: String,
+    },
+}
+
+/// Why an acknowledgement does not match its batch.
+#[derive(Debug, thiserror::Error)]
+pub enum AckError {
+    /// Wrong number of `accepted` entries.
+    #[error("server acknowledged {got} records, the batch has {expected}")]
+    Count {
+        /// Records in the batch.
+        expected: usize,
+        /// Entries in `accepted`.
+        got: usize,
+    },
+    /// An entry names a different record.
+    #[error("acknowledgement {index} names record {got}, the batch's record is {expected}")]
+    Mismatch {
+        /// Position in the batch.
+        index: usize,
+        /// The record's own id.
+        expected: String,
+        /// The id the server returned.
+        got: String,
+    },
+    /// A record's id cannot be computed.
+    #[error("record {index} has no computable id: {reason}")]
+    Record {
+        /// Position in the batch.
+        index: usize,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Checks that `resp` acknowledges exactly `records`, in order.
+pub fn verify_ack(records: &[EvidenceRecord], resp: &IngestResponse) -> Result<(), AckError> {
+    if resp.accepted.len() != records.len() {
+        return Err(AckError::Count {
+            expected: records.len(),
+            got: resp.accepted.len(),
+        });
+    }
+    for (index, (rec, acc)) in records.iter().zip(&resp.accepted).enumerate() {
+        let id = rec.record_id().map_err(|e| AckError::Record {
+            index,
+            reason: e.to_string(),
+        })?;
+        if id != acc.record_id {
+            return Err(AckError::Mismatch {
+                index,
+                expected: id.to_string(),
+                got: acc.record_id.to_string(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Shipper set-up and spool failures (delivery failures are outcomes, not errors).
+#[derive(Debug, thiserror::Error)]
+pub enum ShipError {
+    /// The configuration (URL, token) is unusable.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The CA file cannot be read or parsed.
+    #[error("server.ca_file {path}: {reason}")]
+    CaFile {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The HTTP client cannot be built.
+    #[error("cannot build the HTTP client: {0}")]
+    Client(#[source] reqwest::Error),
+    /// The spool failed.
+    #[error(transparent)]
+    Spool(#[from] SpoolError),
+}
+
+/// What one [`Shipper::ship_pending`] call did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ShipReport {
+    /// Batches acknowledged and deleted.
+    pub files_acked: usize,
+    /// Records in them.
+    pub records_acked: usize,
+    /// Of those, records the server already held.
+    pub duplicates: usize,
+    /// Batches moved to `rejected/` (refused by the server or corrupt).
+    pub files_rejected: usize,
+    /// Records in them (corrupt files count 0).
+    pub records_rejected: usize,
+    /// Batches still pending when the call returned.
+    pub files_remaining: usize,
+    /// Acknowledged records per source id.
+    pub acked_by_source: std::collections::BTreeMap<String, usize>,
+    /// Problems, one line each.
+    pub errors: Vec<String>,
+}
+
+impl ShipReport {
+    /// True when nothing is left and nothing went wrong.
+    pub fn all_delivered(&self) -> bool {
+        self.files_remaining == 0 && self.files_rejected == 0 && self.errors.is_empty()
+    }
+}
+
+static CRYPTO_PROVIDER: Once = Once::new();
+
+/// Installs rustls' ring provider as the process default once; an already installed provider
+/// (by this or another crate) is kept.
+pub fn install_crypto_provider() {
+    CRYPTO_PROVIDER.call_once(|| {
+        let _already = rustls::crypto::ring::default_provider().install_default();
+    });
+}
+
+/// Sends spooled batches. Cheap to share behind an `Arc`; `ship_pending` is not meant to run
+/// twice at the same time on one spool (the runner has a single shipper loop).
+#[derive(Debug)]
+pub struct Shipper {
+    client: reqwest::Client,
+    endpoint: Url,
+    token: SecretToken,
+    retry: RetryPolicy,
+    spool: Spool,
+}
+
+impl Shipper {
+    /// Builds the HTTP client (reads `ca_file` if set).
+    pub fn new(settings: ShipperSettings, spool: Spool) -> Result<Self, ShipError> {
+        install_crypto_provider();
+        let endpoint = evidence_endpoint(&settings.url).map_err(|reason| {
+            ShipError::Config(ConfigError::Invalid {
+                file: PathBuf::new(),
+                field: "server.url".into(),
+                reason,
+            })
+        })?;
+        let mut builder = reqwest::Client::builder()
+            .timeout(settings.timeout)
+            .connect_timeout(settings.timeout.min(Duration::from_secs(10)))
+            .user_agent(concat!("aims-agent/", env!("CARGO_PKG_VERSION")));
+        if let Some(path) = &settings.ca_file {
+            let pem = std::fs::read(path).map_err(|e| ShipError::CaFile {
+                path: path.clone(),
+                reason: e.to_string(),
+            })?;
+            let certs =
+                reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| ShipError::CaFile {
+                    path: path.clone(),
+                    reason: e.to_string(),
+                })?;
+            if certs.is_empty() {
+                return Err(ShipError::CaFile {
+                    path: path.clone(),
+                    reason: "no PEM certificate found".into(),
+                });
+            }
+            builder = builder.tls_certs_merge(certs);
+        }
+        let client = builder.build().map_err(ShipError::Client)?;
+        let mut retry = settings.retry;
+        retry.max_attempts = retry.max_attempts.max(1);
+        Ok(Self {
+            client,
+            endpoint,
+            token: settings.token,
+            retry,
+            spool,
+        })
+    }
+
+    /// The spool this shipper drains.
+    pub fn spool(&self) -> &Spool {
+        &self.spool
+    }
+
+    /// `POST /v1/evidence` once, classifying the result.
+    pub async fn send(&self, records: &[EvidenceRecord]) -> SendOutcome {
+        let body = IngestRequest {
+            records: records.to_vec(),
+        };
+        let resp = self
+            .client
+            .post(self.endpoint.clone())
+            .bearer_auth(self.token.expose())
+            .json(&body)
+            .send()
+            .await;
+        let resp = match resp {
+            Ok(r) => r,
+            Err(e) => {
+                let what = if e.is_timeout() {
+                    "timeout"
+                } else if e.is_connect() {
+                    "connection failed"
+                } else {
+                    "request failed"
+                };
+                return SendOutcome::Retryable {
+                    reason: format!("{what}: {}", error_chain(&e)),
+                    retry_after: None,
+                };
+            }
+        };
+        let status = resp.status();
+        let retry_after = resp
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        let text = match resp.text().await {
+            Ok(t) => t,
+            Err(e) => {
+                return SendOutcome::Retryable {
+                    reason: format!("reading the response failed: {}", error_chain(&e)),
+                    retry_after,
+                };
+            }
+        };
+        classify(status, retry_after, text)
+    }
+
+    /// Ships every pending batch, oldest first, within the retry budget (see the module docs).
+    /// Returns what happened; batches not acknowledged stay in the spool.
+    pub async fn ship_pending(&self) -> Result<ShipReport, ShipError> {
+        let started = Instant::now();
+        let mut report = ShipReport::default();
+        let files = spool::blocking(&self.spool, |s| s.pending()).await?;
+        'files: for path in files {
+            let p = path.clone();
+            let Some(batch) =
+                spool::blocking(&self.spool, move |s| s.read_or_quarantine(&p)).await?
+            else {
+                report.files_rejected += 1;
+                report.errors.push(format!(
+                    "{}: corrupt spool file moved to rejected",
+                    path.display()
+                ));
+                continue;
+            };
+            if batch.records.is_empty() {
+                self.ack(&path).await?;
+                continue;
+            }
+            let mut attempt = 0u32;
+            loop {
+                attempt += 1;
+                match self.send(&batch.records).await {
+                    SendOutcome::Delivered(resp) => {
+                        match verify_ack(&batch.records, &resp) {
+                            Ok(()) => {
+                                self.ack(&path).await?;
+                                report.files_acked += 1;
+                                report.records_acked += batch.records.len();
+                                report.duplicates += resp.duplicates;
+                                for r in &batch.records {
+                                    *report
+                                        .acked_by_source
+                                        .entry(r.source.id.clone())
+                                        .or_default() += 1;
+                                }
+                                tracing::info!(
+                                    path = %path.display(),
+                                    records = batch.records.len(),
+                                    duplicates = resp.duplicates,
+                                    tree_size = resp.tree_size,
+                                    "batch delivered"
+                                );
+                            }
+                            Err(e) => {
+                                tracing::error!(
+                                    path = %path.display(),
+                                    error = %e,
+                                    "acknowledgement does not match the batch, keeping it in the spool"
+                                );
+                                report.errors.push(format!("{}: {e}", path.display()));
+                            }
+                        }
+                        continue 'files;
+                    }
+                    SendOutcome::Rejected { status, body } => {
+                        let msg = server_message(&body);
+                        tracing::error!(
+                            path = %path.display(),
+                            status,
+                            message = %msg,
+                            "server rejected the batch, moving it to rejected"
+                        );
+                        let reason = format!("HTTP {status}: {msg}\n{body}");
+                        let p = path.clone();
+                        spool::blocking(&self.spool, move |s| s.reject(&p, &reason)).await?;
+                        report.files_rejected += 1;
+                        report.records_rejected += batch.records.len();
+                        report.errors.push(format!(
+                            "{}: rejected with HTTP {status}: {msg}",
+                            path.display()
+                        ));
+                        continue 'files;
+                    }
+                    SendOutcome::Refused { status, body } => {
+                        let msg = server_message(&body);
+                        tracing::error!(
+                            status,
+                            message = %msg,
+                            "server refused the agent token, shipping stopped"
+                        );
+                        report.errors.push(format!(
+                            "server refused the agent token with HTTP {status}: {msg}"
+                        ));
+                        break 'files;
+                    }
+                    SendOutcome::Retryable {
+                        reason,
+                        retry_after,
+                    } => {
+                        if attempt >= self.retry.max_attempts {
+                            tracing::warn!(
+                                path = %path.display(),
+                                attempt,
+                                reason = %reason,
+                                "delivery failed, giving up for now"
+                            );
+                            report.errors.push(format!(
+                                "{}: not delivered after {attempt} attempts: {reason}",
+                                path.display()
+                            ));
+                            break 'files;
+                        }
+                        let delay = retry_after.unwrap_or_else(|| self.retry.backoff(attempt));
+                        let past_deadline = self
+                            .retry
+                            .deadline
+                            .is_some_and(|d| started.elapsed() + delay > d);
+                        if past_deadline {
+                            tracing::warn!(
+                                path = %path.display(),
+                                attempt,
+                                reason = %reason,
+                                "delivery failed and the retry deadline is reached, giving up for now"
+                            );
+                            report.errors.push(format!(
+                                "{}: not delivered before the deadline: {reason}",
+                                path.display()
+                            ));
+                            break 'files;
+                        }
+                        tracing::warn!(
+                            path = %path.display(),
+                            attempt,
+                            delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+                            reason = %reason,
+                            "delivery failed, will retry"
+                        );
+                        tokio::time::sleep(delay).await;
+                    }
+                }
+            }
+        }
+        report.files_remaining = spool::blocking(&self.spool, |s| s.pending()).await?.len();
+        Ok(report)
+    }
+
+    async fn ack(&self, path: &Path) -> Result<(), SpoolError> {
+        let p = path.to_path_buf();
+        spool::blocking(&self.spool, move |s| s.ack(&p)).await
+    }
+}
+
+/// Maps a status and body to an outcome.
+fn classify(status: StatusCode, retry_after: Option<Duration>, body: String) -> SendOutcome {
+    let code = status.as_u16();
+    if status.is_success() {
+        return match serde_json::from_str::<IngestResponse>(&body) {
+            Ok(r) => SendOutcome::Delivered(r),
+            Err(e) => SendOutcome::Retryable {
+                reason: format!("HTTP {code} with an unparseable acknowledgement: {e}"),
+                retry_after,
+            },
+        };
+    }
+    match code {
+        401 | 403 => SendOutcome::Refused { status: code, body },
+        408 | 429 => SendOutcome::Retryable {
+            reason: format!("HTTP {code}: {}", server_message(&body)),
+            retry_after,
+        },
+        400..=499 => SendOutcome::Rejected { status: code, body },
+        _ => SendOutcome::Retryable {
+            reason: format!("HTTP {code}: {}", server_message(&body)),
+            retry_after,
+        },
+    }
+}
+
+/// The `error.message` of a JSON error body (with its code), else the body itself, shortened.
+pub fn server_message(body: &str) -> String {
+    match serde_json::from_str::<ErrorBody>(body) {
+        Ok(b) => format!("{}: {}", b.error.code, b.error.message),
+        Err(_) => {
+            let t = body.trim();
+            if t.is_empty() {
+                "(empty body)".into()
+            } else {
+                t.chars().take(500).collect()
+            }
+        }
+    }
+}
+
+fn evidence_endpoint(base: &Url) -> Result<Url, String> {
+    let s = format!("{}/v1/evidence", base.as_str().trim_end_matches('/'));
+    Url::parse(&s).map_err(|e| format!("cannot form {s}: {e}"))
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        let p = RetryPolicy::default();
+        for retry in 1..20 {
+            let d = p.backoff(retry);
+            let base = Duration::from_millis(500)
+                .saturating_mul(1 << (retry - 1).min(30))
+                .min(Duration::from_secs(60));
+            assert!(d >= base / 2 && d <= base, "retry {retry}: {d:?}");
+        }
+        assert!(p.backoff(100) <= Duration::from_secs(60));
+    }
+
+    #[test]
+    fn classification() {
+        let s = |c| StatusCode::from_u16(c).unwrap();
+        assert!(matches!(
+            classify(s(503), None, String::new()),
+            SendOutcome::Retryable { .. }
+        ));
+        assert!(matches!(
+            classify(s(429), Some(Duration::from_secs(1)), String::new()),
+            SendOutcome::Retryable {
+                retry_after: Some(_),
+                ..
+            }
+        ));
+        assert!(matches!(
+            classify(s(400), None, String::new()),
+            SendOutcome::Rejected { status: 400, .. }
+        ));
+        assert!(matches!(
+            classify(s(401), None, String::new()),
+            SendOutcome::Refused { status: 401, .. }
+        ));
+        assert!(matches!(
+            classify(s(200), None, "not json".into()),
+            SendOutcome::Retryable { .. }
+        ));
+    }
+
+    #[test]
+    fn endpoint_joins() {
+        let u = |s| {
+            evidence_endpoint(&Url::parse(s).unwrap())
+                .unwrap()
+                .to_string()
+        };
+        assert_eq!(u("http://h:1"), "http://h:1/v1/evidence");
+        assert_eq!(u("http://h:1/"), "http://h:1/v1/evidence");
+        assert_eq!(u("https://h/aims/"), "https://h/aims/v1/evidence");
+    }
+
+    #[test]
+    fn server_messages() {
+        assert_eq!(
+            server_message(r#"{"error":{"code":"invalid_record","message":"bad sha256"}}"#),
+            "invalid_record: bad sha256"
+        );
+        assert_eq!(server_message(""), "(empty body)");
+    }
+}

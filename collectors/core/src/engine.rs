@@ -1,0 +1,579 @@
+//! The poll cycle shared by every source: list → diff against the cursor → fetch only what
+//! changed → SHA-256 while streaming → parse → classify → evidence records and a new cursor.
+//!
+//! Invariants:
+//! - An unchanged source costs one `list` and no `fetch` (same version token → skipped).
+//! - Content is never buffered whole: it is read in [`CHUNK_SIZE`] chunks, each chunk is hashed
+//!   as it arrives (≈50 µs per chunk, short enough to stay on the async thread), and only the
+//!   first `max_parse_bytes` are kept for the parser. Larger artifacts are hashed but not parsed
+//!   (`metadata.parse_skipped = "too large"`). Parsing big buffers runs on the blocking pool.
+//! - A changed version token with identical bytes (same SHA-256) updates the cursor silently.
+//! - A locator in the cursor but absent from the listing yields exactly one `gone` record and
+//!   leaves the cursor.
+//! - A failed fetch of one artifact is reported in [`PollStats::errors`] and keeps that
+//!   artifact's old cursor entry, so it is retried next cycle; it never aborts the poll. A failed
+//!   `list` aborts the poll (nothing can be diffed) and the caller keeps its old cursor.
+//! - The engine does not persist anything: the caller writes the records to its spool first and
+//!   only then saves [`PollOutcome::cursor`] (at-least-once; the server deduplicates).
+
+use std::collections::BTreeSet;
+
+use aims_catalog::{Catalog, Facts, UNCLASSIFIED};
+use aims_model::{
+    ContentHash, EvidenceRecord, RECORD_VERSION, RecordError, RecordEvent, Timestamp,
+};
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+use tokio::io::AsyncReadExt;
+use tracing::Instrument;
+
+use crate::collector::{ArtifactRef, CollectError, Collector};
+use crate::cursor::{Cursor, CursorEntry};
+use crate::formats::{self, Parsed};
+use crate::system::SystemRule;
+
+/// Bytes read (and hashed) per step.
+pub const CHUNK_SIZE: usize = 64 * 1024;
+/// Default cap on the bytes of one artifact kept in memory for parsing.
+pub const DEFAULT_MAX_PARSE_BYTES: usize = 4 * 1024 * 1024;
+/// Buffers larger than this are parsed on the blocking pool.
+const INLINE_PARSE_BYTES: usize = 64 * 1024;
+/// Metadata larger than this (canonical JSON) is replaced by a stub so records stay valid.
+const MAX_METADATA_BYTES: usize = 32 * 1024;
+
+/// Everything a poll needs besides the collector and the cursor.
+#[derive(Clone, Copy, Debug)]
+pub struct PollContext<'a> {
+    /// The agent id written into records.
+    pub agent_id: &'a str,
+    /// Classification rules.
+    pub catalog: &'a Catalog,
+    /// How this source names systems.
+    pub system_rule: &'a SystemRule,
+    /// `observed_at` of every record of this cycle.
+    pub now: Timestamp,
+    /// Bytes of an artifact kept for parsing ([`DEFAULT_MAX_PARSE_BYTES`]).
+    pub max_parse_bytes: usize,
+}
+
+/// Counters of one poll.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PollStats {
+    /// Artifacts the listing returned.
+    pub listed: usize,
+    /// Artifacts whose content was fetched.
+    pub fetched: usize,
+    /// Artifacts skipped because their version token had not changed.
+    pub unchanged: usize,
+    /// Artifacts skipped because no system could be resolved for them.
+    pub skipped: usize,
+    /// `gone` records emitted.
+    pub gone: usize,
+    /// Bytes read and hashed.
+    pub bytes_hashed: u64,
+    /// One line per artifact that could not be collected (`locator: error`).
+    pub errors: Vec<String>,
+}
+
+/// The result of one poll.
+#[derive(Clone, Debug)]
+pub struct PollOutcome {
+    /// New evidence, in listing order, then `gone` records in locator order.
+    pub records: Vec<EvidenceRecord>,
+    /// The cursor to persist once the records are safely spooled.
+    pub cursor: Cursor,
+    /// Counters.
+    pub stats: PollStats,
+}
+
+/// Runs one poll cycle of `collector` against `cursor`.
+pub async fn poll(
+    collector: &dyn Collector,
+    cursor: &Cursor,
+    ctx: &PollContext<'_>,
+) -> Result<PollOutcome, CollectError> {
+    let source = collector.source();
+    let span = tracing::info_span!(
+        "poll",
+        collector.id = %source.id,
+        collector.kind = %source.source_type,
+    );
+    poll_inner(collector, cursor, ctx).instrument(span).await
+}
+
+async fn poll_inner(
+    collector: &dyn Collector,
+    cursor: &Cursor,
+    ctx: &PollContext<'_>,
+) -> Result<PollOutcome, CollectError> {
+    let listing = collector.list().await.inspect_err(|e| {
+        tracing::warn!(error = %e, kind = ?e.kind(), "list failed");
+    })?;
+    let mut stats = PollStats {
+        listed: listing.len(),
+        ..PollStats::default()
+    };
+    let mut next = cursor.clone();
+    let mut records = Vec::new();
+    let mut seen: BTreeSet<&str> = BTreeSet::new();
+
+    for artifact in &listing {
+        if !seen.insert(artifact.locator.as_str()) {
+            tracing::warn!(locator = %artifact.locator, "duplicate locator in listing, ignored");
+            continue;
+        }
+        let Some(system) = ctx
+            .system_rule
+            .resolve(&artifact.path, artifact.system.as_deref())
+        else {
+            tracing::debug!(path = %artifact.path, "no system for path, skipped");
+            stats.skipped += 1;
+            // Not gone at the source, just not ours any more: forget it without a record.
+            next.entries.remove(&artifact.locator);
+            continue;
+        };
+        let old = cursor.entries.get(&artifact.locator);
+        if old.is_some_and(|o| o.version == artifact.version && o.system == system) {
+            stats.unchanged += 1;
+            continue;
+        }
+        match collect_one(collector, artifact, &system, ctx, &mut stats).await {
+            Ok((record, entry)) => {
+                let same_bytes =
+                    old.is_some_and(|o| o.sha256 == entry.sha256 && o.system == system);
+                if same_bytes {
+                    tracing::debug!(locator = %artifact.locator, "version changed, content did not");
+                } else {
+                    records.push(record);
+                }
+                next.entries.insert(artifact.locator.clone(), entry);
+            }
+            Err(e) => {
+                tracing::warn!(locator = %artifact.locator, error = %e, "artifact not collected, will retry");
+                stats.errors.push(format!("{}: {e}", artifact.locator));
+            }
+        }
+    }
+
+    for (locator, entry) in &cursor.entries {
+        if seen.contains(locator.as_str()) {
+            continue;
+        }
+        records.push(gone_record(collector, locator, entry, ctx));
+        next.entries.remove(locator);
+        stats.gone += 1;
+    }
+
+    tracing::info!(
+        listed = stats.listed,
+        fetched = stats.fetched,
+        unchanged = stats.unchanged,
+        skipped = stats.skipped,
+        gone = stats.gone,
+        bytes_hashed = stats.bytes_hashed,
+        errors = stats.errors.len(),
+        records = records.len(),
+        "poll finished"
+    );
+    Ok(PollOutcome {
+        records,
+        cursor: next,
+        stats,
+    })
+}
+
+/// Why one artifact could not be collected.
+#[derive(Debug, thiserror::Error)]
+enum ArtifactError {
+    #[error("fetch failed: {0}")]
+    Fetch(#[from] CollectError),
+    #[error("read failed after {read} bytes: {source}")]
+    Read {
+        read: u64,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("record rejected: {0}")]
+    Record(#[from] RecordError),
+}
+
+/// Fetches, hashes, parses and classifies one artifact into its record and cursor entry.
+async fn collect_one(
+    collector: &dyn Collector,
+    artifact: &ArtifactRef,
+    system: &str,
+    ctx: &PollContext<'_>,
+    stats: &mut PollStats,
+) -> Result<(EvidenceRecord, CursorEntry), ArtifactError> {
+    let mut reader = collector.fetch(artifact).await?;
+    stats.fetched += 1;
+    let mut hasher = Sha256::new();
+    let mut head: Vec<u8> = Vec::new();
+    let mut buf = vec![0u8; CHUNK_SIZE];
+    let mut size: u64 = 0;
+    loop {
+        let n = match reader.read(&mut buf).await {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(source) => {
+                stats.bytes_hashed += size;
+                return Err(ArtifactError::Read { read: size, source });
+            }
+        };
+        let chunk = &buf[..n];
+        hasher.update(chunk);
+        size += n as u64;
+        // Keep one byte beyond the limit so "exactly at the limit" is still parsed.
+        if head.len() <= ctx.max_parse_bytes {
+            let room = ctx.max_parse_bytes + 1 - head.len();
+            head.extend_from_slice(&chunk[..n.min(room)]);
+        }
+    }
+    stats.bytes_hashed += size;
+    let sha256 = ContentHash::from_digest(&hasher.finalize());
+    if let Some(listed) = artifact.size
+        && listed != size
+    {
+        tracing::debug!(locator = %artifact.locator, listed, read = size, "size differs from listing");
+    }
+
+    let too_large = head.len() > ctx.max_parse_bytes;
+    let parsed = if too_large {
+        Parsed::default()
+    } else {
+        parse_off_thread(artifact.path.clone(), head).await
+    };
+
+    let extra = match collector.fetch_metadata(artifact).await {
+        Ok(m) => m,
+        Err(e) => {
+            tracing::debug!(locator = %artifact.locator, error = %e, "fetch metadata unavailable");
+            Default::default()
+        }
+    };
+
+    // A collector that synthesises documents (registry entries, API objects) names their format.
+    let format_hint = artifact
+        .extra
+        .get("format")
+        .or_else(|| extra.extra.get("format"))
+        .and_then(Value::as_str);
+    let format = format_hint.or(parsed.format.as_deref());
+    let facts = Facts {
+        path: &artifact.path,
+        format,
+        keys: &parsed.keys,
+        fields: &parsed.fields,
+    };
+    let kind = ctx
+        .catalog
+        .classify(&facts)
+        .unwrap_or(UNCLASSIFIED)
+        .to_owned();
+
+    let mut metadata = parsed.metadata.clone();
+    for (k, v) in artifact.extra.iter().chain(extra.extra.iter()) {
+        metadata.insert(k.clone(), v.clone());
+    }
+    metadata.insert("path".into(), Value::String(artifact.path.clone()));
+    if let Some(f) = format {
+        metadata.insert("format".into(), Value::String(f.to_owned()));
+    }
+    if let Some(e) = &parsed.parse_error {
+        metadata.insert("parse_error".into(), Value::String(e.clone()));
+    }
+    if too_large {
+        metadata.insert("parse_skipped".into(), Value::String("too large".into()));
+    }
+    let metadata = bound_metadata(metadata, artifact, format);
+
+    let mut record = EvidenceRecord {
+        v: RECORD_VERSION,
+        agent: ctx.agent_id.to_owned(),
+        source: collector.source().clone(),
+        locator: artifact.locator.clone(),
+        version: artifact.version.clone(),
+        sha256: sha256.clone(),
+        size,
+        observed_at: ctx.now,
+        system: system.to_owned(),
+        kind: kind.clone(),
+        metadata,
+        event: RecordEvent::Observed,
+        artifact_time: parsed
+            .artifact_time
+            .or(extra.artifact_time)
+            .or(artifact.artifact_time),
+    };
+    if let Err(RecordError::TooLarge { .. }) = record.validate() {
+        record.metadata = stub_metadata(artifact, format);
+    }
+    record.validate()?;
+    tracing::debug!(locator = %artifact.locator, sha256 = %sha256, size, kind = %kind, system, "artifact collected");
+
+    let entry = CursorEntry {
+        version: artifact.version.clone(),
+        sha256,
+        size,
+        kind,
+        system: system.to_owned(),
+        path: artifact.path.clone(),
+    };
+    Ok((record, entry))
+}
+
+async fn parse_off_thread(path: String, bytes: Vec<u8>) -> Parsed {
+    if bytes.len() <= INLINE_PARSE_BYTES {
+        return formats::parse(&path, &bytes);
+    }
+    match tokio::task::spawn_blocking(move || formats::parse(&path, &bytes)).await {
+        Ok(p) => p,
+        Err(e) => Parsed {
+            parse_error: Some(format!("parser failed: {e}")),
+            ..Parsed::default()
+        },
+    }
+}
+
+fn stub_metadata(artifact: &ArtifactRef, format: Option<&str>) -> Map<String, Value> {
+    let mut m = Map::new();
+    m.insert("path".into(), Value::String(artifact.path.clone()));
+    if let Some(f) = format {
+        m.insert("format".into(), Value::String(f.to_owned()));
+    }
+    m.insert("metadata_truncated".into(), Value::Bool(true));
+    m
+}
+
+/// Replaces oversized metadata by a stub that still names the path and format.
+fn bound_metadata(
+    metadata: Map<String, Value>,
+    artifact: &ArtifactRef,
+    format: Option<&str>,
+) -> Map<String, Value> {
+    let len = serde_json::to_vec(&metadata).map_or(usize::MAX, |v| v.len());
+    if len <= MAX_METADATA_BYTES {
+        return metadata;
+    }
+    tracing::debug!(locator = %artifact.locator, bytes = len, "metadata too large, truncated");
+    stub_metadata(artifact, format)
+}
+
+fn gone_record(
+    collector: &dyn Collector,
+    locator: &str,
+    entry: &CursorEntry,
+    ctx: &PollContext<'_>,
+) -> EvidenceRecord {
+    tracing::info!(locator, system = %entry.system, kind = %entry.kind, "artifact gone");
+    let mut metadata = Map::new();
+    metadata.insert("path".into(), Value::String(entry.path.clone()));
+    EvidenceRecord {
+        v: RECORD_VERSION,
+        agent: ctx.agent_id.to_owned(),
+        source: collector.source().clone(),
+        locator: locator.to_owned(),
+        version: entry.version.clone(),
+        sha256: entry.sha256.clone(),
+        size: entry.size,
+        observed_at: ctx.now,
+        system: entry.system.clone(),
+        kind: entry.kind.clone(),
+        metadata,
+        event: RecordEvent::Gone,
+        artifact_time: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::sync::Mutex;
+
+    use aims_model::{SourceRef, SourceType};
+    use async_trait::async_trait;
+
+    use super::*;
+    use crate::collector::{ArtifactReader, CollectErrorKind};
+    use crate::system::PathPattern;
+    use crate::testkit::{CountingCollector, catalog};
+
+    /// An in-memory source: path → (version, bytes).
+    struct Memory {
+        source: SourceRef,
+        files: Mutex<BTreeMap<String, (String, Vec<u8>)>>,
+        fail_list: Mutex<bool>,
+    }
+
+    impl Memory {
+        fn new(files: &[(&str, &str, &[u8])]) -> Self {
+            Self {
+                source: SourceRef {
+                    id: "mem".into(),
+                    source_type: SourceType::Dir,
+                },
+                files: Mutex::new(
+                    files
+                        .iter()
+                        .map(|(p, v, b)| ((*p).to_owned(), ((*v).to_owned(), b.to_vec())))
+                        .collect(),
+                ),
+                fail_list: Mutex::new(false),
+            }
+        }
+    }
+
+    #[async_trait]
+    impl Collector for Memory {
+        fn source(&self) -> &SourceRef {
+            &self.source
+        }
+        async fn check(&self) -> Result<(), CollectError> {
+            Ok(())
+        }
+        async fn list(&self) -> Result<Vec<ArtifactRef>, CollectError> {
+            if *self.fail_list.lock().unwrap() {
+                return Err(CollectError::transient("unreachable"));
+            }
+            Ok(self
+                .files
+                .lock()
+                .unwrap()
+                .iter()
+                .map(|(p, (v, b))| {
+                    let mut a = ArtifactRef::new(p.clone(), format!("mem://{p}"), v.clone());
+                    a.size = Some(b.len() as u64);
+                    a
+                })
+                .collect())
+        }
+        async fn fetch(&self, artifact: &ArtifactRef) -> Result<ArtifactReader, CollectError> {
+            let files = self.files.lock().unwrap();
+            let (_, b) = files
+                .get(&artifact.path)
+                .ok_or_else(|| CollectError::not_found(artifact.path.clone()))?;
+            Ok(Box::new(std::io::Cursor::new(b.clone())))
+        }
+    }
+
+    fn rule() -> SystemRule {
+        SystemRule::FromPath(PathPattern::parse("systems/{system}/**").unwrap())
+    }
+
+    async fn run(c: &dyn Collector, cursor: &Cursor, max: usize) -> PollOutcome {
+        let cat = catalog();
+        let rule = rule();
+        let ctx = PollContext {
+            agent_id: "a1",
+            catalog: &cat,
+            system_rule: &rule,
+            now: Timestamp::parse_utc("2026-11-20T10:00:00Z").unwrap(),
+            max_parse_bytes: max,
+        };
+        poll(c, cursor, &ctx).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn classifies_and_fills_records() {
+        let val = br#"{"kind":"validation_report","model":{"name":"m","version":"2"},"evaluated_at":"2026-11-19T00:00:00Z"}"#;
+        let mem = Memory::new(&[
+            ("systems/fraud/val.json", "1", val),
+            ("systems/fraud/blob.bin", "1", b"\x00\x01"),
+            ("README.md", "1", b"# not ours"),
+        ]);
+        let out = run(&mem, &Cursor::new(), DEFAULT_MAX_PARSE_BYTES).await;
+        assert_eq!(out.stats.listed, 3);
+        assert_eq!(out.stats.skipped, 1);
+        assert_eq!(out.records.len(), 2);
+        let r = out
+            .records
+            .iter()
+            .find(|r| r.locator.ends_with("val.json"))
+            .unwrap();
+        assert_eq!(r.kind, "validation_report");
+        assert_eq!(r.system, "fraud");
+        assert_eq!(r.sha256, ContentHash::of(val));
+        assert_eq!(r.size, val.len() as u64);
+        assert_eq!(r.metadata["format"], "json");
+        assert_eq!(r.metadata["model"]["version"], "2");
+        assert_eq!(
+            r.artifact_time.unwrap().to_string(),
+            "2026-11-19T00:00:00.000Z"
+        );
+        let b = out
+            .records
+            .iter()
+            .find(|r| r.locator.ends_with("blob.bin"))
+            .unwrap();
+        assert_eq!(b.kind, UNCLASSIFIED);
+        assert_eq!(out.stats.bytes_hashed, (val.len() + 2) as u64);
+    }
+
+    #[tokio::test]
+    async fn same_bytes_new_version_updates_cursor_silently() {
+        let mem = Memory::new(&[("systems/a/x.json", "1", b"{}")]);
+        let first = run(&mem, &Cursor::new(), DEFAULT_MAX_PARSE_BYTES).await;
+        mem.files
+            .lock()
+            .unwrap()
+            .get_mut("systems/a/x.json")
+            .unwrap()
+            .0 = "2".into();
+        let c = CountingCollector::new(Box::new(mem));
+        let second = run(&c, &first.cursor, DEFAULT_MAX_PARSE_BYTES).await;
+        assert_eq!(c.fetches(), 1);
+        assert!(second.records.is_empty());
+        assert_eq!(second.cursor.entries["mem://systems/a/x.json"].version, "2");
+    }
+
+    #[tokio::test]
+    async fn too_large_is_hashed_not_parsed() {
+        let big = format!(
+            "{{\"kind\":\"validation_report\",\"pad\":\"{}\"}}",
+            "x".repeat(300_000)
+        );
+        let mem = Memory::new(&[("systems/a/big.json", "1", big.as_bytes())]);
+        let out = run(&mem, &Cursor::new(), 100_000).await;
+        let r = &out.records[0];
+        assert_eq!(r.metadata["parse_skipped"], "too large");
+        assert_eq!(r.sha256, ContentHash::of(big.as_bytes()));
+        assert_eq!(r.size, big.len() as u64);
+        // At the limit exactly it is still parsed (and off the async thread).
+        let out = run(&mem, &Cursor::new(), big.len()).await;
+        assert_eq!(out.records[0].kind, "validation_report");
+    }
+
+    #[tokio::test]
+    async fn list_error_aborts_and_fetch_error_keeps_old_entry() {
+        let mem = Memory::new(&[
+            ("systems/a/x.json", "1", b"{}"),
+            ("systems/a/y.json", "1", b"[]"),
+        ]);
+        let first = run(&mem, &Cursor::new(), DEFAULT_MAX_PARSE_BYTES).await;
+        *mem.fail_list.lock().unwrap() = true;
+        let cat = catalog();
+        let rule = rule();
+        let ctx = PollContext {
+            agent_id: "a1",
+            catalog: &cat,
+            system_rule: &rule,
+            now: Timestamp::now(),
+            max_parse_bytes: 10,
+        };
+        let err = poll(&mem, &first.cursor, &ctx).await.unwrap_err();
+        assert_eq!(err.kind(), CollectErrorKind::Transient);
+        *mem.fail_list.lock().unwrap() = false;
+        {
+            let mut files = mem.files.lock().unwrap();
+            files.get_mut("systems/a/x.json").unwrap().0 = "2".into();
+            files.get_mut("systems/a/x.json").unwrap().1 = b"{\"a\":1}".to_vec();
+        }
+        let c = CountingCollector::new(Box::new(mem));
+        c.fail_path(Some("systems/a/x.json".into()));
+        let out = run(&c, &first.cursor, DEFAULT_MAX_PARSE_BYTES).await;
+        assert_eq!(out.stats.errors.len(), 1);
+        assert!(out.records.is_empty());
+        assert_eq!(out.cursor, first.cursor, "old entry kept for the retry");
+    }
+}

@@ -1,0 +1,300 @@
+//! The `dir` source: every regular file under a root directory.
+//!
+//! - Locator `file://<absolute path>`; `path` is relative to the root with `/` separators.
+//! - Version token `"{size}-{mtime_ns}"`: any write changes it; a touch without a content change
+//!   makes the engine re-hash the file and emit nothing.
+//! - `artifact_time` is the file's modification time (a parsed date inside the file wins).
+//! - Directory symlinks are never followed (no loops, no escaping the root); file symlinks are
+//!   read through. `.git` is skipped, as are names that are not valid UTF-8 (logged).
+//! - Any error reading a directory fails the whole listing: a partial listing would make the
+//!   engine report everything under the unreadable folder as `gone`.
+//!
+//! The walk uses blocking std IO on the blocking pool; `fetch` streams with `tokio::fs`.
+
+use std::path::{Path, PathBuf};
+use std::time::UNIX_EPOCH;
+
+use aims_model::{SourceRef, SourceType, Timestamp};
+use async_trait::async_trait;
+
+use crate::collector::{ArtifactReader, ArtifactRef, CollectError, Collector};
+use crate::config::{DirSource, PathFilter};
+
+/// A collector over a local directory tree.
+#[derive(Debug)]
+pub struct DirCollector {
+    source: SourceRef,
+    root: PathBuf,
+    filter: PathFilter,
+}
+
+impl DirCollector {
+    /// Builds the collector from validated configuration (no IO beyond reading the current
+    /// directory to make a relative root absolute).
+    pub fn new(cfg: &DirSource) -> Result<Self, CollectError> {
+        let filter = PathFilter::new(&cfg.include, &cfg.exclude)
+            .map_err(|(field, reason)| CollectError::permanent(format!("{field}: {reason}")))?;
+        let root = std::path::absolute(&cfg.path)
+            .map_err(|e| CollectError::io(format!("resolving {}", cfg.path.display()), e))?;
+        Ok(Self {
+            source: SourceRef {
+                id: cfg.id.clone(),
+                source_type: SourceType::Dir,
+            },
+            root,
+            filter,
+        })
+    }
+
+    /// The absolute root directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn locator(&self, rel: &str) -> String {
+        format!("file://{}", self.root.join(rel).display())
+    }
+}
+
+#[async_trait]
+impl Collector for DirCollector {
+    fn source(&self) -> &SourceRef {
+        &self.source
+    }
+
+    async fn check(&self) -> Result<(), CollectError> {
+        let md = tokio::fs::metadata(&self.root)
+            .await
+            .map_err(|e| CollectError::io(format!("reading {}", self.root.display()), e))?;
+        if md.is_dir() {
+            Ok(())
+        } else {
+            Err(CollectError::permanent(format!(
+                "{} is not a directory",
+                self.root.display()
+            )))
+        }
+    }
+
+    async fn list(&self) -> Result<Vec<ArtifactRef>, CollectError> {
+        let root = self.root.clone();
+        let files = tokio::task::spawn_blocking(move || walk(&root))
+            .await
+            .map_err(|e| CollectError::transient(format!("directory walk aborted: {e}")))??;
+        let mut out = Vec::with_capacity(files.len());
+        for f in files {
+            if !self.filter.admits(&f.rel) {
+                continue;
+            }
+            let mut a = ArtifactRef::new(
+                f.rel.clone(),
+                self.locator(&f.rel),
+                format!("{}-{}", f.size, f.mtime_ns),
+            );
+            a.size = Some(f.size);
+            a.artifact_time = f.mtime;
+            out.push(a);
+        }
+        Ok(out)
+    }
+
+    async fn fetch(&self, artifact: &ArtifactRef) -> Result<ArtifactReader, CollectError> {
+        if artifact.path.split('/').any(|s| s == ".." || s.is_empty()) {
+            return Err(CollectError::permanent(format!(
+                "refusing path outside the root: {}",
+                artifact.path
+            )));
+        }
+        let full = self.root.join(&artifact.path);
+        let file = tokio::fs::File::open(&full)
+            .await
+            .map_err(|e| CollectError::io(format!("opening {}", full.display()), e))?;
+        Ok(Box::new(file))
+    }
+}
+
+struct FileInfo {
+    rel: String,
+    size: u64,
+    mtime_ns: u128,
+    mtime: Option<Timestamp>,
+}
+
+/// Depth-first walk without following directory symlinks; sorted by relative path.
+fn walk(root: &Path) -> Result<Vec<FileInfo>, CollectError> {
+    let mut out = Vec::new();
+    let mut stack: Vec<(PathBuf, String)> = vec![(root.to_owned(), String::new())];
+    while let Some((dir, prefix)) = stack.pop() {
+        let entries = std::fs::read_dir(&dir)
+            .map_err(|e| CollectError::io(format!("reading {}", dir.display()), e))?;
+        for entry in entries {
+            let entry =
+                entry.map_err(|e| CollectError::io(format!("reading {}", dir.display()), e))?;
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else {
+                tracing::warn!(dir = %dir.display(), "file name is not utf-8, skipped");
+                continue;
+            };
+            if name == ".git" {
+                continue;
+            }
+            let rel = if prefix.is_empty() {
+                name.to_owned()
+            } else {
+                format!("{prefix}/{name}")
+            };
+            let path = entry.path();
+            let ft = match entry.file_type() {
+                Ok(ft) => ft,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(CollectError::io(format!("reading {}", path.display()), e)),
+            };
+            if ft.is_dir() {
+                stack.push((path, rel));
+                continue;
+            }
+            // Regular files, and symlinks that resolve to regular files.
+            let md = match std::fs::metadata(&path) {
+                Ok(md) => md,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    tracing::debug!(path = %rel, "dangling symlink or vanished file, skipped");
+                    continue;
+                }
+                Err(e) => return Err(CollectError::io(format!("reading {}", path.display()), e)),
+            };
+            if !md.is_file() {
+                if ft.is_symlink() && md.is_dir() {
+                    tracing::debug!(path = %rel, "directory symlink not followed");
+                }
+                continue;
+            }
+            let modified = md.modified().ok();
+            let mtime_ns = modified
+                .and_then(|m| m.duration_since(UNIX_EPOCH).ok())
+                .map_or(0, |d| d.as_nanos());
+            let mtime = modified
+                .map(|m| Timestamp::from_datetime(chrono::DateTime::<chrono::Utc>::from(m)));
+            out.push(FileInfo {
+                rel,
+                size: md.len(),
+                mtime_ns,
+                mtime,
+            });
+        }
+    }
+    out.sort_by(|a, b| a.rel.cmp(&b.rel));
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn collector(root: &Path) -> DirCollector {
+        DirCollector::new(&DirSource {
+            id: "d".into(),
+            path: root.to_owned(),
+            system: Some("s".into()),
+            system_from_path: None,
+            interval_secs: 60,
+            include: vec![],
+            exclude: vec!["**/*.tmp".into()],
+        })
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn lists_files_skips_git_and_dir_symlinks() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("a/b")).unwrap();
+        std::fs::create_dir_all(root.join(".git")).unwrap();
+        std::fs::write(root.join(".git/HEAD"), b"ref").unwrap();
+        std::fs::write(root.join("a/b/c.json"), b"{}").unwrap();
+        std::fs::write(root.join("top.md"), b"# x").unwrap();
+        std::fs::write(root.join("x.tmp"), b"tmp").unwrap();
+        #[cfg(unix)]
+        {
+            std::os::unix::fs::symlink(root, root.join("a/loop")).unwrap();
+            std::os::unix::fs::symlink(root.join("top.md"), root.join("link.md")).unwrap();
+        }
+        let c = collector(root);
+        c.check().await.unwrap();
+        let list = c.list().await.unwrap();
+        let paths: Vec<&str> = list.iter().map(|a| a.path.as_str()).collect();
+        #[cfg(unix)]
+        assert_eq!(paths, ["a/b/c.json", "link.md", "top.md"]);
+        let a = &list[0];
+        assert!(a.locator.starts_with("file:///") && a.locator.ends_with("/a/b/c.json"));
+        assert!(a.version.starts_with("2-"));
+        assert_eq!(a.size, Some(2));
+    }
+
+    #[tokio::test]
+    async fn missing_root_is_not_found() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = collector(&dir.path().join("nope"));
+        assert_eq!(
+            c.list().await.unwrap_err().kind(),
+            crate::CollectErrorKind::NotFound
+        );
+        assert!(c.check().await.is_err());
+    }
+
+    #[tokio::test]
+    async fn compliance() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().to_owned();
+        std::fs::create_dir_all(root.join("systems/fraud")).unwrap();
+        std::fs::write(
+            root.join("systems/fraud/val.json"),
+            br#"{"kind":"validation_report","model":{"name":"m","version":"1"}}"#,
+        )
+        .unwrap();
+        std::fs::write(
+            root.join("systems/fraud/card.md"),
+            b"---\nbase_model: x\n---\n",
+        )
+        .unwrap();
+        std::fs::write(root.join("systems/fraud/notes.txt"), b"hello").unwrap();
+        let mut fixture = DirFixture { root: root.clone() };
+        let cfg = DirSource {
+            id: "reports".into(),
+            path: root.clone(),
+            system: None,
+            system_from_path: Some("systems/{system}/**".into()),
+            interval_secs: 60,
+            include: vec![],
+            exclude: vec![],
+        };
+        let rule = crate::SourceConfig::Dir(cfg.clone()).system_rule().unwrap();
+        crate::testkit::assert_collector_compliance(
+            move || Box::new(DirCollector::new(&cfg).unwrap()) as Box<dyn Collector>,
+            &mut fixture,
+            &rule,
+        )
+        .await;
+    }
+
+    struct DirFixture {
+        root: PathBuf,
+    }
+
+    #[async_trait]
+    impl crate::testkit::SourceFixture for DirFixture {
+        async fn change_one(&mut self) -> String {
+            let p = "systems/fraud/notes.txt";
+            // Different size, so the version token changes even on coarse-mtime filesystems.
+            std::fs::write(self.root.join(p), b"hello, changed").unwrap();
+            p.into()
+        }
+        async fn remove_one(&mut self) -> String {
+            let p = "systems/fraud/card.md";
+            std::fs::remove_file(self.root.join(p)).unwrap();
+            p.into()
+        }
+        async fn bytes(&self, path: &str) -> Option<Vec<u8>> {
+            std::fs::read(self.root.join(path)).ok()
+        }
+    }
+}

@@ -1,0 +1,166 @@
+//! Values the store hands out and takes in.
+
+use aims_model::wire::ControlView;
+use aims_model::{EvidenceRecord, Finding, RecordId, Timestamp};
+
+/// A record as held by the server.
+#[derive(Clone, Debug)]
+pub struct StoredEvidence {
+    /// `hex(SHA-256(JCS(record)))`.
+    pub record_id: RecordId,
+    /// Leaf index in the ledger.
+    pub leaf_index: u64,
+    /// The record.
+    pub record: EvidenceRecord,
+    /// Authenticated principal that sent it.
+    pub agent: String,
+    /// When the server accepted it.
+    pub received_at: Timestamp,
+    /// Previous leaf for the same (source, locator).
+    pub prev: Option<u64>,
+}
+
+/// Result of one ingest call, in input order.
+#[derive(Clone, Debug)]
+pub struct IngestOutcome {
+    /// `(record_id, leaf_index, duplicate)` per input record.
+    pub results: Vec<(RecordId, u64, bool)>,
+    /// Ledger size after the call.
+    pub tree_size: u64,
+    /// The checkpoint signed for that size (if the tree grew, a new one).
+    pub checkpoint: Option<StoredCheckpoint>,
+    /// Systems that received new records.
+    pub systems_touched: Vec<String>,
+}
+
+/// A node of the Merkle tree: the complete subtree of `2^level` leaves starting at
+/// leaf `index << level`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct NodeRef {
+    /// Height (0 = leaf).
+    pub level: u8,
+    /// Index among nodes of that level.
+    pub index: u64,
+}
+
+/// A signed checkpoint.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredCheckpoint {
+    /// Tree size.
+    pub size: u64,
+    /// Root hash.
+    pub root: [u8; 32],
+    /// Full signed note text.
+    pub note: String,
+    /// When it was signed.
+    pub created_at: Timestamp,
+}
+
+/// Signs a checkpoint for a new tree head; called inside the ingest transaction.
+pub trait CheckpointSigner: Send {
+    /// Returns the signed note for `(size, root)`.
+    fn sign(&self, size: u64, root: &[u8; 32]) -> Result<String, String>;
+}
+
+/// The materialised assessment of one system.
+#[derive(Clone, Debug)]
+pub struct StoredAssessment {
+    /// System ID.
+    pub system: String,
+    /// When it was computed.
+    pub assessed_at: Timestamp,
+    /// Number of records held for the system.
+    pub evidence: u64,
+    /// Per-control view.
+    pub controls: Vec<ControlView>,
+    /// Open findings.
+    pub findings: Vec<Finding>,
+}
+
+/// Roles of §7: what a bearer token may do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Role {
+    /// Writes evidence only.
+    Agent,
+    /// Reads status, findings and evidence.
+    Viewer,
+    /// Viewer plus exports.
+    Auditor,
+    /// Everything, including tokens.
+    Admin,
+}
+
+impl Role {
+    /// Wire/CLI name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Agent => "agent",
+            Self::Viewer => "viewer",
+            Self::Auditor => "auditor",
+            Self::Admin => "admin",
+        }
+    }
+
+    /// Parses the CLI name.
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "agent" => Self::Agent,
+            "viewer" => Self::Viewer,
+            "auditor" => Self::Auditor,
+            "admin" => Self::Admin,
+            _ => return None,
+        })
+    }
+
+    /// May read status, findings and evidence.
+    pub fn can_read(self) -> bool {
+        matches!(self, Self::Viewer | Self::Auditor | Self::Admin)
+    }
+
+    /// May download exports.
+    pub fn can_export(self) -> bool {
+        matches!(self, Self::Auditor | Self::Admin)
+    }
+
+    /// May write evidence.
+    pub fn can_write_evidence(self) -> bool {
+        matches!(self, Self::Agent | Self::Admin)
+    }
+}
+
+/// A token to store.
+#[derive(Clone, Debug)]
+pub struct NewToken {
+    /// Human name (for agents: the agent it belongs to).
+    pub name: String,
+    /// Role.
+    pub role: Role,
+    /// Hex SHA-256 of the secret.
+    pub token_hash: String,
+    /// Creation time.
+    pub created_at: Timestamp,
+    /// Optional expiry.
+    pub expires_at: Option<Timestamp>,
+}
+
+/// A stored token (never the secret).
+#[derive(Clone, Debug)]
+pub struct TokenInfo {
+    /// Human name.
+    pub name: String,
+    /// Role.
+    pub role: Role,
+    /// Optional expiry.
+    pub expires_at: Option<Timestamp>,
+    /// Set when revoked.
+    pub revoked_at: Option<Timestamp>,
+}
+
+/// One ledger entry as stored: its index and the exact bytes the leaf hashes.
+#[derive(Clone, Debug)]
+pub struct LedgerEntryRow {
+    /// Leaf index.
+    pub index: u64,
+    /// JCS entry bytes.
+    pub entry: Vec<u8>,
+}
