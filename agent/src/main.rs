@@ -3,6 +3,9 @@
 //! Exit codes: 0 success; 1 a source failed or evidence remains unshipped (`once`), or the agent
 //! failed at run time; 2 the configuration is invalid or the command line is wrong.
 
+// Standard output is this command's interface (validate's verdict).
+#![allow(clippy::print_stdout)]
+
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;

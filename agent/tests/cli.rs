@@ -1,5 +1,5 @@
 //! The `aims-agent` binary: exit codes and output.
-#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failure
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests: a panic is a failure
 
 mod common;
 

@@ -1,5 +1,5 @@
 //! Configuration fixtures: YAML and TOML, unknown keys, duplicate ids, environment overrides.
-#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failure
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests: a panic is a failure
 
 use std::collections::HashMap;
 use std::path::PathBuf;

@@ -1,5 +1,5 @@
 //! `run_once` end to end: a dir source, the spool, cursors and a real HTTP collector.
-#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failure
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests: a panic is a failure
 
 mod common;
 

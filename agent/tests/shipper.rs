@@ -1,5 +1,5 @@
 //! The shipper against a real HTTP server on 127.0.0.1:0.
-#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failure
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests: a panic is a failure
 
 mod common;
 

@@ -1,5 +1,5 @@
 //! Spool durability: atomic batch files, restart, ack, reject and quarantine.
-#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failure
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests: a panic is a failure
 
 mod common;
 

@@ -396,9 +396,6 @@ fn changed_findings(ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
             if distinct.len() < 2 {
                 continue;
             }
-            let Some(first) = observed.first() else {
-                continue;
-            };
             // The first record of the latest run of the current content.
             let mut change = card;
             for e in observed.iter().rev() {
@@ -409,7 +406,9 @@ fn changed_findings(ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
                 }
             }
             let t_change = ctx.eff(change);
-            if cover_t < t_change && cover_t >= ctx.eff(first) {
+            // The card has had other content before, and its current content is newer than
+            // the validation/approval that covers it: that review was of something else.
+            if cover_t < t_change {
                 out.push(new_finding(
                     FindingKind::Changed,
                     ctx,

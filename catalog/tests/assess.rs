@@ -1,6 +1,6 @@
 //! Assessment behaviour: freshness, missing, changed, failed, gone, inconsistent, determinism.
 
-#![allow(clippy::unwrap_used)] // test helpers outside #[test] functions
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test helpers outside #[test] functions
 
 use aims_catalog::{Catalog, Evidence, SystemAssessment, assess};
 use aims_model::{ContentHash, ControlStatus, EvidenceRecord, FindingKind, Timestamp};

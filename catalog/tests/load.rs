@@ -1,6 +1,6 @@
 //! Loading and validating catalog data, embedded and from a directory.
 
-#![allow(clippy::unwrap_used)] // test helpers outside #[test] functions
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test helpers outside #[test] functions
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;

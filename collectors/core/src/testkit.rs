@@ -13,6 +13,9 @@
 //! Fetches are counted by wrapping the collector in [`CountingCollector`], which can also inject
 //! a failure for one path. Panics (it is a test helper) with a message naming the failed step.
 
+// An assertion kit: failing loudly with a message is its job (it only builds for tests).
+#![allow(clippy::panic)]
+
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::Mutex;

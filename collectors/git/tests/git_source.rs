@@ -2,7 +2,7 @@
 //! harness in local and mirror mode, plus the git-specific behaviour (committed tree only,
 //! commit metadata, gone files, unknown branches, `build`).
 
-#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers panic by design
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test helpers panic by design
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -9,6 +9,7 @@
 pub mod assessment;
 pub mod record;
 pub mod time;
+pub mod tlog;
 pub mod wire;
 
 pub use assessment::{ControlStatus, Finding, FindingKind};

@@ -10,8 +10,8 @@
 //!   and exports never re-serialise them.
 
 mod error;
+mod hashes;
 mod ledger;
-pub mod merkle;
 mod sqlite;
 mod types;
 
@@ -20,6 +20,9 @@ pub use ledger::{LedgerEntry, entry_bytes};
 pub use sqlite::SqliteStore;
 pub use types::*;
 
+use std::collections::HashMap;
+
+use aims_model::tlog::merkle::{self, Hash, NodeId};
 use async_trait::async_trait;
 
 use aims_model::wire::{ControlView, SystemSummary};
@@ -77,8 +80,35 @@ pub trait Store: Send + Sync + 'static {
     /// Current ledger size.
     async fn tree_size(&self) -> Result<u64, StoreError>;
 
-    /// Stored complete-subtree hashes by node.
-    async fn read_hashes(&self, ids: &[NodeRef]) -> Result<Vec<[u8; 32]>, StoreError>;
+    /// Stored complete-subtree hashes by node, in the order asked.
+    async fn read_hashes(&self, ids: &[NodeId]) -> Result<Vec<Hash>, StoreError>;
+
+    /// The root of the tree of the first `size` leaves.
+    async fn tree_root(&self, size: u64) -> Result<Hash, StoreError> {
+        let ids = hashes::needed(|r| merkle::tree_root(size, r))?;
+        let map = self.hash_map(&ids).await?;
+        hashes::run(&map, |r| merkle::tree_root(size, r))
+    }
+
+    /// RFC 6962 inclusion proof of leaf `index` in the tree of `size` leaves.
+    async fn inclusion_proof(&self, index: u64, size: u64) -> Result<Vec<Hash>, StoreError> {
+        let ids = hashes::needed(|r| merkle::inclusion_proof(index, size, r))?;
+        let map = self.hash_map(&ids).await?;
+        hashes::run(&map, |r| merkle::inclusion_proof(index, size, r))
+    }
+
+    /// RFC 6962 consistency proof from size `m` to size `n`.
+    async fn consistency_proof(&self, m: u64, n: u64) -> Result<Vec<Hash>, StoreError> {
+        let ids = hashes::needed(|r| merkle::consistency_proof(m, n, r))?;
+        let map = self.hash_map(&ids).await?;
+        hashes::run(&map, |r| merkle::consistency_proof(m, n, r))
+    }
+
+    /// Reads `ids` into a map (helper for the provided proof methods).
+    async fn hash_map(&self, ids: &[NodeId]) -> Result<HashMap<NodeId, Hash>, StoreError> {
+        let hs = self.read_hashes(ids).await?;
+        Ok(ids.iter().copied().zip(hs).collect())
+    }
 
     /// The newest signed checkpoint.
     async fn latest_checkpoint(&self) -> Result<Option<StoredCheckpoint>, StoreError>;

@@ -20,12 +20,13 @@ use aims_model::wire::{ControlView, StatusCounts, SystemSummary};
 use aims_model::{ContentHash, EvidenceRecord, Finding, Timestamp};
 
 use crate::LedgerEntryRow;
+use crate::hashes;
 use crate::ledger::{LedgerEntry, entry_bytes, leaf_hash};
-use crate::merkle;
 use crate::{
-    CheckpointSigner, IngestOutcome, NewToken, NodeRef, Role, Store, StoreError, StoredAssessment,
+    CheckpointSigner, IngestOutcome, NewToken, Role, Store, StoreError, StoredAssessment,
     StoredCheckpoint, StoredEvidence, TokenInfo,
 };
+use aims_model::tlog::merkle::{self, Hash, NodeId};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -81,32 +82,27 @@ impl SqliteStore {
     }
 }
 
-/// Reads hashes inside a write transaction, preferring those created earlier in the same batch.
-async fn tx_hashes(
+/// Reads stored hashes inside a write transaction into `map` (skipping those already there).
+async fn tx_fill(
     tx: &mut Transaction<'_, Sqlite>,
-    fresh: &HashMap<NodeRef, [u8; 32]>,
-    ids: &[NodeRef],
-) -> Result<Vec<[u8; 32]>, StoreError> {
-    let mut out = Vec::with_capacity(ids.len());
+    map: &mut HashMap<NodeId, Hash>,
+    ids: &[NodeId],
+) -> Result<(), StoreError> {
     for id in ids {
-        if let Some(h) = fresh.get(id) {
-            out.push(*h);
+        if map.contains_key(id) {
             continue;
         }
-        let row = sqlx::query("SELECT hash FROM ledger_hashes WHERE level = ? AND idx = ?")
-            .bind(i64::from(id.level))
-            .bind(id.index as i64)
-            .fetch_optional(&mut **tx)
-            .await?;
-        let Some(row) = row else {
-            return Err(StoreError::Corrupt(format!(
-                "missing subtree hash ({}, {})",
-                id.level, id.index
-            )));
-        };
-        out.push(hash32(row.get::<&[u8], _>(0))?);
+        let row: Option<Vec<u8>> =
+            sqlx::query_scalar("SELECT hash FROM ledger_hashes WHERE level = ? AND idx = ?")
+                .bind(i64::from(id.level))
+                .bind(id.index as i64)
+                .fetch_optional(&mut **tx)
+                .await?;
+        if let Some(h) = row {
+            map.insert(*id, hash32(&h)?);
+        }
     }
-    Ok(out)
+    Ok(())
 }
 
 fn row_to_evidence(row: &sqlx::sqlite::SqliteRow) -> Result<StoredEvidence, StoreError> {
@@ -142,7 +138,7 @@ impl Store for SqliteStore {
         let mut results = Vec::with_capacity(records.len());
         let mut batch_ids: HashMap<String, u64> = HashMap::new();
         let mut batch_prev: HashMap<(String, String), (u64, String, String)> = HashMap::new();
-        let mut fresh: HashMap<NodeRef, [u8; 32]> = HashMap::new();
+        let mut leaves: Vec<Hash> = Vec::new();
         let mut touched: Vec<String> = Vec::new();
         for record in records {
             let id = record
@@ -212,17 +208,7 @@ impl Store for SqliteStore {
             .bind(prev.map(|p| p as i64))
             .execute(&mut *tx)
             .await?;
-            let needed = merkle::append_needs(idx);
-            let lefts = tx_hashes(&mut tx, &fresh, &needed).await?;
-            for (node, hash) in merkle::append_hashes(idx, leaf, &lefts) {
-                sqlx::query("INSERT INTO ledger_hashes (level, idx, hash) VALUES (?, ?, ?)")
-                    .bind(i64::from(node.level))
-                    .bind(node.index as i64)
-                    .bind(&hash[..])
-                    .execute(&mut *tx)
-                    .await?;
-                fresh.insert(node, hash);
-            }
+            leaves.push(leaf);
             batch_ids.insert(id.as_str().to_owned(), idx);
             batch_prev.insert(
                 key,
@@ -239,9 +225,24 @@ impl Store for SqliteStore {
             next += 1;
         }
         let checkpoint = if next > start {
-            let nodes = merkle::root_nodes(next);
-            let hashes = tx_hashes(&mut tx, &fresh, &nodes).await?;
-            let root = merkle::fold_root(&hashes);
+            // Complete-subtree hashes for the new leaves, then the new root, each from one
+            // batch of stored siblings.
+            let ids = hashes::needed(|r| merkle::stored_hashes_for_batch(start, &leaves, r))?;
+            let mut map = HashMap::new();
+            tx_fill(&mut tx, &mut map, &ids).await?;
+            let nodes = hashes::run(&map, |r| merkle::stored_hashes_for_batch(start, &leaves, r))?;
+            for (node, hash) in &nodes {
+                sqlx::query("INSERT INTO ledger_hashes (level, idx, hash) VALUES (?, ?, ?)")
+                    .bind(i64::from(node.level))
+                    .bind(node.index as i64)
+                    .bind(&hash[..])
+                    .execute(&mut *tx)
+                    .await?;
+                map.insert(*node, *hash);
+            }
+            let ids = hashes::needed(|r| merkle::tree_root(next, r))?;
+            tx_fill(&mut tx, &mut map, &ids).await?;
+            let root = hashes::run(&map, |r| merkle::tree_root(next, r))?;
             let note = signer.sign(next, &root).map_err(StoreError::Signing)?;
             let cp = StoredCheckpoint {
                 size: next,
@@ -500,7 +501,7 @@ impl Store for SqliteStore {
         Ok(n as u64)
     }
 
-    async fn read_hashes(&self, ids: &[NodeRef]) -> Result<Vec<[u8; 32]>, StoreError> {
+    async fn read_hashes(&self, ids: &[NodeId]) -> Result<Vec<Hash>, StoreError> {
         let mut conn = self.read.acquire().await?;
         let mut out = Vec::with_capacity(ids.len());
         for id in ids {

@@ -33,16 +33,6 @@ pub struct IngestOutcome {
     pub systems_touched: Vec<String>,
 }
 
-/// A node of the Merkle tree: the complete subtree of `2^level` leaves starting at
-/// leaf `index << level`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct NodeRef {
-    /// Height (0 = leaf).
-    pub level: u8,
-    /// Index among nodes of that level.
-    pub index: u64,
-}
-
 /// A signed checkpoint.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StoredCheckpoint {

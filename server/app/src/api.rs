@@ -1,0 +1,250 @@
+//! The v1 JSON API (DESIGN §7): ingest and the read endpoints.
+
+use std::collections::HashSet;
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, header};
+use serde::Deserialize;
+
+use aims_model::wire::{
+    Accepted, ControlsResponse, FindingsResponse, IngestRequest, IngestResponse, MAX_BATCH_RECORDS,
+    SystemsResponse,
+};
+use aims_model::{EvidenceRecord, Timestamp};
+
+use crate::AppState;
+use crate::auth::Principal;
+use crate::error::ApiError;
+
+/// How far in the future an `observed_at` may be (clock skew between agent and server).
+const MAX_CLOCK_SKEW_SECS: i64 = 300;
+
+/// Reads a request body up to `limit` bytes, answering 413 past it.
+pub async fn read_body(
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+) -> Result<bytes::Bytes, ApiError> {
+    if let Some(len) = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
+        && len > limit as u64
+    {
+        return Err(ApiError::too_large(format!(
+            "request body is {len} bytes, the limit is {limit}"
+        )));
+    }
+    axum::body::to_bytes(body, limit).await.map_err(|_| {
+        ApiError::too_large(format!("request body exceeds the limit of {limit} bytes"))
+    })
+}
+
+fn check_json_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
+    match headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    {
+        None => Ok(()),
+        Some(ct)
+            if ct
+                .trim_start()
+                .to_ascii_lowercase()
+                .starts_with("application/json") =>
+        {
+            Ok(())
+        }
+        Some(ct) => Err(ApiError::unsupported_media(format!(
+            "content-type {ct:?} is not application/json"
+        ))),
+    }
+}
+
+/// Parses and validates an ingest body; every problem names the record index and field.
+pub fn parse_batch(
+    state: &AppState,
+    bytes: &[u8],
+    now: Timestamp,
+) -> Result<Vec<EvidenceRecord>, ApiError> {
+    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    let req: IngestRequest = serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        let what = if inner.is_syntax() || inner.is_eof() {
+            "malformed JSON"
+        } else {
+            "invalid request"
+        };
+        if path == "." || path.is_empty() {
+            ApiError::bad_request("invalid_json", format!("{what}: {inner}"))
+        } else {
+            ApiError::bad_request("invalid_record", format!("{what} at {path}: {inner}"))
+        }
+    })?;
+    if req.records.len() > MAX_BATCH_RECORDS {
+        return Err(ApiError::too_large(format!(
+            "batch has {} records, the limit is {MAX_BATCH_RECORDS}",
+            req.records.len()
+        )));
+    }
+    let mut seen = HashSet::new();
+    let horizon = now.as_datetime() + chrono::Duration::seconds(MAX_CLOCK_SKEW_SECS);
+    for (i, r) in req.records.iter().enumerate() {
+        r.validate()
+            .map_err(|e| ApiError::bad_request("invalid_record", format!("records[{i}]: {e}")))?;
+        if r.observed_at.as_datetime() > horizon {
+            return Err(ApiError::bad_request(
+                "invalid_record",
+                format!(
+                    "records[{i}]: observed_at {} is in the future",
+                    r.observed_at
+                ),
+            ));
+        }
+        if r.kind != aims_catalog::UNCLASSIFIED && state.catalog.kind(&r.kind).is_none() {
+            return Err(ApiError::bad_request(
+                "invalid_record",
+                format!("records[{i}]: kind {:?} is not in the catalog", r.kind),
+            ));
+        }
+        let id = r
+            .record_id()
+            .map_err(|e| ApiError::bad_request("invalid_record", format!("records[{i}]: {e}")))?;
+        if !seen.insert(id.clone()) {
+            return Err(ApiError::bad_request(
+                "duplicate_record",
+                format!("records[{i}] repeats record {id} of the same batch"),
+            ));
+        }
+    }
+    Ok(req.records)
+}
+
+/// `POST /v1/evidence`.
+pub async fn post_evidence(
+    State(state): State<AppState>,
+    principal: Principal,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<IngestResponse>, ApiError> {
+    principal.require_write()?;
+    check_json_content_type(&headers)?;
+    let bytes = read_body(&headers, body, state.limits.max_body_bytes).await?;
+    let now = Timestamp::now();
+    let records = parse_batch(&state, &bytes, now)?;
+    let outcome = state
+        .store
+        .ingest(&principal.name, &records, now, state.keys.as_ref())
+        .await?;
+    let duplicates = outcome.results.iter().filter(|r| r.2).count();
+    tracing::info!(
+        agent = %principal.name,
+        records = records.len(),
+        duplicates,
+        tree_size = outcome.tree_size,
+        "evidence ingested"
+    );
+    for system in &outcome.systems_touched {
+        crate::assess::reassess(&state, system).await?;
+    }
+    Ok(Json(IngestResponse {
+        accepted: outcome
+            .results
+            .into_iter()
+            .map(|(record_id, leaf_index, duplicate)| Accepted {
+                record_id,
+                leaf_index,
+                duplicate,
+            })
+            .collect(),
+        duplicates,
+        tree_size: outcome.tree_size,
+        checkpoint: outcome.checkpoint.map(|c| c.note),
+    }))
+}
+
+/// `GET /v1/systems`.
+pub async fn get_systems(
+    State(state): State<AppState>,
+    principal: Principal,
+) -> Result<Json<SystemsResponse>, ApiError> {
+    principal.require_read()?;
+    Ok(Json(SystemsResponse {
+        systems: state.store.systems().await?,
+    }))
+}
+
+/// `GET /v1/systems/{id}/controls`.
+pub async fn get_controls(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> Result<Json<ControlsResponse>, ApiError> {
+    principal.require_read()?;
+    let controls = state
+        .store
+        .system_controls(&id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no AI system {id:?} has evidence")))?;
+    Ok(Json(ControlsResponse {
+        system: id,
+        controls,
+    }))
+}
+
+/// Query of `GET /v1/findings`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FindingsQuery {
+    system: Option<String>,
+    kind: Option<String>,
+}
+
+/// `GET /v1/findings[?system=ID][&kind=K]`.
+pub async fn get_findings(
+    State(state): State<AppState>,
+    principal: Principal,
+    Query(q): Query<FindingsQuery>,
+) -> Result<Json<FindingsResponse>, ApiError> {
+    principal.require_read()?;
+    let mut findings = state.store.findings(q.system.as_deref()).await?;
+    if let Some(kind) = q.kind.as_deref() {
+        let k = aims_model::FindingKind::parse(kind).ok_or_else(|| {
+            ApiError::bad_request("invalid_query", format!("unknown finding kind {kind:?}"))
+        })?;
+        findings.retain(|f| f.kind == k);
+    }
+    Ok(Json(FindingsResponse { findings }))
+}
+
+/// `GET /v1/evidence/{record_id}`: the record, its leaf index and its inclusion proof against the
+/// newest checkpoint.
+pub async fn get_evidence(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    principal.require_read()?;
+    if aims_model::ContentHash::parse(&id).is_err() {
+        return Err(ApiError::bad_request(
+            "invalid_record_id",
+            "a record id is 64 lowercase hex characters",
+        ));
+    }
+    let ev = state
+        .store
+        .evidence(&id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no evidence record {id}")))?;
+    let proof = crate::log::inclusion_for(&state, ev.leaf_index).await?;
+    Ok(Json(serde_json::json!({
+        "record_id": ev.record_id,
+        "leaf_index": ev.leaf_index,
+        "record": ev.record,
+        "agent": ev.agent,
+        "received_at": ev.received_at,
+        "prev": ev.prev,
+        "proof": proof,
+    })))
+}

@@ -1,0 +1,78 @@
+//! Keeps the materialised status current: after each ingest for the systems it touched, and on
+//! a timer for every system (staleness advances with the clock even when nothing arrives).
+
+use std::time::Duration;
+
+use aims_model::Timestamp;
+use aims_store::StoredAssessment;
+
+use crate::AppState;
+use crate::error::ApiError;
+
+/// Re-assesses one system from its full history and stores the result.
+pub async fn reassess(state: &AppState, system: &str) -> Result<(), ApiError> {
+    let _guard = state.assess_lock.lock().await;
+    let history = state.store.history(system).await?;
+    let evidence: Vec<aims_catalog::Evidence> = history
+        .into_iter()
+        .map(|e| aims_catalog::Evidence {
+            record_id: e.record_id,
+            leaf_index: e.leaf_index,
+            record: e.record,
+        })
+        .collect();
+    let now = Timestamp::now();
+    let catalog = state.catalog.clone();
+    let sys = system.to_owned();
+    let count = evidence.len() as u64;
+    // Assessment is CPU work proportional to the history; keep it off the async threads.
+    let result =
+        tokio::task::spawn_blocking(move || aims_catalog::assess(&catalog, &sys, &evidence, now))
+            .await
+            .map_err(ApiError::internal)?;
+    state
+        .store
+        .put_assessment(&StoredAssessment {
+            system: system.to_owned(),
+            assessed_at: result.assessed_at,
+            evidence: count,
+            controls: result.controls,
+            findings: result.findings,
+        })
+        .await?;
+    Ok(())
+}
+
+/// Re-assesses every system; errors are logged per system and do not stop the others.
+pub async fn reassess_all(state: &AppState) -> Result<usize, ApiError> {
+    let ids = state.store.system_ids().await?;
+    let mut n = 0;
+    for id in &ids {
+        match reassess(state, id).await {
+            Ok(()) => n += 1,
+            Err(e) => tracing::warn!(system = %id, status = %e.status(), "re-assessment failed"),
+        }
+    }
+    Ok(n)
+}
+
+/// Runs [`reassess_all`] every `every` until `shutdown` resolves.
+pub async fn ticker(
+    state: AppState,
+    every: Duration,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut shutdown = shutdown;
+    let mut interval = tokio::time::interval(every);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = interval.tick() => {
+                if let Err(e) = reassess_all(&state).await {
+                    tracing::warn!(status = %e.status(), "periodic re-assessment failed");
+                }
+            }
+            _ = shutdown.changed() => break,
+        }
+    }
+}

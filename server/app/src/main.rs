@@ -1,0 +1,220 @@
+//! `aims-server`: the collector's command line (DESIGN §7).
+
+// Standard output is this command's interface (addresses, tokens, summaries).
+#![allow(clippy::print_stdout)]
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use aims_model::Timestamp;
+use aims_server::{Server, Settings, auth};
+use aims_store::{NewToken, Role};
+
+/// The aims-evidence collector: ingests evidence from agents into a tamper-evident ledger,
+/// assesses ISO/IEC 42001 Annex A controls and serves the dashboard, API and auditor proofs.
+#[derive(Debug, Parser)]
+#[command(name = "aims-server", version, about, long_about = None)]
+struct Cli {
+    /// Log output format.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Human,
+    Json,
+}
+
+/// Where the settings come from; flags override the file and the environment.
+#[derive(Debug, Args)]
+struct Common {
+    /// Settings file (YAML or TOML); `AIMS_SERVER__*` environment variables override it.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Database URL: sqlite://PATH (default sqlite://aims.db).
+    #[arg(long, value_name = "URL")]
+    database: Option<String>,
+}
+
+impl Common {
+    fn settings(&self) -> Result<Settings> {
+        let mut s = Settings::load(self.config.as_deref())?;
+        if let Some(db) = &self.database {
+            s.database = db.clone();
+        }
+        s.validate()?;
+        Ok(s)
+    }
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the API and dashboard. Prints `listening on http://ADDR` once bound.
+    Serve {
+        #[command(flatten)]
+        common: Common,
+        /// Address to listen on (127.0.0.1:0 picks a free port).
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<String>,
+        /// Catalog directory overriding the embedded one.
+        #[arg(long, value_name = "DIR")]
+        catalog: Option<PathBuf>,
+    },
+    /// Manage bearer tokens (stored only as SHA-256 hashes).
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Show the ledger's public keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum TokenCommand {
+    /// Create a token and print it on stdout (it is not shown again).
+    Create {
+        /// agent (writes evidence), viewer (reads), auditor (reads and exports), admin.
+        #[arg(long, value_parser = ["agent", "viewer", "auditor", "admin"])]
+        role: String,
+        /// A name for the token (for agents, the agent's id).
+        #[arg(long)]
+        name: String,
+        /// Expire after this many days (default: never).
+        #[arg(long, value_name = "DAYS")]
+        expires_days: Option<u32>,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Revoke every token with this name.
+    Revoke {
+        /// The token name.
+        #[arg(long)]
+        name: String,
+        #[command(flatten)]
+        common: Common,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysCommand {
+    /// Print the trust policy (C2SP tlog-policy lines) that `aims-verify --trust` reads.
+    Show {
+        #[command(flatten)]
+        common: Common,
+    },
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,tower_http=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Human => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    tracing::info!("shutting down");
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    match run(cli).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Serve {
+            common,
+            listen,
+            catalog,
+        } => {
+            let mut settings = common.settings()?;
+            if let Some(l) = listen {
+                settings.listen = l;
+            }
+            if let Some(c) = catalog {
+                settings.catalog_dir = Some(c);
+            }
+            let server = Server::build(settings)
+                .await
+                .context("starting the server")?;
+            let listener = server.bind().await?;
+            let addr = listener.local_addr().context("reading the bound address")?;
+            println!("listening on http://{addr}");
+            tracing::info!(%addr, "listening");
+            server.serve(listener, shutdown_signal()).await?;
+        }
+        Command::Token(TokenCommand::Create {
+            role,
+            name,
+            expires_days,
+            common,
+        }) => {
+            let settings = common.settings()?;
+            let store = aims_server::open_store(&settings.database).await?;
+            let role = Role::parse(&role).context("unknown role")?;
+            aims_model::record::validate_ident("name", &name).context("invalid token name")?;
+            let token = auth::generate_token()
+                .map_err(|e| anyhow::anyhow!("generating random bytes: {e}"))?;
+            let now = Timestamp::now();
+            let expires_at = expires_days.map(|d| {
+                Timestamp::from_datetime(now.as_datetime() + chrono::Duration::days(i64::from(d)))
+            });
+            store
+                .create_token(&NewToken {
+                    name,
+                    role,
+                    token_hash: auth::token_hash(&token),
+                    created_at: now,
+                    expires_at,
+                })
+                .await
+                .context("storing the token")?;
+            println!("{token}");
+        }
+        Command::Token(TokenCommand::Revoke { name, common }) => {
+            let settings = common.settings()?;
+            let store = aims_server::open_store(&settings.database).await?;
+            let n = store.revoke_tokens(&name, Timestamp::now()).await?;
+            eprintln!("revoked {n} token(s) named {name}");
+        }
+        Command::Keys(KeysCommand::Show { common }) => {
+            let settings = common.settings()?;
+            let keys =
+                aims_server::keys::LogKeys::load_or_create(&settings.keys_dir(), &settings.origin)?;
+            print!("{}", keys.trust_policy());
+        }
+    }
+    Ok(())
+}

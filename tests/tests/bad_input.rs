@@ -1,0 +1,167 @@
+//! Bad input gets the right 4xx with a JSON error body, nothing is stored, and the server keeps
+//! serving.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
+
+use aims_e2e::{ServerProcess, http};
+use serde_json::{Value, json};
+
+fn record() -> Value {
+    json!({
+        "v": 1, "agent": "a1", "source": {"id": "repo", "type": "git"},
+        "locator": "git+file:///repo#systems/x/model/README.md", "version": "abc123",
+        "sha256": "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+        "size": 0, "observed_at": "2026-01-01T00:00:00Z", "system": "x", "kind": "model_card"
+    })
+}
+
+async fn post(url: &str, token: Option<&str>, body: Vec<u8>) -> (u16, Value) {
+    let mut req = http()
+        .unwrap()
+        .post(format!("{url}/v1/evidence"))
+        .header("content-type", "application/json")
+        .body(body);
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let r = req.send().await.unwrap();
+    let status = r.status().as_u16();
+    let text = r.text().await.unwrap();
+    let v: Value = serde_json::from_str(&text)
+        .unwrap_or_else(|_| panic!("status {status}: body is not JSON: {text}"));
+    (status, v)
+}
+
+fn code(v: &Value) -> &str {
+    v["error"]["code"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no error.code in {v}"))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_input_is_rejected_cleanly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = ServerProcess::start(tmp.path()).unwrap();
+    let agent = server.token("agent", "a1").unwrap();
+    let viewer = server.token("viewer", "v1").unwrap();
+    let url = server.url.clone();
+
+    // Malformed and truncated JSON.
+    let (s, v) = post(&url, Some(&agent), b"{\"records\": [".to_vec()).await;
+    assert_eq!(s, 400, "{v}");
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("JSON"),
+        "{v}"
+    );
+    let (s, _) = post(&url, Some(&agent), b"not json".to_vec()).await;
+    assert_eq!(s, 400);
+
+    // Unknown field, in the record and at the top.
+    let mut r = record();
+    r["surprise"] = json!(true);
+    let (s, v) = post(
+        &url,
+        Some(&agent),
+        serde_json::to_vec(&json!({"records": [r]})).unwrap(),
+    )
+    .await;
+    assert_eq!(s, 400, "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("records[0]"),
+        "names the record: {v}"
+    );
+    let (s, _) = post(
+        &url,
+        Some(&agent),
+        serde_json::to_vec(&json!({"records": [], "x": 1})).unwrap(),
+    )
+    .await;
+    assert_eq!(s, 400);
+
+    // Wrong digest length, wrong type, control characters, future time, unknown kind.
+    for (field, value) in [
+        ("sha256", json!("abc")),
+        (
+            "sha256",
+            json!("E3B0C44298FC1C149AFBF4C8996FB92427AE41E4649B934CA495991B7852B855"),
+        ),
+        ("size", json!("big")),
+        ("locator", json!("a\u{0007}b")),
+        ("observed_at", json!("2999-01-01T00:00:00Z")),
+        ("observed_at", json!("yesterday")),
+        ("kind", json!("no_such_kind")),
+    ] {
+        let mut r = record();
+        r[field] = value.clone();
+        let (s, v) = post(
+            &url,
+            Some(&agent),
+            serde_json::to_vec(&json!({"records": [r]})).unwrap(),
+        )
+        .await;
+        assert_eq!(s, 400, "{field}={value}: {v}");
+        assert!(!code(&v).is_empty());
+    }
+
+    // Duplicate record ids in one batch.
+    let (s, v) = post(
+        &url,
+        Some(&agent),
+        serde_json::to_vec(&json!({"records": [record(), record()]})).unwrap(),
+    )
+    .await;
+    assert_eq!(s, 400, "{v}");
+    assert_eq!(code(&v), "duplicate_record");
+
+    // A 10 MiB body.
+    let big = vec![b' '; 10 * 1024 * 1024];
+    let (s, v) = post(&url, Some(&agent), big).await;
+    assert_eq!(s, 413, "{v}");
+    assert_eq!(code(&v), "payload_too_large");
+
+    // Missing, wrong and wrong-role tokens.
+    let body = serde_json::to_vec(&json!({"records": [record()]})).unwrap();
+    let (s, v) = post(&url, None, body.clone()).await;
+    assert_eq!((s, code(&v)), (401, "unauthorized"));
+    let (s, v) = post(&url, Some("aims_not-a-real-token"), body.clone()).await;
+    assert_eq!((s, code(&v)), (401, "unauthorized"));
+    let (s, v) = post(&url, Some(&viewer), body.clone()).await;
+    assert_eq!((s, code(&v)), (403, "forbidden"));
+    let r = http()
+        .unwrap()
+        .get(format!("{url}/v1/systems"))
+        .bearer_auth(&agent)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 403, "an agent token cannot read");
+
+    // Nothing was stored by any of that.
+    let r = http()
+        .unwrap()
+        .get(format!("{url}/v1/systems"))
+        .bearer_auth(&viewer)
+        .send()
+        .await
+        .unwrap();
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["systems"].as_array().unwrap().len(), 0, "{v}");
+
+    // And the server still works: a valid record is accepted, twice is one leaf.
+    let (s, v) = post(&url, Some(&agent), body.clone()).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["accepted"][0]["leaf_index"], 0);
+    let (s, v) = post(&url, Some(&agent), body).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["duplicates"], 1);
+    assert_eq!(v["accepted"][0]["leaf_index"], 0);
+    let r = http()
+        .unwrap()
+        .get(format!("{url}/healthz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+}
