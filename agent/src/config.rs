@@ -131,6 +131,10 @@ pub struct ServerConfig {
     /// Extra PEM CA certificate(s) trusted in addition to the platform's roots.
     #[serde(default)]
     pub ca_file: Option<PathBuf>,
+    /// The server's trust policy (printed by `aims-server keys show`): when set, every
+    /// checkpoint the server returns must carry valid log and clock signatures.
+    #[serde(default)]
+    pub trust_file: Option<PathBuf>,
     /// Set when `AIMS_AGENT__SERVER__TOKEN` provided the token; it then wins.
     #[serde(skip)]
     pub token_from_env: bool,

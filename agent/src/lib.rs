@@ -18,7 +18,9 @@
 pub mod config;
 pub mod runner;
 pub mod shipper;
+pub mod sources;
 pub mod spool;
+pub mod witness;
 
 pub use config::{AgentConfig, ConfigError, SecretToken};
 pub use runner::{RunError, RunOptions, RunReport, SourceReport, run, run_once};

@@ -137,7 +137,7 @@ struct Agent {
 }
 
 impl Agent {
-    fn build(cfg: &AgentConfig, opts: &RunOptions) -> Result<Self, RunError> {
+    async fn build(cfg: &AgentConfig, opts: &RunOptions) -> Result<Self, RunError> {
         for d in [
             cfg.spool_path(),
             cfg.spool_dir.join("cursors"),
@@ -153,16 +153,11 @@ impl Agent {
         let spool = Spool::open(cfg.spool_path(), cfg.batch_size)?;
         let settings = ShipperSettings::from_config(cfg, opts.retry.clone())?;
         let shipper = Arc::new(Shipper::new(settings, spool.clone())?);
-        let collectors = cfg
-            .sources
-            .iter()
-            .map(|s| {
-                let built = aims_collect_git::build(s, &cfg.cache_path(s.id()))
-                    .map(Arc::<dyn Collector>::from)
-                    .map_err(|e| e.to_string());
-                (s.clone(), built)
-            })
-            .collect();
+        let mut collectors = Vec::with_capacity(cfg.sources.len());
+        for s in &cfg.sources {
+            let built = crate::sources::build_collector(s, &cfg.cache_path(s.id())).await;
+            collectors.push((s.clone(), built));
+        }
         Ok(Self {
             cfg: cfg.clone(),
             catalog: Arc::new(catalog),
@@ -272,7 +267,7 @@ async fn cycle(agent: &Agent, src: &SourceConfig, collector: &dyn Collector) -> 
 /// Polls every source once (bounded concurrency), spools, saves cursors, then ships everything
 /// pending. See the module docs for the ordering contract.
 pub async fn run_once(cfg: &AgentConfig, opts: &RunOptions) -> Result<RunReport, RunError> {
-    let agent = Agent::build(cfg, opts)?;
+    let agent = Agent::build(cfg, opts).await?;
     let limit = cfg.max_concurrent_fetches.max(1);
     let mut sources: Vec<SourceReport> = futures_util::stream::iter(agent.collectors.iter())
         .map(|(src, built)| {
@@ -309,7 +304,7 @@ pub async fn run(
     opts: &RunOptions,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), RunError> {
-    let agent = Arc::new(Agent::build(cfg, opts)?);
+    let agent = Arc::new(Agent::build(cfg, opts).await?);
     let (stop_tx, stop_rx) = watch::channel(false);
     let wake = Arc::new(Notify::new());
     let permits = Arc::new(Semaphore::new(cfg.max_concurrent_fetches.max(1)));

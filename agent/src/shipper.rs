@@ -106,6 +106,11 @@ pub struct ShipperSettings {
     pub ca_file: Option<PathBuf>,
     /// Retry bounds.
     pub retry: RetryPolicy,
+    /// Where the newest checkpoint the agent has seen is kept (the spool directory); `None`
+    /// disables the ledger-consistency check (tests of the transport only).
+    pub witness_dir: Option<PathBuf>,
+    /// The server's trust policy (`aims-server keys show`), to verify checkpoint signatures.
+    pub trust_file: Option<PathBuf>,
 }
 
 impl ShipperSettings {
@@ -124,6 +129,8 @@ impl ShipperSettings {
             timeout: cfg.server.timeout(),
             ca_file: cfg.server.ca_file.clone(),
             retry,
+            witness_dir: Some(cfg.spool_dir.clone()),
+            trust_file: cfg.server.trust_file.clone(),
         })
     }
 }
@@ -231,6 +238,9 @@ pub enum ShipError {
     /// The spool failed.
     #[error(transparent)]
     Spool(#[from] SpoolError),
+    /// The witness state or trust file cannot be used.
+    #[error("ledger witness: {0}")]
+    Witness(String),
 }
 
 /// What one [`Shipper::ship_pending`] call did.
@@ -280,6 +290,8 @@ pub struct Shipper {
     token: SecretToken,
     retry: RetryPolicy,
     spool: Spool,
+    base_url: Url,
+    witness: Option<crate::witness::Witness>,
 }
 
 impl Shipper {
@@ -318,12 +330,21 @@ impl Shipper {
         let client = builder.build().map_err(ShipError::Client)?;
         let mut retry = settings.retry;
         retry.max_attempts = retry.max_attempts.max(1);
+        let witness = match &settings.witness_dir {
+            Some(dir) => Some(
+                crate::witness::Witness::open(dir, settings.trust_file.as_deref())
+                    .map_err(|e| ShipError::Witness(e.to_string()))?,
+            ),
+            None => None,
+        };
         Ok(Self {
             client,
             endpoint,
             token: settings.token,
             retry,
             spool,
+            base_url: settings.url,
+            witness,
         })
     }
 
@@ -409,6 +430,19 @@ impl Shipper {
                         match verify_ack(&batch.records, &resp) {
                             Ok(()) => {
                                 self.ack(&path).await?;
+                                if let (Some(w), Some(note)) = (&self.witness, &resp.checkpoint)
+                                    && let Err(e) = w
+                                        .observe(
+                                            &self.client,
+                                            &self.base_url,
+                                            self.token.expose(),
+                                            note,
+                                        )
+                                        .await
+                                {
+                                    tracing::error!(error = %e, "ledger check failed");
+                                    report.errors.push(e.to_string());
+                                }
                                 report.files_acked += 1;
                                 report.records_acked += batch.records.len();
                                 report.duplicates += resp.duplicates;

@@ -155,7 +155,7 @@ impl Spool {
             return Ok(paths);
         }
         let tag = file_tag(source);
-        for chunk in records.chunks(self.inner.batch_size) {
+        for chunk in byte_bounded_chunks(records, self.inner.batch_size, MAX_BATCH_BYTES) {
             let body = serde_json::to_vec(&BatchRef {
                 v: SPOOL_FORMAT_VERSION,
                 records: chunk,
@@ -372,6 +372,35 @@ fn sync_dir(dir: &Path) -> Result<(), SpoolError> {
     #[cfg(not(unix))]
     let _ = dir;
     Ok(())
+}
+
+/// Largest spooled batch in bytes: well under the server's default 4 MiB body limit, so a batch
+/// of large records (metadata up to 32 KiB each) is never refused as too large.
+pub const MAX_BATCH_BYTES: usize = 1024 * 1024;
+
+/// Splits `records` into consecutive chunks of at most `max_count` records and (unless a single
+/// record is larger) at most `max_bytes` of JSON.
+fn byte_bounded_chunks(
+    records: &[EvidenceRecord],
+    max_count: usize,
+    max_bytes: usize,
+) -> Vec<&[EvidenceRecord]> {
+    let max_count = max_count.max(1);
+    let mut out = Vec::new();
+    let (mut start, mut bytes) = (0usize, 0usize);
+    for (i, r) in records.iter().enumerate() {
+        let size = serde_json::to_vec(r).map_or(0, |v| v.len()) + 1;
+        if i > start && (i - start >= max_count || bytes + size > max_bytes) {
+            out.push(&records[start..i]);
+            start = i;
+            bytes = 0;
+        }
+        bytes += size;
+    }
+    if start < records.len() {
+        out.push(&records[start..]);
+    }
+    out
 }
 
 #[cfg(test)]

@@ -17,6 +17,8 @@ fn shipper(url: &str, spool: Spool, retry: RetryPolicy) -> Shipper {
         timeout: Duration::from_secs(5),
         ca_file: None,
         retry,
+        witness_dir: None,
+        trust_file: None,
     };
     Shipper::new(settings, spool).unwrap()
 }

@@ -9,8 +9,10 @@ pub mod assess;
 pub mod auth;
 pub mod dashboard;
 pub mod error;
+pub mod export;
 pub mod keys;
 pub mod log;
+pub mod oscal;
 pub mod settings;
 
 use std::future::Future;
@@ -196,6 +198,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/log/checkpoint", get(log::get_checkpoint))
         .route("/v1/log/proof/inclusion", get(log::get_inclusion))
         .route("/v1/log/proof/consistency", get(log::get_consistency))
+        .route("/v1/export", get(export::get_export))
+        .route("/v1/export/oscal", get(export::get_export_oscal))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/", get(dashboard::index))

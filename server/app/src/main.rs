@@ -71,6 +71,23 @@ enum Command {
     /// Show the ledger's public keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Write an auditor's bundle (the same as GET /v1/export) without the HTTP server.
+    Export {
+        #[command(flatten)]
+        common: Common,
+        /// Where to write the bundle (bundle.tar.gz).
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        /// Only this AI system's evidence (a partial export).
+        #[arg(long, value_name = "ID")]
+        system: Option<String>,
+        /// Include the consistency proof from this earlier tree size.
+        #[arg(long, value_name = "SIZE")]
+        since: Option<u64>,
+        /// Catalog directory overriding the embedded one.
+        #[arg(long, value_name = "DIR")]
+        catalog: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -214,6 +231,31 @@ async fn run(cli: Cli) -> Result<()> {
             let keys =
                 aims_server::keys::LogKeys::load_or_create(&settings.keys_dir(), &settings.origin)?;
             print!("{}", keys.trust_policy());
+        }
+        Command::Export {
+            common,
+            out,
+            system,
+            since,
+            catalog,
+        } => {
+            let mut settings = common.settings()?;
+            if let Some(c) = catalog {
+                settings.catalog_dir = Some(c);
+            }
+            if let Some(s) = &system {
+                aims_model::record::validate_ident("system", s).context("invalid --system")?;
+            }
+            let state = aims_server::export::open_state(&settings).await?;
+            let opts = aims_server::export::ExportOptions { system, since };
+            let bytes = aims_server::export::export_bundle(&state, &opts)
+                .await
+                .context("exporting")?;
+            let tmp = out.with_extension("tmp");
+            std::fs::write(&tmp, &bytes)
+                .and_then(|()| std::fs::rename(&tmp, &out))
+                .with_context(|| format!("writing {}", out.display()))?;
+            eprintln!("wrote {} ({} bytes)", out.display(), bytes.len());
         }
     }
     Ok(())

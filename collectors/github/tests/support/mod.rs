@@ -1,0 +1,411 @@
+//! A recorded-response GitHub: the JSON fixtures under `tests/fixtures/` (real REST API shapes)
+//! served over real HTTP on 127.0.0.1:0, routed by path, with `Link` pagination
+//! (`?page=N`), ETags and `304 Not Modified` on `If-None-Match`, the blobs API in both media
+//! types, and a switch that answers `403` with `x-ratelimit-remaining: 0` until a reset time.
+//! Every request is logged (path with query, status, whether it was authenticated) so tests can
+//! count what the collector asked for.
+
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri};
+use axum::response::Response;
+use base64::Engine;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+pub const OWNER: &str = "acme";
+pub const REPO: &str = "fraud";
+pub const COMMIT: &str = "d7c60d99a308ed6b8bb189fd2afe3054769a9df7";
+const R: &str = "/repos/acme/fraud";
+
+#[derive(Clone, Debug)]
+pub struct Route {
+    pub status: u16,
+    pub body: Vec<u8>,
+    pub content_type: String,
+}
+
+#[derive(Clone, Debug)]
+pub struct Logged {
+    pub path: String,
+    pub path_and_query: String,
+    pub status: u16,
+    pub authorization: Option<String>,
+}
+
+#[derive(Default)]
+pub struct ServerState {
+    pub base: String,
+    /// `path` for page 1, `path?page=N` for later pages.
+    pub routes: HashMap<String, Route>,
+    pub log: Vec<Logged>,
+    /// Answer 403 (primary rate limit exhausted) until this epoch second.
+    pub limited_until: Option<i64>,
+}
+
+pub struct FakeGithub {
+    pub url: String,
+    pub state: Arc<Mutex<ServerState>>,
+}
+
+pub fn fixtures_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+pub fn fixture(name: &str) -> Vec<u8> {
+    std::fs::read(fixtures_dir().join(name)).unwrap()
+}
+
+pub fn fixture_json(name: &str) -> Value {
+    serde_json::from_slice(&fixture(name)).unwrap()
+}
+
+fn epoch_secs() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+fn json_route(v: &Value) -> Route {
+    Route {
+        status: 200,
+        body: serde_json::to_vec_pretty(v).unwrap(),
+        content_type: "application/json; charset=utf-8".into(),
+    }
+}
+
+impl FakeGithub {
+    /// Starts the server with the standard fixtures of `acme/fraud`.
+    pub async fn start() -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr: SocketAddr = listener.local_addr().unwrap();
+        let url = format!("http://{addr}");
+        let state = Arc::new(Mutex::new(ServerState {
+            base: url.clone(),
+            ..ServerState::default()
+        }));
+        let app = Router::new().fallback(handle).with_state(state.clone());
+        tokio::spawn(async move {
+            axum::serve(listener, app).await.unwrap();
+        });
+        let gh = Self { url, state };
+        gh.load_standard();
+        gh
+    }
+
+    fn load_standard(&self) {
+        self.set_json(R, &fixture_json("repo.json"));
+        self.set(
+            &format!("{R}/commits/main"),
+            Route {
+                status: 200,
+                body: fixture("commit_main.sha"),
+                content_type: "application/vnd.github.sha; charset=utf-8".into(),
+            },
+        );
+        self.set_json(
+            &format!("{R}/git/trees/{COMMIT}"),
+            &fixture_json("tree_recursive.json"),
+        );
+        for entry in std::fs::read_dir(fixtures_dir().join("blobs")).unwrap() {
+            let entry = entry.unwrap();
+            let sha = entry.file_name().to_string_lossy().into_owned();
+            self.set_blob(&sha, &std::fs::read(entry.path()).unwrap());
+        }
+        for (page, name) in [(1, "deployments_page1.json"), (2, "deployments_page2.json")] {
+            let v = fixture_json(name);
+            for d in v.as_array().unwrap() {
+                let id = d["id"].as_u64().unwrap();
+                self.set_json(&format!("{R}/deployments/{id}"), d);
+                let statuses = format!("deployment_statuses_{id}.json");
+                self.set_json(
+                    &format!("{R}/deployments/{id}/statuses"),
+                    &fixture_json(&statuses),
+                );
+            }
+            self.set_json(&paged(&format!("{R}/deployments"), page), &v);
+        }
+        for run in [5432100020u64, 5432100010] {
+            self.set_json(
+                &format!("{R}/actions/runs/{run}/approvals"),
+                &fixture_json(&format!("run_approvals_{run}.json")),
+            );
+        }
+        for (page, name) in [(1, "pulls_page1.json"), (2, "pulls_page2.json")] {
+            let v = fixture_json(name);
+            for p in v.as_array().unwrap() {
+                let n = p["number"].as_u64().unwrap();
+                self.set_json(&format!("{R}/pulls/{n}"), p);
+            }
+            self.set_json(&paged(&format!("{R}/pulls"), page), &v);
+        }
+        for n in [42, 40] {
+            self.set_json(
+                &format!("{R}/pulls/{n}/reviews"),
+                &fixture_json(&format!("pull_reviews_{n}.json")),
+            );
+        }
+        self.set_json(
+            &format!("{R}/branches/main/protection"),
+            &fixture_json("branch_protection_main.json"),
+        );
+    }
+
+    pub fn set(&self, key: &str, route: Route) {
+        self.state
+            .lock()
+            .unwrap()
+            .routes
+            .insert(key.to_owned(), route);
+    }
+
+    pub fn set_json(&self, key: &str, v: &Value) {
+        self.set(key, json_route(v));
+    }
+
+    pub fn set_status(&self, key: &str, status: u16, v: &Value) {
+        let mut r = json_route(v);
+        r.status = status;
+        self.set(key, r);
+    }
+
+    pub fn remove(&self, key: &str) {
+        self.state.lock().unwrap().routes.remove(key);
+    }
+
+    pub fn set_blob(&self, sha: &str, bytes: &[u8]) {
+        self.set(
+            &format!("{R}/git/blobs/{sha}"),
+            Route {
+                status: 200,
+                body: bytes.to_vec(),
+                content_type: "application/vnd.github.raw".into(),
+            },
+        );
+    }
+
+    pub fn blob(&self, sha: &str) -> Option<Vec<u8>> {
+        let s = self.state.lock().unwrap();
+        s.routes
+            .get(&format!("{R}/git/blobs/{sha}"))
+            .map(|r| r.body.clone())
+    }
+
+    pub fn tree(&self, commit: &str) -> Value {
+        let s = self.state.lock().unwrap();
+        serde_json::from_slice(&s.routes[&format!("{R}/git/trees/{commit}")].body).unwrap()
+    }
+
+    pub fn current_commit(&self) -> String {
+        let s = self.state.lock().unwrap();
+        String::from_utf8(s.routes[&format!("{R}/commits/main")].body.clone()).unwrap()
+    }
+
+    /// Publishes `tree` as a new commit of `main`.
+    pub fn push_tree(&self, tree: &Value) -> String {
+        let commit =
+            hex::encode(Sha256::digest(serde_json::to_vec(tree).unwrap()))[..40].to_owned();
+        self.set_json(&format!("{R}/git/trees/{commit}"), tree);
+        self.set(
+            &format!("{R}/commits/main"),
+            Route {
+                status: 200,
+                body: commit.clone().into_bytes(),
+                content_type: "application/vnd.github.sha; charset=utf-8".into(),
+            },
+        );
+        commit
+    }
+
+    /// Answers every request with a rate-limit 403 until `reset` (epoch seconds).
+    pub fn rate_limit_until(&self, reset: i64) {
+        self.state.lock().unwrap().limited_until = Some(reset);
+    }
+
+    pub fn log(&self) -> Vec<Logged> {
+        self.state.lock().unwrap().log.clone()
+    }
+
+    pub fn clear_log(&self) {
+        self.state.lock().unwrap().log.clear();
+    }
+
+    pub fn count(&self, pred: impl Fn(&Logged) -> bool) -> usize {
+        self.log().iter().filter(|l| pred(l)).count()
+    }
+}
+
+pub fn paged(path: &str, page: u32) -> String {
+    if page <= 1 {
+        path.to_owned()
+    } else {
+        format!("{path}?page={page}")
+    }
+}
+
+fn query_pairs(uri: &Uri) -> Vec<(String, String)> {
+    uri.query()
+        .unwrap_or("")
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| match p.split_once('=') {
+            Some((k, v)) => (k.to_owned(), v.to_owned()),
+            None => (p.to_owned(), String::new()),
+        })
+        .collect()
+}
+
+fn rate_headers(
+    b: axum::http::response::Builder,
+    remaining: u32,
+    reset: i64,
+) -> axum::http::response::Builder {
+    b.header("x-ratelimit-limit", "5000")
+        .header("x-ratelimit-remaining", remaining.to_string())
+        .header("x-ratelimit-reset", reset.to_string())
+        .header("x-ratelimit-used", (5000 - remaining).to_string())
+        .header("x-ratelimit-resource", "core")
+        .header("x-github-api-version-selected", "2022-11-28")
+}
+
+async fn handle(
+    State(state): State<Arc<Mutex<ServerState>>>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    let path = uri.path().to_owned();
+    let pq = uri
+        .path_and_query()
+        .map_or_else(|| path.clone(), |p| p.to_string());
+    let query = query_pairs(&uri);
+    let page: u32 = query
+        .iter()
+        .find(|(k, _)| k == "page")
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(1);
+    let authorization = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let accept = headers
+        .get("accept")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    let now = epoch_secs();
+    let mut s = state.lock().unwrap();
+    let log = |status: u16, s: &mut ServerState| {
+        s.log.push(Logged {
+            path: path.clone(),
+            path_and_query: pq.clone(),
+            status,
+            authorization: authorization.clone(),
+        });
+    };
+
+    if let Some(reset) = s.limited_until {
+        if now < reset {
+            log(403, &mut s);
+            let body = json!({
+                "message": "API rate limit exceeded for installation ID 4242.",
+                "documentation_url": "https://docs.github.com/rest/overview/rate-limits-for-the-rest-api"
+            });
+            return rate_headers(Response::builder().status(403), 0, reset)
+                .header("content-type", "application/json; charset=utf-8")
+                .body(Body::from(serde_json::to_vec(&body).unwrap()))
+                .unwrap();
+        }
+        s.limited_until = None;
+    }
+    let reset = now + 3600;
+
+    let key = paged(&path, page);
+    let Some(route) = s.routes.get(&key).cloned() else {
+        log(404, &mut s);
+        let body = json!({"message": "Not Found", "documentation_url": "https://docs.github.com/rest", "status": "404"});
+        return rate_headers(Response::builder().status(404), 4999, reset)
+            .header("content-type", "application/json; charset=utf-8")
+            .body(Body::from(serde_json::to_vec(&body).unwrap()))
+            .unwrap();
+    };
+    let (body, content_type) = if path.contains("/git/blobs/") && !accept.contains("raw") {
+        let sha = path.rsplit('/').next().unwrap_or_default();
+        let b64 = base64::engine::general_purpose::STANDARD.encode(&route.body);
+        let wrapped: Vec<String> = b64
+            .as_bytes()
+            .chunks(60)
+            .map(|c| String::from_utf8(c.to_vec()).unwrap())
+            .collect();
+        let v = json!({
+            "sha": sha,
+            "node_id": format!("B_kwDOB1vNFdoAKD{sha}"),
+            "size": route.body.len(),
+            "url": format!("https://api.github.com{path}"),
+            "content": wrapped.join("\n") + "\n",
+            "encoding": "base64",
+        });
+        (
+            serde_json::to_vec(&v).unwrap(),
+            "application/json; charset=utf-8".to_owned(),
+        )
+    } else {
+        (route.body.clone(), route.content_type.clone())
+    };
+    if route.status != 200 {
+        log(route.status, &mut s);
+        return rate_headers(Response::builder().status(route.status), 4999, reset)
+            .header("content-type", content_type)
+            .body(Body::from(body))
+            .unwrap();
+    }
+    let etag = format!("W/\"{}\"", hex::encode(Sha256::digest(&body)));
+    if headers.get("if-none-match").and_then(|v| v.to_str().ok()) == Some(etag.as_str()) {
+        log(304, &mut s);
+        return rate_headers(
+            Response::builder().status(StatusCode::NOT_MODIFIED),
+            4999,
+            reset,
+        )
+        .header("etag", etag)
+        .body(Body::empty())
+        .unwrap();
+    }
+    let mut b = rate_headers(Response::builder().status(200), 4998, reset)
+        .header("content-type", content_type)
+        .header("etag", etag)
+        .header("cache-control", "private, max-age=60, s-maxage=60");
+    if s.routes.contains_key(&paged(&path, page + 1)) {
+        let mut q: Vec<String> = query
+            .iter()
+            .filter(|(k, _)| k != "page")
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        q.push(format!("page={}", page + 1));
+        let mut last_page = page + 1;
+        while s.routes.contains_key(&paged(&path, last_page + 1)) {
+            last_page += 1;
+        }
+        let mut ql: Vec<String> = q[..q.len() - 1].to_vec();
+        ql.push(format!("page={last_page}"));
+        let link = format!(
+            "<{}{path}?{}>; rel=\"next\", <{}{path}?{}>; rel=\"last\"",
+            s.base,
+            q.join("&"),
+            s.base,
+            ql.join("&")
+        );
+        b = b.header("link", HeaderValue::from_str(&link).unwrap());
+    }
+    log(200, &mut s);
+    b.body(Body::from(body)).unwrap()
+}
