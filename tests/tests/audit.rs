@@ -129,6 +129,17 @@ fn sh(dir: &Path, script: &str) -> (bool, String) {
     (o.status.success(), text(&o.stdout) + &text(&o.stderr))
 }
 
+/// The first ```sh block of the README that contains `needle`.
+fn readme_block(readme: &str, needle: &str) -> String {
+    readme
+        .split("```sh\n")
+        .skip(1)
+        .filter_map(|b| b.split("```").next())
+        .find(|b| b.contains(needle))
+        .unwrap_or_else(|| panic!("README has no sh block with {needle}"))
+        .to_owned()
+}
+
 /// The commands the bundle's README shows, run from the extracted bundle.
 const SHA256SUMS: &str = "sha256sum -c --quiet SHA256SUMS";
 const OPENSSL_LOG: &str = "openssl pkeyutl -verify -pubin -inkey trust/log.pub.pem -rawin -in checkpoint.body -sigfile checkpoint.sig";
@@ -396,29 +407,38 @@ fn export_verify_and_tamper() {
     // --- the README's standard commands ----------------------------------------------------------
     let x = root.join("extracted");
     extract(&cli_bundle, &x);
+    let readme = text(&files["README.md"]);
     for cmd in [SHA256SUMS, OPENSSL_LOG, OPENSSL_CLOCK, MERKLE_PY] {
+        let shown = cmd.replace(" --quiet", "");
+        assert!(readme.contains(&shown), "README lacks {shown}");
         let (ok, out) = sh(&x, cmd);
         assert!(ok, "{cmd}: {out}");
     }
-    let (_, out) = sh(&x, OPENSSL_LOG);
+    // The README's block, exactly as written.
+    let (ok, out) = sh(
+        &x,
+        &format!("set -e\n{}", readme_block(&readme, "sha256sum -c")),
+    );
+    assert!(ok, "README commands: {out}");
     assert!(out.contains("Signature Verified Successfully"), "{out}");
+    assert!(out.contains("OK aims-evidence.local/ledger"), "{out}");
     // The README's recipe for a PEM from the pinned policy instead of the bundled copy.
     std::fs::copy(&trust, x.join("policy.txt")).unwrap();
-    let recipe = "vkey=$(awk '$1 == \"log\" {print $2}' policy.txt) && \
-        { printf '\\060\\052\\060\\005\\006\\003\\053\\145\\160\\003\\041\\000'; printf %s \"$vkey\" | cut -d+ -f3 | base64 -d | tail -c 32; } \
-        | openssl pkey -pubin -inform DER -out pinned-log.pub.pem && \
-        openssl pkeyutl -verify -pubin -inkey pinned-log.pub.pem -rawin -in checkpoint.body -sigfile checkpoint.sig";
-    let (ok, out) = sh(&x, recipe);
+    let recipe = readme_block(&readme, "pinned-log.pub.pem");
+    let (ok, out) = sh(
+        &x,
+        &format!(
+            "set -e\n{recipe}\nopenssl pkeyutl -verify -pubin -inkey pinned-log.pub.pem -rawin -in checkpoint.body -sigfile checkpoint.sig"
+        ),
+    );
     assert!(ok, "pinned PEM recipe: {out}");
     assert_eq!(
         std::fs::read(x.join("pinned-log.pub.pem")).unwrap(),
         std::fs::read(x.join("trust/log.pub.pem")).unwrap()
     );
     // The README's leaf-hash line matches the tree.
-    let (ok, out) = sh(
-        &x,
-        "sed -n \"1p\" log/entries.jsonl | tr -d '\\n' | { printf '\\000'; cat; } | sha256sum",
-    );
+    let leaf_cmd = readme_block(&readme, "sed -n");
+    let (ok, out) = sh(&x, &format!("N=1\n{leaf_cmd}"));
     assert!(ok);
     assert_eq!(
         out.split_whitespace().next().unwrap(),

@@ -686,7 +686,7 @@ make the PEM from its `log` line (and likewise from the `witness clock` line):
 
 ```sh
 vkey=$(awk '$1 == "log" {print $2}' policy.txt)
-{ printf '\060\052\060\005\006\003\053\145\160\003\041\000'; printf %s "$vkey" | cut -d+ -f3 | base64 -d | tail -c 32; } \
+{ printf '\060\052\060\005\006\003\053\145\160\003\041\000'; printf %s "$vkey" | cut -d+ -f3- | base64 -d | tail -c 32; } \
   | openssl pkey -pubin -inform DER -out pinned-log.pub.pem
 ```
 
