@@ -27,11 +27,18 @@ pub async fn read_body(
     body: Body,
     limit: usize,
 ) -> Result<bytes::Bytes, ApiError> {
-    if let Some(len) = headers
+    let declared = headers
         .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if let Some(len) = declared
         && len > limit as u64
     {
+        // Read and discard a moderately oversized body before answering, so clients that write
+        // the whole request before reading the response get the 413 instead of a broken pipe.
+        // Past DRAIN_LIMIT the connection is simply closed after the answer.
+        if len <= DRAIN_LIMIT {
+            let _ = axum::body::to_bytes(body, DRAIN_LIMIT as usize).await;
+        }
         return Err(ApiError::too_large(format!(
             "request body is {len} bytes, the limit is {limit}"
         )));
@@ -40,6 +47,9 @@ pub async fn read_body(
         ApiError::too_large(format!("request body exceeds the limit of {limit} bytes"))
     })
 }
+
+/// Largest oversized body read (and discarded) before a 413 is answered.
+const DRAIN_LIMIT: u64 = 64 * 1024 * 1024;
 
 fn check_json_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
     match headers
@@ -128,11 +138,33 @@ pub async fn post_evidence(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<IngestResponse>, ApiError> {
+    let started = std::time::Instant::now();
+    let result = ingest(&state, &principal, &headers, body).await;
+    let (status, accepted, dups) = match &result {
+        Ok(Json(r)) => (
+            200,
+            (r.accepted.len() - r.duplicates) as u64,
+            r.duplicates as u64,
+        ),
+        Err(e) => (e.status().as_u16(), 0, 0),
+    };
+    state
+        .metrics
+        .ingest(status, started.elapsed(), accepted, dups);
+    result
+}
+
+async fn ingest(
+    state: &AppState,
+    principal: &Principal,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Json<IngestResponse>, ApiError> {
     principal.require_write()?;
-    check_json_content_type(&headers)?;
-    let bytes = read_body(&headers, body, state.limits.max_body_bytes).await?;
+    check_json_content_type(headers)?;
+    let bytes = read_body(headers, body, state.limits.max_body_bytes).await?;
     let now = Timestamp::now();
-    let records = parse_batch(&state, &bytes, now)?;
+    let records = parse_batch(state, &bytes, now)?;
     let outcome = state
         .store
         .ingest(&principal.name, &records, now, state.keys.as_ref())
@@ -145,9 +177,8 @@ pub async fn post_evidence(
         tree_size = outcome.tree_size,
         "evidence ingested"
     );
-    for system in &outcome.systems_touched {
-        crate::assess::reassess(&state, system).await?;
-    }
+    // Re-assessment is deferred and coalesced: readers flush it first, a timer catches up.
+    crate::assess::mark_dirty(state, &outcome.systems_touched).await;
     Ok(Json(IngestResponse {
         accepted: outcome
             .results
@@ -170,6 +201,7 @@ pub async fn get_systems(
     principal: Principal,
 ) -> Result<Json<SystemsResponse>, ApiError> {
     principal.require_read()?;
+    crate::assess::flush(&state).await?;
     Ok(Json(SystemsResponse {
         systems: state.store.systems().await?,
     }))
@@ -182,6 +214,7 @@ pub async fn get_controls(
     Path(id): Path<String>,
 ) -> Result<Json<ControlsResponse>, ApiError> {
     principal.require_read()?;
+    crate::assess::flush(&state).await?;
     let controls = state
         .store
         .system_controls(&id)
@@ -208,6 +241,7 @@ pub async fn get_findings(
     Query(q): Query<FindingsQuery>,
 ) -> Result<Json<FindingsResponse>, ApiError> {
     principal.require_read()?;
+    crate::assess::flush(&state).await?;
     let mut findings = state.store.findings(q.system.as_deref()).await?;
     if let Some(kind) = q.kind.as_deref() {
         let k = aims_model::FindingKind::parse(kind).ok_or_else(|| {

@@ -43,6 +43,35 @@ pub async fn reassess(state: &AppState, system: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// Notes systems whose evidence changed; they are re-assessed by [`flush`] (called by readers
+/// before they read status, and by the timer), so a burst of ingests costs one assessment.
+pub async fn mark_dirty(state: &AppState, systems: &[String]) {
+    if systems.is_empty() {
+        return;
+    }
+    let mut dirty = state.dirty.lock().await;
+    dirty.extend(systems.iter().cloned());
+}
+
+/// Re-assesses every system marked dirty since the last flush.
+pub async fn flush(state: &AppState) -> Result<(), ApiError> {
+    let systems: Vec<String> = std::mem::take(&mut *state.dirty.lock().await)
+        .into_iter()
+        .collect();
+    for (i, system) in systems.iter().enumerate() {
+        if let Err(e) = reassess(state, system).await {
+            // Put back what was not done, so the next flush retries it.
+            state
+                .dirty
+                .lock()
+                .await
+                .extend(systems[i..].iter().cloned());
+            return Err(e);
+        }
+    }
+    Ok(())
+}
+
 /// Re-assesses every system; errors are logged per system and do not stop the others.
 pub async fn reassess_all(state: &AppState) -> Result<usize, ApiError> {
     let ids = state.store.system_ids().await?;
@@ -65,11 +94,18 @@ pub async fn ticker(
     let mut shutdown = shutdown;
     let mut interval = tokio::time::interval(every);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut quick = tokio::time::interval(std::time::Duration::from_secs(1));
+    quick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = interval.tick() => {
                 if let Err(e) = reassess_all(&state).await {
                     tracing::warn!(status = %e.status(), "periodic re-assessment failed");
+                }
+            }
+            _ = quick.tick() => {
+                if let Err(e) = flush(&state).await {
+                    tracing::warn!(status = %e.status(), "deferred re-assessment failed");
                 }
             }
             _ = shutdown.changed() => break,

@@ -200,6 +200,7 @@ pub async fn index(
 }
 
 async fn render_index(state: &AppState) -> Result<Markup, ApiError> {
+    crate::assess::flush(state).await?;
     let systems = state.store.systems().await?;
     let controls = state.catalog.dashboard_controls();
     let mut rows = Vec::new();
@@ -287,6 +288,7 @@ pub async fn system_page(
 }
 
 async fn render_system(state: &AppState, id: &str) -> Result<Response, ApiError> {
+    crate::assess::flush(state).await?;
     let Some(controls) = state.store.system_controls(id).await? else {
         return Ok((
             StatusCode::NOT_FOUND,

@@ -527,6 +527,7 @@ pub async fn get_export(
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
     principal.require_export()?;
+    crate::assess::flush(&state).await?;
     let opts = export_options(&q)?;
     let bytes = build_bundle(&state, &opts).await?;
     Ok((
@@ -550,6 +551,7 @@ pub async fn get_export_oscal(
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
     principal.require_export()?;
+    crate::assess::flush(&state).await?;
     let opts = export_options(&q)?;
     if opts.since.is_some() {
         return Err(ApiError::bad_request(
@@ -599,6 +601,8 @@ pub async fn open_state(settings: &Settings) -> Result<AppState, ServerError> {
             max_body_bytes: settings.max_body_bytes,
         },
         assess_lock: Arc::new(Mutex::new(())),
+        metrics: Arc::new(crate::metrics::Metrics::default()),
+        dirty: Arc::default(),
     })
 }
 

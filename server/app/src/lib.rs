@@ -12,6 +12,7 @@ pub mod error;
 pub mod export;
 pub mod keys;
 pub mod log;
+pub mod metrics;
 pub mod oscal;
 pub mod settings;
 
@@ -51,6 +52,10 @@ pub struct AppState {
     pub limits: Limits,
     /// Serialises re-assessment so two ingests do not interleave writes for one system.
     pub assess_lock: Arc<Mutex<()>>,
+    /// Request counters served at `/metrics`.
+    pub metrics: Arc<metrics::Metrics>,
+    /// Systems whose evidence changed since they were last assessed.
+    pub dirty: Arc<Mutex<std::collections::BTreeSet<String>>>,
 }
 
 /// Why the server could not start.
@@ -86,18 +91,21 @@ pub enum ServerError {
     Startup(String),
 }
 
-/// Opens the store named by a database URL (`sqlite://PATH`).
+/// Opens the store named by a database URL (`sqlite://PATH` or `postgres://…`).
 pub async fn open_store(url: &str) -> Result<Arc<dyn Store>, ServerError> {
     let err = |source| ServerError::Store {
-        url: url.to_owned(),
+        url: aims_store::redact_url(url),
         source,
     };
     if url.starts_with("sqlite:") {
         return Ok(Arc::new(SqliteStore::open(url).await.map_err(err)?));
     }
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return Ok(Arc::new(aims_store::PgStore::open(url).await.map_err(err)?));
+    }
     Err(err(aims_store::StoreError::Url {
-        url: url.to_owned(),
-        reason: "expected sqlite://PATH".to_owned(),
+        url: aims_store::redact_url(url),
+        reason: "expected sqlite://PATH or postgres://USER@HOST/DB".to_owned(),
     }))
 }
 
@@ -125,6 +133,8 @@ impl Server {
                 max_body_bytes: settings.max_body_bytes,
             },
             assess_lock: Arc::new(Mutex::new(())),
+            metrics: Arc::new(metrics::Metrics::default()),
+            dirty: Arc::default(),
         };
         log::ensure_checkpoint(&state)
             .await
@@ -200,6 +210,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/log/proof/consistency", get(log::get_consistency))
         .route("/v1/export", get(export::get_export))
         .route("/v1/export/oscal", get(export::get_export_oscal))
+        .route("/metrics", get(metrics::get_metrics))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/", get(dashboard::index))

@@ -37,7 +37,7 @@ pub enum StoreError {
     /// The database URL is not usable.
     #[error("invalid database url {url:?}: {reason}")]
     Url {
-        /// The URL as given (no secrets expected in sqlite URLs).
+        /// The URL as given, any password redacted.
         url: String,
         /// Why.
         reason: String,
@@ -51,6 +51,9 @@ impl StoreError {
             Self::Database(
                 sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed,
             ) => StoreErrorKind::Unavailable,
+            Self::Database(sqlx::Error::Database(e)) if e.code().as_deref().is_some_and(retryable) => {
+                StoreErrorKind::Unavailable
+            }
             Self::Database(_)
             | Self::Migrate(_)
             | Self::Encoding(_)
@@ -60,6 +63,18 @@ impl StoreError {
             Self::Conflict(_) => StoreErrorKind::Conflict,
         }
     }
+}
+
+/// PostgreSQL SQLSTATEs after which the same request may succeed: connection exceptions (08),
+/// serialization failure, deadlock, too many connections, lock not available, a terminated
+/// session (for example by `idle_in_transaction_session_timeout`) and a server starting or
+/// shutting down.
+fn retryable(code: &str) -> bool {
+    code.starts_with("08")
+        || matches!(
+            code,
+            "40001" | "40P01" | "53300" | "55P03" | "57P01" | "57P02" | "57P03" | "25P03"
+        )
 }
 
 impl From<serde_json::Error> for StoreError {

@@ -65,3 +65,18 @@ pub(crate) fn run<T>(
         other => StoreError::Conflict(other.to_string()),
     })
 }
+
+/// The hashes of `ids` from a fetched map, in the order asked; a node that is not there is
+/// corruption (the caller asked only for nodes the tree size implies exist).
+pub(crate) fn ids_in_order(
+    map: &HashMap<NodeId, Hash>,
+    ids: &[NodeId],
+) -> Result<Vec<Hash>, StoreError> {
+    ids.iter()
+        .map(|id| {
+            map.get(id).copied().ok_or_else(|| {
+                StoreError::Corrupt(format!("missing subtree hash ({}, {})", id.level, id.index))
+            })
+        })
+        .collect()
+}

@@ -1,22 +1,27 @@
 //! aims-store: persistence of the evidence ledger, tokens and the materialised assessment.
 //!
-//! The [`Store`] trait is what the server talks to; [`SqliteStore`] is the embedded default.
+//! The [`Store`] trait is what the server talks to; [`SqliteStore`] is the embedded default and
+//! [`PgStore`] the scale-out store that several server replicas share.
 //! Invariants every implementation keeps:
 //! - **Append-only ledger.** Each accepted record becomes exactly one leaf; leaf indices are dense
 //!   and never reused; a record already held (same `record_id`) gets its old index back.
-//! - **One writer.** Appends are serialised, and the entries, their subtree hashes and the new
-//!   checkpoint are written in one transaction, so a crash leaves either all or none of a batch.
+//! - **One writer.** Appends are serialised (across processes, for PostgreSQL), and the entries,
+//!   their subtree hashes and the new checkpoint are written in one transaction, so a crash
+//!   leaves either all or none of a batch.
 //! - **Stored bytes are the truth.** The entry bytes that were hashed are stored verbatim; proofs
 //!   and exports never re-serialise them.
 
 mod error;
 mod hashes;
+mod ingest;
 mod ledger;
+mod postgres;
 mod sqlite;
 mod types;
 
 pub use error::{StoreError, StoreErrorKind};
 pub use ledger::{LedgerEntry, entry_bytes};
+pub use postgres::{PgStore, redact_url};
 pub use sqlite::SqliteStore;
 pub use types::*;
 

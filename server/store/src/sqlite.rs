@@ -5,7 +5,7 @@
 //! within the process. SQLite's own file lock serialises writers across processes, but only one
 //! server process should own a SQLite file (use PostgreSQL for replicas).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -13,15 +13,16 @@ use async_trait::async_trait;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{Row, Sqlite, Transaction};
+use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
 use tokio::sync::Mutex;
 
 use aims_model::wire::{ControlView, StatusCounts, SystemSummary};
 use aims_model::{ContentHash, EvidenceRecord, Finding, Timestamp};
 
 use crate::LedgerEntryRow;
-use crate::hashes;
-use crate::ledger::{LedgerEntry, entry_bytes, leaf_hash};
+use crate::hashes::{self, ids_in_order};
+use crate::ingest::{self, ArtifactKey, Newest};
+use crate::ledger::LedgerEntry;
 use crate::{
     CheckpointSigner, IngestOutcome, NewToken, Role, Store, StoreError, StoredAssessment,
     StoredCheckpoint, StoredEvidence, TokenInfo,
@@ -82,24 +83,31 @@ impl SqliteStore {
     }
 }
 
-/// Reads stored hashes inside a write transaction into `map` (skipping those already there).
-async fn tx_fill(
-    tx: &mut Transaction<'_, Sqlite>,
+/// Most node IDs per hash query (two bound parameters each; SQLite allows 32766).
+const HASH_CHUNK: usize = 256;
+
+/// Reads the stored hashes of `ids` into `map` (skipping those already there), with one query
+/// per [`HASH_CHUNK`] nodes rather than one per node. Absent nodes are left out of the map.
+async fn fill_hashes(
+    conn: &mut SqliteConnection,
     map: &mut HashMap<NodeId, Hash>,
     ids: &[NodeId],
 ) -> Result<(), StoreError> {
-    for id in ids {
-        if map.contains_key(id) {
-            continue;
-        }
-        let row: Option<Vec<u8>> =
-            sqlx::query_scalar("SELECT hash FROM ledger_hashes WHERE level = ? AND idx = ?")
-                .bind(i64::from(id.level))
-                .bind(id.index as i64)
-                .fetch_optional(&mut **tx)
-                .await?;
-        if let Some(h) = row {
-            map.insert(*id, hash32(&h)?);
+    let want: Vec<NodeId> = ids.iter().filter(|id| !map.contains_key(id)).copied().collect();
+    for chunk in want.chunks(HASH_CHUNK) {
+        let mut q = QueryBuilder::<Sqlite>::new("WITH want(level, idx) AS (");
+        q.push_values(chunk, |mut b, id| {
+            b.push_bind(i64::from(id.level)).push_bind(id.index as i64);
+        });
+        q.push(
+            ") SELECT h.level, h.idx, h.hash FROM ledger_hashes h \
+             JOIN want w ON h.level = w.level AND h.idx = w.idx",
+        );
+        for row in q.build().fetch_all(&mut *conn).await? {
+            let level = u8::try_from(row.try_get::<i64, _>(0)?)
+                .map_err(|_| StoreError::Corrupt("subtree level out of range".to_owned()))?;
+            let id = NodeId::new(level, row.try_get::<i64, _>(1)? as u64);
+            map.insert(id, hash32(row.try_get::<&[u8], _>(2)?)?);
         }
     }
     Ok(())
@@ -134,18 +142,10 @@ impl Store for SqliteStore {
             .fetch_one(&mut *tx)
             .await?;
         let start = size as u64;
-        let mut next = start;
-        let mut results = Vec::with_capacity(records.len());
-        let mut batch_ids: HashMap<String, u64> = HashMap::new();
-        let mut batch_prev: HashMap<(String, String), (u64, String, String)> = HashMap::new();
-        let mut leaves: Vec<Hash> = Vec::new();
-        let mut touched: Vec<String> = Vec::new();
-        for record in records {
-            let id = record
-                .record_id()
-                .map_err(|e| StoreError::Encoding(e.to_string()))?;
-            if let Some(&idx) = batch_ids.get(id.as_str()) {
-                results.push((id, idx, true));
+        let ids = ingest::record_ids(records)?;
+        let mut held: HashMap<String, u64> = HashMap::new();
+        for id in &ids {
+            if held.contains_key(id.as_str()) {
                 continue;
             }
             let existing: Option<i64> =
@@ -154,48 +154,46 @@ impl Store for SqliteStore {
                     .fetch_optional(&mut *tx)
                     .await?;
             if let Some(idx) = existing {
-                results.push((id, idx as u64, true));
+                held.insert(id.as_str().to_owned(), idx as u64);
+            }
+        }
+        let mut newest: HashMap<ArtifactKey, Newest> = HashMap::new();
+        let mut looked: HashSet<ArtifactKey> = HashSet::new();
+        for (record, id) in records.iter().zip(&ids) {
+            let key = ingest::artifact_key(record);
+            if held.contains_key(id.as_str()) || !looked.insert(key.clone()) {
                 continue;
             }
-            let key = (record.source.id.clone(), record.locator.clone());
-            // The newest entry for the same artifact: its index becomes `prev`, and if it holds
-            // the same content and event this record is a re-observation (an agent that crashed
-            // between spooling and saving its cursor polls again with a new observed_at), which
-            // is answered with the old index instead of growing the ledger.
-            let prev: Option<(u64, String, String)> = match batch_prev.get(&key) {
-                Some(p) => Some(p.clone()),
-                None => sqlx::query(
-                    "SELECT idx, sha256, event FROM ledger_entries WHERE source_id = ? AND locator = ? \
-                     ORDER BY idx DESC LIMIT 1",
-                )
-                .bind(&key.0)
-                .bind(&key.1)
-                .fetch_optional(&mut *tx)
-                .await?
-                .map(|r| -> Result<_, StoreError> {
-                    Ok((r.try_get::<i64, _>(0)? as u64, r.try_get::<String, _>(1)?, r.try_get::<String, _>(2)?))
-                })
-                .transpose()?,
-            };
-            if let Some((p, sha, event)) = &prev
-                && sha == record.sha256.as_str()
-                && event == record.event.as_str()
-            {
-                results.push((id, *p, true));
-                continue;
+            let row = sqlx::query(
+                "SELECT idx, sha256, event FROM ledger_entries WHERE source_id = ? AND locator = ? \
+                 ORDER BY idx DESC LIMIT 1",
+            )
+            .bind(&key.0)
+            .bind(&key.1)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if let Some(r) = row {
+                newest.insert(
+                    key,
+                    Newest {
+                        idx: r.try_get::<i64, _>(0)? as u64,
+                        sha256: r.try_get(1)?,
+                        event: r.try_get(2)?,
+                    },
+                );
             }
-            let prev = prev.map(|p| p.0);
-            let entry = entry_bytes(record, agent, received_at, prev)?;
-            let leaf = leaf_hash(&entry);
-            let idx = next;
+        }
+        let plan = ingest::plan(records, ids, agent, received_at, start, &held, &newest)?;
+        for leaf in &plan.leaves {
+            let record = leaf.record;
             sqlx::query(
                 "INSERT INTO ledger_entries (idx, record_id, leaf_hash, entry, agent, received_at, source_id, \
                  locator, system, kind, event, sha256, observed_at, prev) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             )
-            .bind(idx as i64)
-            .bind(id.as_str())
-            .bind(&leaf[..])
-            .bind(&entry)
+            .bind(leaf.idx as i64)
+            .bind(&leaf.record_id)
+            .bind(&leaf.leaf[..])
+            .bind(&leaf.entry)
             .bind(agent)
             .bind(received_at.to_string())
             .bind(&record.source.id)
@@ -205,31 +203,18 @@ impl Store for SqliteStore {
             .bind(record.event.as_str())
             .bind(record.sha256.as_str())
             .bind(record.observed_at.to_string())
-            .bind(prev.map(|p| p as i64))
+            .bind(leaf.prev.map(|p| p as i64))
             .execute(&mut *tx)
             .await?;
-            leaves.push(leaf);
-            batch_ids.insert(id.as_str().to_owned(), idx);
-            batch_prev.insert(
-                key,
-                (
-                    idx,
-                    record.sha256.as_str().to_owned(),
-                    record.event.as_str().to_owned(),
-                ),
-            );
-            if !touched.contains(&record.system) {
-                touched.push(record.system.clone());
-            }
-            results.push((id, idx, false));
-            next += 1;
         }
+        let leaves = plan.leaf_hashes();
+        let next = start + leaves.len() as u64;
         let checkpoint = if next > start {
             // Complete-subtree hashes for the new leaves, then the new root, each from one
             // batch of stored siblings.
             let ids = hashes::needed(|r| merkle::stored_hashes_for_batch(start, &leaves, r))?;
             let mut map = HashMap::new();
-            tx_fill(&mut tx, &mut map, &ids).await?;
+            fill_hashes(&mut tx, &mut map, &ids).await?;
             let nodes = hashes::run(&map, |r| merkle::stored_hashes_for_batch(start, &leaves, r))?;
             for (node, hash) in &nodes {
                 sqlx::query("INSERT INTO ledger_hashes (level, idx, hash) VALUES (?, ?, ?)")
@@ -241,7 +226,7 @@ impl Store for SqliteStore {
                 map.insert(*node, *hash);
             }
             let ids = hashes::needed(|r| merkle::tree_root(next, r))?;
-            tx_fill(&mut tx, &mut map, &ids).await?;
+            fill_hashes(&mut tx, &mut map, &ids).await?;
             let root = hashes::run(&map, |r| merkle::tree_root(next, r))?;
             let note = signer.sign(next, &root).map_err(StoreError::Signing)?;
             let cp = StoredCheckpoint {
@@ -270,10 +255,10 @@ impl Store for SqliteStore {
             None => self.latest_checkpoint().await?,
         };
         Ok(IngestOutcome {
-            results,
+            results: plan.results,
             tree_size: next,
             checkpoint,
-            systems_touched: touched,
+            systems_touched: plan.touched,
         })
     }
 
@@ -503,20 +488,9 @@ impl Store for SqliteStore {
 
     async fn read_hashes(&self, ids: &[NodeId]) -> Result<Vec<Hash>, StoreError> {
         let mut conn = self.read.acquire().await?;
-        let mut out = Vec::with_capacity(ids.len());
-        for id in ids {
-            let row: Option<Vec<u8>> =
-                sqlx::query_scalar("SELECT hash FROM ledger_hashes WHERE level = ? AND idx = ?")
-                    .bind(i64::from(id.level))
-                    .bind(id.index as i64)
-                    .fetch_optional(&mut *conn)
-                    .await?;
-            let h = row.ok_or_else(|| {
-                StoreError::Corrupt(format!("missing subtree hash ({}, {})", id.level, id.index))
-            })?;
-            out.push(hash32(&h)?);
-        }
-        Ok(out)
+        let mut map = HashMap::with_capacity(ids.len());
+        fill_hashes(&mut conn, &mut map, ids).await?;
+        ids_in_order(&map, ids)
     }
 
     async fn latest_checkpoint(&self) -> Result<Option<StoredCheckpoint>, StoreError> {

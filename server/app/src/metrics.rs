@@ -1,0 +1,196 @@
+//! Prometheus metrics of the server (`GET /metrics`, text format 0.0.4).
+//!
+//! Counters and the latency histogram live in process-wide atomics updated on the request path;
+//! gauges that describe stored state (ledger size, systems, findings by kind) are read from the
+//! store when scraped, so every replica reports the shared database's values. Labels are bounded
+//! (status class, finding kind): never a path, a system or a hash.
+
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+
+use crate::AppState;
+use crate::error::ApiError;
+
+/// Upper bounds (seconds) of the ingest latency histogram buckets.
+const BUCKETS: [f64; 10] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0];
+
+/// The server's counters.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    records_accepted: AtomicU64,
+    records_duplicate: AtomicU64,
+    ingest_ok: AtomicU64,
+    ingest_client_error: AtomicU64,
+    ingest_server_error: AtomicU64,
+    latency_buckets: [AtomicU64; BUCKETS.len()],
+    latency_count: AtomicU64,
+    latency_sum_micros: AtomicU64,
+}
+
+impl Metrics {
+    /// Records one ingest request's outcome and latency.
+    pub fn ingest(&self, status: u16, elapsed: Duration, accepted: u64, duplicates: u64) {
+        match status {
+            200..=299 => &self.ingest_ok,
+            400..=499 => &self.ingest_client_error,
+            _ => &self.ingest_server_error,
+        }
+        .fetch_add(1, Ordering::Relaxed);
+        self.records_accepted.fetch_add(accepted, Ordering::Relaxed);
+        self.records_duplicate
+            .fetch_add(duplicates, Ordering::Relaxed);
+        let secs = elapsed.as_secs_f64();
+        for (i, b) in BUCKETS.iter().enumerate() {
+            if secs <= *b {
+                self.latency_buckets[i].fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.latency_count.fetch_add(1, Ordering::Relaxed);
+        self.latency_sum_micros.fetch_add(
+            u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
+    }
+}
+
+fn line(out: &mut String, name: &str, help: &str, kind: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
+/// `GET /metrics`.
+pub async fn get_metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let m = &state.metrics;
+    let mut out = String::with_capacity(4096);
+    let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+
+    line(
+        &mut out,
+        "aims_evidence_records_accepted_total",
+        "Evidence records appended to the ledger by this process.",
+        "counter",
+    );
+    let _ = writeln!(
+        out,
+        "aims_evidence_records_accepted_total {}",
+        get(&m.records_accepted)
+    );
+    line(
+        &mut out,
+        "aims_evidence_records_duplicate_total",
+        "Records received that the ledger already held.",
+        "counter",
+    );
+    let _ = writeln!(
+        out,
+        "aims_evidence_records_duplicate_total {}",
+        get(&m.records_duplicate)
+    );
+    line(
+        &mut out,
+        "aims_ingest_requests_total",
+        "POST /v1/evidence requests by status class.",
+        "counter",
+    );
+    for (class, a) in [
+        ("2xx", &m.ingest_ok),
+        ("4xx", &m.ingest_client_error),
+        ("5xx", &m.ingest_server_error),
+    ] {
+        let _ = writeln!(
+            out,
+            "aims_ingest_requests_total{{status=\"{class}\"}} {}",
+            get(a)
+        );
+    }
+    line(
+        &mut out,
+        "aims_ingest_duration_seconds",
+        "Latency of POST /v1/evidence.",
+        "histogram",
+    );
+    for (i, b) in BUCKETS.iter().enumerate() {
+        let _ = writeln!(
+            out,
+            "aims_ingest_duration_seconds_bucket{{le=\"{b}\"}} {}",
+            get(&m.latency_buckets[i])
+        );
+    }
+    let count = get(&m.latency_count);
+    let _ = writeln!(
+        out,
+        "aims_ingest_duration_seconds_bucket{{le=\"+Inf\"}} {count}"
+    );
+    let _ = writeln!(
+        out,
+        "aims_ingest_duration_seconds_sum {}",
+        get(&m.latency_sum_micros) as f64 / 1e6
+    );
+    let _ = writeln!(out, "aims_ingest_duration_seconds_count {count}");
+
+    crate::assess::flush(&state).await?;
+    let size = state.store.tree_size().await?;
+    line(
+        &mut out,
+        "aims_ledger_size",
+        "Leaves in the ledger (shared by all replicas).",
+        "gauge",
+    );
+    let _ = writeln!(out, "aims_ledger_size {size}");
+    let systems = state.store.systems().await?;
+    line(
+        &mut out,
+        "aims_systems",
+        "AI systems with evidence.",
+        "gauge",
+    );
+    let _ = writeln!(out, "aims_systems {}", systems.len());
+    line(
+        &mut out,
+        "aims_controls",
+        "Controls per status, summed over systems.",
+        "gauge",
+    );
+    let mut totals = aims_model::wire::StatusCounts::default();
+    for s in &systems {
+        totals.fresh += s.controls.fresh;
+        totals.stale += s.controls.stale;
+        totals.drifted += s.controls.drifted;
+        totals.missing += s.controls.missing;
+        totals.not_applicable += s.controls.not_applicable;
+    }
+    for (st, n) in [
+        ("fresh", totals.fresh),
+        ("stale", totals.stale),
+        ("drifted", totals.drifted),
+        ("missing", totals.missing),
+        ("not_applicable", totals.not_applicable),
+    ] {
+        let _ = writeln!(out, "aims_controls{{status=\"{st}\"}} {n}");
+    }
+    let findings = state.store.findings(None).await?;
+    line(&mut out, "aims_findings", "Open findings by kind.", "gauge");
+    for kind in [
+        "stale",
+        "missing",
+        "changed",
+        "inconsistent",
+        "failed",
+        "gone",
+    ] {
+        let n = findings.iter().filter(|f| f.kind.as_str() == kind).count();
+        let _ = writeln!(out, "aims_findings{{kind=\"{kind}\"}} {n}");
+    }
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        out,
+    )
+        .into_response())
+}
