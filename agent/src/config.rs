@@ -131,6 +131,10 @@ pub struct ServerConfig {
     /// Extra PEM CA certificate(s) trusted in addition to the platform's roots.
     #[serde(default)]
     pub ca_file: Option<PathBuf>,
+    /// Allow `http://` to a non-loopback address (off by default: the token would travel in
+    /// clear). Loopback addresses are always allowed.
+    #[serde(default)]
+    pub allow_insecure_http: bool,
     /// The server's trust policy (printed by `aims-server keys show`): when set, every
     /// checkpoint the server returns must carry valid log and clock signatures.
     #[serde(default)]
@@ -262,6 +266,14 @@ impl AgentConfig {
         }
         if url.host_str().is_none() {
             return Err(bad("server.url", "has no host".into()));
+        }
+        if url.scheme() == "http" && !self.server.allow_insecure_http && !is_loopback(&url) {
+            return Err(bad(
+                "server.url",
+                "plain http to a non-loopback address would send the token and evidence in clear; \
+                 use https, or set server.allow_insecure_http: true (e.g. inside a service mesh)"
+                    .into(),
+            ));
         }
         if !self.server.token_from_env {
             let set = [
@@ -434,5 +446,15 @@ mod tests {
         assert!(path_safe("team/a@b").starts_with("team_a_b-"));
         assert_ne!(path_safe("a/b"), path_safe("a_b"));
         assert!(path_safe("..").starts_with("__-"));
+    }
+}
+
+/// True when the URL's host is a loopback address or `localhost`.
+fn is_loopback(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
     }
 }

@@ -189,3 +189,44 @@ fn unsupported_extension_is_an_error() {
         .to_string();
     assert!(e.contains("extension"), "{e}");
 }
+
+#[test]
+fn plain_http_to_a_remote_server_is_refused_unless_allowed() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, url: &str, extra: &str| {
+        let p = dir.path().join(name);
+        std::fs::write(
+            &p,
+            format!(
+                "version: 1\nagent: {{ id: a }}\nserver: {{ url: \"{url}\", token: t{extra} }}\n\
+                 spool_dir: /tmp/x\nsources:\n  - {{ id: d, type: dir, path: /tmp, system: s }}\n"
+            ),
+        )
+        .unwrap();
+        p
+    };
+    let remote = write("remote.yaml", "http://aims.example.com:8080", "");
+    let err = aims_agent::config::AgentConfig::load_and_validate(&remote)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("server.url") && err.contains("allow_insecure_http"),
+        "{err}"
+    );
+    let allowed = write(
+        "allowed.yaml",
+        "http://aims.example.com:8080",
+        ", allow_insecure_http: true",
+    );
+    aims_agent::config::AgentConfig::load_and_validate(&allowed).unwrap();
+    for ok in [
+        "http://127.0.0.1:8080",
+        "http://localhost:8080",
+        "http://[::1]:8080",
+        "https://aims.example.com",
+    ] {
+        let p = write("ok.yaml", ok, "");
+        aims_agent::config::AgentConfig::load_and_validate(&p)
+            .unwrap_or_else(|e| panic!("{ok}: {e}"));
+    }
+}

@@ -2,7 +2,9 @@
 //! in headless Chromium, and the page read the way a person reads it.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
-use aims_e2e::{ServerProcess, browse, run_seed_pipeline};
+use std::time::Duration;
+
+use aims_e2e::{ServerProcess, agent_once, browse, git, run_seed_pipeline, write_agent_config};
 
 /// The text of the grid cell for (system, control), found in the rendered DOM.
 fn cell(dom: &str, system: &str, control: &str) -> String {
@@ -89,5 +91,62 @@ fn dashboard_shows_status_per_system_and_control() {
             .split(|c: char| !c.is_ascii_hexdigit())
             .any(|w| w.len() == 64),
         "the evidence table shows SHA-256 digests"
+    );
+}
+
+/// Whatever an artifact contains is shown as text: a model card and a file name carrying markup
+/// do not become elements of the page.
+#[test]
+fn artifact_content_is_escaped() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = ServerProcess::start(&tmp.path().join("server")).unwrap();
+    let agent = server.token("agent", "e2e-agent").unwrap();
+    let viewer = server.token("viewer", "lead").unwrap();
+    let repo = tmp.path().join("repo");
+    std::fs::create_dir_all(repo.join("systems/x/model")).unwrap();
+    git(&repo, &["init", "-q", "-b", "main"]).unwrap();
+    std::fs::write(
+        repo.join("systems/x/model/README.md"),
+        "---\nlibrary_name: \"<script>document.title='pwned'</script>\"\npipeline_tag: x\n---\n# card\n",
+    )
+    .unwrap();
+    std::fs::write(
+        repo.join("systems/x/<img src=x onerror=alert(1)>.md"),
+        "hello\n",
+    )
+    .unwrap();
+    git(&repo, &["add", "-A"]).unwrap();
+    git(&repo, &["commit", "-qm", "hostile"]).unwrap();
+    let cfg = write_agent_config(tmp.path(), &server.url, &agent, &repo).unwrap();
+    let run = agent_once(&cfg, &[], Duration::from_secs(120)).unwrap();
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+
+    let dom = browse(
+        &format!("{}/?token={viewer}&next=/systems/x", server.url),
+        None,
+    )
+    .unwrap();
+    assert!(
+        dom.contains("&lt;img src=x onerror=alert(1)&gt;"),
+        "the file name is shown as text: {dom}"
+    );
+    assert!(!dom.contains("<img src=\"x\""), "no element was injected");
+    // The record page shows the parsed metadata, including the card's script, as text.
+    let card_at = dom.rfind("systems/x/model/README.md").unwrap();
+    let link_at = dom[..card_at].rfind("/evidence/").unwrap() + "/evidence/".len();
+    let record = dom[link_at..].split('"').next().unwrap().to_owned();
+    let dom = browse(
+        &format!("{}/?token={viewer}&next=/evidence/{record}", server.url),
+        None,
+    )
+    .unwrap();
+    assert!(
+        !dom.contains("<script>document.title"),
+        "no script element was injected"
+    );
+    assert!(!dom.contains("<title>pwned"), "the script did not run");
+    assert!(
+        dom.contains("&lt;script&gt;document.title"),
+        "the card's value is shown as text: {dom}"
     );
 }
