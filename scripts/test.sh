@@ -62,6 +62,29 @@ PY
 fi
 export AIMS_OSCAL_SCHEMA="$schema"
 
+# --- PostgreSQL on 127.0.0.1:5432: the store tests create (and drop) one database per test -----
+pg_up() { command -v pg_isready >/dev/null && pg_isready -q -h 127.0.0.1 -p 5432; }
+if ! pg_up; then
+  if [ "$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi
+  if ! command -v pg_ctlcluster >/dev/null || [ -z "$(ls /etc/postgresql 2>/dev/null)" ]; then
+    log "installing PostgreSQL"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends postgresql >/dev/null
+    # A fresh Debian cluster wants passwords over TCP; the tests connect as postgres with trust.
+    pg_version=$(ls /etc/postgresql | sort -V | tail -n 1)
+    hba=/etc/postgresql/$pg_version/main/pg_hba.conf
+    if ! $SUDO grep -q '^host all postgres 127.0.0.1/32 trust' "$hba"; then
+      $SUDO sed -i '1i host all postgres 127.0.0.1/32 trust' "$hba"
+    fi
+    $SUDO pg_ctlcluster --skip-systemctl-redirect "$pg_version" main reload 2>/dev/null || true
+  fi
+  log "starting PostgreSQL"
+  $SUDO pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | sort -V | tail -n 1)" main start || true
+  for _ in $(seq 30); do pg_up && break; sleep 1; done
+  pg_up || { log "PostgreSQL is not reachable on 127.0.0.1:5432"; exit 1; }
+fi
+export AIMS_TEST_POSTGRES=${AIMS_TEST_POSTGRES:-postgres://postgres@127.0.0.1:5432/postgres}
+
 # --- build and test -----------------------------------------------------------------------
 log "building binaries (target: $CARGO_TARGET_DIR)"
 cargo build --workspace --bins --quiet

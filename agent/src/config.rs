@@ -429,6 +429,16 @@ fn path_chars(id: &str) -> String {
         .replace("..", "__")
 }
 
+/// True when the URL's host is a loopback address or `localhost`.
+fn is_loopback(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -446,15 +456,5 @@ mod tests {
         assert!(path_safe("team/a@b").starts_with("team_a_b-"));
         assert_ne!(path_safe("a/b"), path_safe("a_b"));
         assert!(path_safe("..").starts_with("__-"));
-    }
-}
-
-/// True when the URL's host is a loopback address or `localhost`.
-fn is_loopback(url: &url::Url) -> bool {
-    match url.host() {
-        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        None => false,
     }
 }

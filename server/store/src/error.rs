@@ -51,7 +51,9 @@ impl StoreError {
             Self::Database(
                 sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed,
             ) => StoreErrorKind::Unavailable,
-            Self::Database(sqlx::Error::Database(e)) if e.code().as_deref().is_some_and(retryable) => {
+            Self::Database(sqlx::Error::Database(e))
+                if e.code().as_deref().is_some_and(retryable) =>
+            {
                 StoreErrorKind::Unavailable
             }
             Self::Database(_)

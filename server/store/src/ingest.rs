@@ -64,7 +64,10 @@ impl Plan<'_> {
 pub(crate) fn record_ids(records: &[EvidenceRecord]) -> Result<Vec<RecordId>, StoreError> {
     records
         .iter()
-        .map(|r| r.record_id().map_err(|e| StoreError::Encoding(e.to_string())))
+        .map(|r| {
+            r.record_id()
+                .map_err(|e| StoreError::Encoding(e.to_string()))
+        })
         .collect()
 }
 

@@ -33,8 +33,8 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
 use sqlx::Row;
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
 
 use aims_model::tlog::merkle::{self, Hash, NodeId};
 use aims_model::wire::{ControlView, StatusCounts, SystemSummary};
@@ -667,13 +667,12 @@ impl Store for PgStore {
     }
 
     async fn revoke_tokens(&self, name: &str, at: Timestamp) -> Result<u64, StoreError> {
-        let r = sqlx::query(
-            "UPDATE tokens SET revoked_at = $1 WHERE name = $2 AND revoked_at IS NULL",
-        )
-        .bind(at.to_string())
-        .bind(name)
-        .execute(&self.pool)
-        .await?;
+        let r =
+            sqlx::query("UPDATE tokens SET revoked_at = $1 WHERE name = $2 AND revoked_at IS NULL")
+                .bind(at.to_string())
+                .bind(name)
+                .execute(&self.pool)
+                .await?;
         Ok(r.rows_affected())
     }
 
@@ -742,10 +741,7 @@ mod tests {
             redact_url("postgres://u:secret@db:5432/aims?sslmode=require"),
             "postgres://u:***@db:5432/aims?sslmode=require"
         );
-        assert_eq!(
-            redact_url("postgres://u@db/aims"),
-            "postgres://u@db/aims"
-        );
+        assert_eq!(redact_url("postgres://u@db/aims"), "postgres://u@db/aims");
         assert_eq!(redact_url("postgresql://db/aims"), "postgresql://db/aims");
         assert_eq!(redact_url("not a url"), "not a url");
     }

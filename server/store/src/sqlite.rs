@@ -93,7 +93,11 @@ async fn fill_hashes(
     map: &mut HashMap<NodeId, Hash>,
     ids: &[NodeId],
 ) -> Result<(), StoreError> {
-    let want: Vec<NodeId> = ids.iter().filter(|id| !map.contains_key(id)).copied().collect();
+    let want: Vec<NodeId> = ids
+        .iter()
+        .filter(|id| !map.contains_key(id))
+        .copied()
+        .collect();
     for chunk in want.chunks(HASH_CHUNK) {
         let mut q = QueryBuilder::<Sqlite>::new("WITH want(level, idx) AS (");
         q.push_values(chunk, |mut b, id| {

@@ -64,7 +64,10 @@ mod suite {
         let batch: Vec<_> = (0..5)
             .map(|i| record("sys-a", &format!("f{i}"), "v1", i))
             .collect();
-        let out = s.ingest("agent-1", &batch, at(100), &TestSigner).await.unwrap();
+        let out = s
+            .ingest("agent-1", &batch, at(100), &TestSigner)
+            .await
+            .unwrap();
         assert_eq!(ids_of(&out), (0..5).map(|i| (i, false)).collect::<Vec<_>>());
         assert_eq!(out.tree_size, 5);
         assert_eq!(out.systems_touched, vec!["sys-a".to_owned()]);
@@ -76,7 +79,10 @@ mod suite {
             record("sys-a", "g1", "v1", 11),
             record("sys-b", "g2", "v1", 12),
         ];
-        let out = s.ingest("agent-2", &batch2, at(101), &TestSigner).await.unwrap();
+        let out = s
+            .ingest("agent-2", &batch2, at(101), &TestSigner)
+            .await
+            .unwrap();
         assert_eq!(ids_of(&out), vec![(5, false), (6, false), (7, false)]);
         assert_eq!(out.tree_size, 8);
         assert_eq!(
@@ -86,7 +92,10 @@ mod suite {
         assert_eq!(s.tree_size().await.unwrap(), 8);
         assert_eq!(stored_leaves(s).await.len(), 8);
         // An empty batch changes nothing.
-        let out = s.ingest("agent-1", &[], at(102), &TestSigner).await.unwrap();
+        let out = s
+            .ingest("agent-1", &[], at(102), &TestSigner)
+            .await
+            .unwrap();
         assert!(out.results.is_empty());
         assert_eq!(out.tree_size, 8);
         assert_eq!(out.checkpoint.map(|c| c.size), Some(8));
@@ -119,41 +128,59 @@ mod suite {
         assert_eq!(ids_of(&out), vec![(2, false), (2, true), (0, true)]);
         assert_eq!(s.tree_size().await.unwrap(), 3);
         // The stored record keeps the first sender and time.
-        let e = s.evidence(b.record_id().unwrap().as_str()).await.unwrap().unwrap();
+        let e = s
+            .evidence(b.record_id().unwrap().as_str())
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(e.agent, "agent-1");
         assert_eq!(e.received_at, at(1));
     }
 
     pub async fn reobservation_returns_old_index(s: &dyn Store) {
         let first = record("sys", "card.md", "same bytes", 0);
-        s.ingest("agent-1", &[first.clone()], at(1), &TestSigner)
+        s.ingest("agent-1", std::slice::from_ref(&first), at(1), &TestSigner)
             .await
             .unwrap();
         // The agent crashed before saving its cursor and observes the same artifact again.
         let again = record("sys", "card.md", "same bytes", 60);
         assert_ne!(again.record_id().unwrap(), first.record_id().unwrap());
         let out = s
-            .ingest("agent-1", &[again.clone()], at(2), &TestSigner)
+            .ingest("agent-1", std::slice::from_ref(&again), at(2), &TestSigner)
             .await
             .unwrap();
         assert_eq!(ids_of(&out), vec![(0, true)]);
         assert_eq!(out.tree_size, 1);
-        assert!(s.evidence(again.record_id().unwrap().as_str()).await.unwrap().is_none());
+        assert!(
+            s.evidence(again.record_id().unwrap().as_str())
+                .await
+                .unwrap()
+                .is_none()
+        );
         // The same content under another source id is another artifact.
         let mut other = again.clone();
         other.source.id = "other-src".to_owned();
-        let out = s.ingest("agent-1", &[other], at(3), &TestSigner).await.unwrap();
+        let out = s
+            .ingest("agent-1", &[other], at(3), &TestSigner)
+            .await
+            .unwrap();
         assert_eq!(ids_of(&out), vec![(1, false)]);
         // Within a batch too: the second observation of an artifact appended in the batch.
         let n1 = record("sys", "new.md", "x", 0);
         let n2 = record("sys", "new.md", "x", 5);
-        let out = s.ingest("agent-1", &[n1, n2], at(4), &TestSigner).await.unwrap();
+        let out = s
+            .ingest("agent-1", &[n1, n2], at(4), &TestSigner)
+            .await
+            .unwrap();
         assert_eq!(ids_of(&out), vec![(2, false), (2, true)]);
     }
 
     pub async fn changed_artifact_links_prev(s: &dyn Store) {
         let v1 = record("sys", "model.json", "v1", 0);
-        let out = s.ingest("agent-1", &[v1.clone()], at(1), &TestSigner).await.unwrap();
+        let out = s
+            .ingest("agent-1", std::slice::from_ref(&v1), at(1), &TestSigner)
+            .await
+            .unwrap();
         assert_eq!(ids_of(&out), vec![(0, false)]);
         let other = record("sys", "other.json", "v1", 0);
         let v2 = record("sys", "model.json", "v2", 10);
@@ -162,14 +189,23 @@ mod suite {
             .await
             .unwrap();
         assert_eq!(ids_of(&out), vec![(1, false), (2, false)]);
-        let e2 = s.evidence(v2.record_id().unwrap().as_str()).await.unwrap().unwrap();
+        let e2 = s
+            .evidence(v2.record_id().unwrap().as_str())
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(e2.prev, Some(0));
         assert_eq!(e2.leaf_index, 2);
         // A chain inside one batch, and back to the first content (new leaf: the newest differs).
         let v3 = record("sys", "model.json", "v3", 20);
         let v1_again = record("sys", "model.json", "v1", 30);
         let out = s
-            .ingest("agent-1", &[v3.clone(), v1_again.clone()], at(3), &TestSigner)
+            .ingest(
+                "agent-1",
+                &[v3.clone(), v1_again.clone()],
+                at(3),
+                &TestSigner,
+            )
             .await
             .unwrap();
         assert_eq!(ids_of(&out), vec![(3, false), (4, false)]);
@@ -181,7 +217,10 @@ mod suite {
             .filter(|e| e.record.locator == "model.json")
             .map(|e| (e.leaf_index, e.prev))
             .collect();
-        assert_eq!(prevs, vec![(0, None), (2, Some(0)), (3, Some(2)), (4, Some(3))]);
+        assert_eq!(
+            prevs,
+            vec![(0, None), (2, Some(0)), (3, Some(2)), (4, Some(3))]
+        );
         // `prev` is inside the hashed entry bytes.
         let rows = s.entries(4, 1).await.unwrap();
         let entry: LedgerEntry = serde_json::from_slice(&rows[0].entry).unwrap();
@@ -191,11 +230,20 @@ mod suite {
 
     pub async fn gone_is_a_new_entry(s: &dyn Store) {
         let seen = record("sys", "data.csv", "rows", 0);
-        s.ingest("agent-1", &[seen.clone()], at(1), &TestSigner).await.unwrap();
+        s.ingest("agent-1", std::slice::from_ref(&seen), at(1), &TestSigner)
+            .await
+            .unwrap();
         let g = gone(&seen, 50);
-        let out = s.ingest("agent-1", &[g.clone()], at(2), &TestSigner).await.unwrap();
+        let out = s
+            .ingest("agent-1", std::slice::from_ref(&g), at(2), &TestSigner)
+            .await
+            .unwrap();
         assert_eq!(ids_of(&out), vec![(1, false)]);
-        let e = s.evidence(g.record_id().unwrap().as_str()).await.unwrap().unwrap();
+        let e = s
+            .evidence(g.record_id().unwrap().as_str())
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(e.prev, Some(0));
         assert_eq!(e.record.event, aims_model::RecordEvent::Gone);
         // Reported gone again later: a re-observation of the gone entry.
@@ -206,9 +254,16 @@ mod suite {
         assert_eq!(ids_of(&out), vec![(1, true)]);
         // Back with the same bytes: new leaf after the gone one.
         let back = record("sys", "data.csv", "rows", 120);
-        let out = s.ingest("agent-1", &[back.clone()], at(4), &TestSigner).await.unwrap();
+        let out = s
+            .ingest("agent-1", std::slice::from_ref(&back), at(4), &TestSigner)
+            .await
+            .unwrap();
         assert_eq!(ids_of(&out), vec![(2, false)]);
-        let e = s.evidence(back.record_id().unwrap().as_str()).await.unwrap().unwrap();
+        let e = s
+            .evidence(back.record_id().unwrap().as_str())
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(e.prev, Some(1));
     }
 
@@ -221,7 +276,9 @@ mod suite {
                     record(sys, &format!("f{b}-{i}"), "x", (b * 10 + i) as i64)
                 })
                 .collect();
-            s.ingest("agent-1", &batch, at(b as i64), &TestSigner).await.unwrap();
+            s.ingest("agent-1", &batch, at(b as i64), &TestSigner)
+                .await
+                .unwrap();
             all.extend(batch);
         }
         for sys in ["sys-a", "sys-b", "sys-c"] {
@@ -245,7 +302,11 @@ mod suite {
             vec!["sys-a".to_owned(), "sys-b".to_owned(), "sys-c".to_owned()]
         );
         let r = &all[13];
-        let e = s.evidence(r.record_id().unwrap().as_str()).await.unwrap().unwrap();
+        let e = s
+            .evidence(r.record_id().unwrap().as_str())
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(e.leaf_index, 13);
         assert_eq!(&e.record, r);
         assert_eq!(e.agent, "agent-1");
@@ -255,8 +316,12 @@ mod suite {
     }
 
     pub async fn entries_pages_the_stored_bytes(s: &dyn Store) {
-        let batch: Vec<_> = (0..25).map(|i| record("sys", &format!("f{i}"), "x", i)).collect();
-        s.ingest("agent-1", &batch, at(0), &TestSigner).await.unwrap();
+        let batch: Vec<_> = (0..25)
+            .map(|i| record("sys", &format!("f{i}"), "x", i))
+            .collect();
+        s.ingest("agent-1", &batch, at(0), &TestSigner)
+            .await
+            .unwrap();
         let page = s.entries(10, 5).await.unwrap();
         assert_eq!(
             page.iter().map(|r| r.index).collect::<Vec<_>>(),
@@ -288,7 +353,10 @@ mod suite {
             let batch: Vec<_> = (n..n + len)
                 .map(|i| record(&format!("sys-{}", i % 4), &format!("f{i}"), "x", b as i64))
                 .collect();
-            let out = s.ingest("agent-1", &batch, at(b as i64), &TestSigner).await.unwrap();
+            let out = s
+                .ingest("agent-1", &batch, at(b as i64), &TestSigner)
+                .await
+                .unwrap();
             n += len;
             assert_eq!(out.tree_size, n as u64);
             let leaves = stored_leaves(s).await;
@@ -300,8 +368,14 @@ mod suite {
         assert_eq!(n, 301);
         let leaves = stored_leaves(s).await;
         let root_at = |m: u64| root_from_leaves(&leaves[..m as usize]);
-        for size in [1u64, 2, 3, 4, 5, 7, 8, 9, 16, 17, 63, 64, 65, 127, 128, 129, 200, 255, 256, 300, 301] {
-            assert_eq!(s.tree_root(size).await.unwrap(), root_at(size), "root at {size}");
+        for size in [
+            1u64, 2, 3, 4, 5, 7, 8, 9, 16, 17, 63, 64, 65, 127, 128, 129, 200, 255, 256, 300, 301,
+        ] {
+            assert_eq!(
+                s.tree_root(size).await.unwrap(),
+                root_at(size),
+                "root at {size}"
+            );
             let root = root_at(size);
             let mut idxs: Vec<u64> = vec![0, size / 3, size / 2, size - 1];
             idxs.dedup();
@@ -311,7 +385,21 @@ mod suite {
                     .unwrap_or_else(|e| panic!("inclusion of {i} in {size}: {e}"));
             }
         }
-        for (m, n) in [(1u64, 1u64), (1, 2), (2, 3), (3, 8), (7, 8), (8, 9), (13, 64), (64, 65), (100, 301), (255, 256), (256, 301), (300, 301), (301, 301)] {
+        for (m, n) in [
+            (1u64, 1u64),
+            (1, 2),
+            (2, 3),
+            (3, 8),
+            (7, 8),
+            (8, 9),
+            (13, 64),
+            (64, 65),
+            (100, 301),
+            (255, 256),
+            (256, 301),
+            (300, 301),
+            (301, 301),
+        ] {
             let proof = s.consistency_proof(m, n).await.unwrap();
             merkle::verify_consistency(m, n, &proof, &root_at(m), &root_at(n))
                 .unwrap_or_else(|e| panic!("consistency {m} -> {n}: {e}"));
@@ -326,13 +414,20 @@ mod suite {
         assert!(s.consistency_proof(10, 5).await.is_err());
         assert!(s.tree_root(302).await.is_err());
         // read_hashes answers in the order asked, and a node never stored is an error.
-        let ids = [merkle::NodeId::new(1, 3), merkle::NodeId::leaf(0), merkle::NodeId::new(8, 0)];
+        let ids = [
+            merkle::NodeId::new(1, 3),
+            merkle::NodeId::leaf(0),
+            merkle::NodeId::new(8, 0),
+        ];
         let hs = s.read_hashes(&ids).await.unwrap();
         assert_eq!(hs[0], root_from_leaves(&leaves[6..8]));
         assert_eq!(hs[1], leaves[0]);
         assert_eq!(hs[2], root_from_leaves(&leaves[..256]));
         let missing = s.read_hashes(&[merkle::NodeId::new(9, 0)]).await;
-        assert!(matches!(missing, Err(StoreError::Corrupt(_))), "{missing:?}");
+        assert!(
+            matches!(missing, Err(StoreError::Corrupt(_))),
+            "{missing:?}"
+        );
     }
 
     pub async fn checkpoints(s: &dyn Store) {
@@ -347,13 +442,25 @@ mod suite {
         assert_eq!(s.latest_checkpoint().await.unwrap(), Some(empty.clone()));
         let mut sizes = Vec::new();
         for b in 0..5i64 {
-            let batch: Vec<_> = (0..=b).map(|i| record("sys", &format!("f{b}-{i}"), "x", i)).collect();
-            let out = s.ingest("agent-1", &batch, at(10 + b), &TestSigner).await.unwrap();
+            let batch: Vec<_> = (0..=b)
+                .map(|i| record("sys", &format!("f{b}-{i}"), "x", i))
+                .collect();
+            let out = s
+                .ingest("agent-1", &batch, at(10 + b), &TestSigner)
+                .await
+                .unwrap();
             let cp = out.checkpoint.unwrap();
             assert_eq!(cp.size, out.tree_size);
             assert_eq!(cp.root, s.tree_root(cp.size).await.unwrap());
-            assert_eq!(cp.created_at, at(10 + b), "created_at is the ingest's received_at");
-            assert_eq!(cp.note, format!("aims.test/log\n{}\n{}\n", cp.size, hex::encode(cp.root)));
+            assert_eq!(
+                cp.created_at,
+                at(10 + b),
+                "created_at is the ingest's received_at"
+            );
+            assert_eq!(
+                cp.note,
+                format!("aims.test/log\n{}\n{}\n", cp.size, hex::encode(cp.root))
+            );
             assert_eq!(s.checkpoint_at(cp.size).await.unwrap(), Some(cp.clone()));
             assert_eq!(s.latest_checkpoint().await.unwrap(), Some(cp.clone()));
             sizes.push(cp.size);
@@ -382,7 +489,10 @@ mod suite {
         assert_eq!(s.checkpoint_at(15).await.unwrap(), Some(resigned.clone()));
         // A batch of duplicates returns the checkpoint of the current size.
         let dup = record("sys", "f0-0", "x", 0);
-        let out = s.ingest("agent-1", &[dup], at(200), &TestSigner).await.unwrap();
+        let out = s
+            .ingest("agent-1", &[dup], at(200), &TestSigner)
+            .await
+            .unwrap();
         assert_eq!(out.checkpoint, Some(resigned));
     }
 
@@ -397,11 +507,11 @@ mod suite {
         }
     }
 
-    fn finding(kind: FindingKind, system: &str, since: i64, msg: &str) -> Finding {
+    fn finding(kind: FindingKind, system: &str, control: &str, since: i64, msg: &str) -> Finding {
         Finding::new(
             kind,
             system,
-            vec!["A.6.2.4".to_owned()],
+            vec![control.to_owned()],
             at(since),
             Vec::new(),
             msg.to_owned(),
@@ -419,15 +529,19 @@ mod suite {
             control("A.7.2", ControlStatus::NotApplicable),
             control("A.9.4", ControlStatus::Fresh),
         ];
-        let f_stale = finding(FindingKind::Stale, "sys-a", 5, "old");
-        let f_changed_late = finding(FindingKind::Changed, "sys-a", 9, "late");
-        let f_changed_early = finding(FindingKind::Changed, "sys-a", 3, "early");
+        let f_stale = finding(FindingKind::Stale, "sys-a", "A.6.2.4", 5, "old");
+        let f_changed_late = finding(FindingKind::Changed, "sys-a", "A.6.2.4", 9, "late");
+        let f_changed_early = finding(FindingKind::Changed, "sys-a", "A.6.2.9", 3, "early");
         let a = StoredAssessment {
             system: "sys-a".to_owned(),
             assessed_at: at(100),
             evidence: 42,
             controls: controls.clone(),
-            findings: vec![f_stale.clone(), f_changed_late.clone(), f_changed_early.clone()],
+            findings: vec![
+                f_stale.clone(),
+                f_changed_late.clone(),
+                f_changed_early.clone(),
+            ],
         };
         s.put_assessment(&a).await.unwrap();
         let b = StoredAssessment {
@@ -435,7 +549,7 @@ mod suite {
             assessed_at: at(101),
             evidence: 1,
             controls: vec![control("A.6.2.4", ControlStatus::Missing)],
-            findings: vec![finding(FindingKind::Missing, "sys-b", 1, "none")],
+            findings: vec![finding(FindingKind::Missing, "sys-b", "A.6.2.4", 1, "none")],
         };
         s.put_assessment(&b).await.unwrap();
 
@@ -462,11 +576,18 @@ mod suite {
             vec!["A.6.2.4", "A.6.2.9", "A.6.2.10", "A.7.2", "A.9.4", "A.10.2"],
             "controls in numeric order"
         );
-        assert_eq!(got.iter().find(|c| c.control == "A.9.4"), controls.iter().find(|c| c.control == "A.9.4"));
+        assert_eq!(
+            got.iter().find(|c| c.control == "A.9.4"),
+            controls.iter().find(|c| c.control == "A.9.4")
+        );
         // Per system: by kind (as text), then since, then id.
         assert_eq!(
             s.findings(Some("sys-a")).await.unwrap(),
-            vec![f_changed_early.clone(), f_changed_late.clone(), f_stale.clone()]
+            vec![
+                f_changed_early.clone(),
+                f_changed_late.clone(),
+                f_stale.clone()
+            ]
         );
         let all = s.findings(None).await.unwrap();
         assert_eq!(all.len(), 4);
@@ -512,11 +633,19 @@ mod suite {
             created_at: at(0),
             expires_at: expires,
         };
-        s.create_token(&t("agent-1", Role::Agent, "h1", None)).await.unwrap();
-        s.create_token(&t("agent-1", Role::Agent, "h2", Some(at(1000)))).await.unwrap();
-        s.create_token(&t("alice", Role::Auditor, "h3", None)).await.unwrap();
+        s.create_token(&t("agent-1", Role::Agent, "h1", None))
+            .await
+            .unwrap();
+        s.create_token(&t("agent-1", Role::Agent, "h2", Some(at(1000))))
+            .await
+            .unwrap();
+        s.create_token(&t("alice", Role::Auditor, "h3", None))
+            .await
+            .unwrap();
         assert!(
-            s.create_token(&t("bob", Role::Admin, "h3", None)).await.is_err(),
+            s.create_token(&t("bob", Role::Admin, "h3", None))
+                .await
+                .is_err(),
             "token hashes are unique"
         );
         let info = s.token_by_hash("h2").await.unwrap().unwrap();
@@ -524,18 +653,32 @@ mod suite {
         assert_eq!(info.role, Role::Agent);
         assert_eq!(info.expires_at, Some(at(1000)));
         assert_eq!(info.revoked_at, None);
-        assert_eq!(s.token_by_hash("h3").await.unwrap().unwrap().role, Role::Auditor);
+        assert_eq!(
+            s.token_by_hash("h3").await.unwrap().unwrap().role,
+            Role::Auditor
+        );
         assert!(s.token_by_hash("nope").await.unwrap().is_none());
         assert_eq!(s.revoke_tokens("agent-1", at(50)).await.unwrap(), 2);
         assert_eq!(s.revoke_tokens("agent-1", at(60)).await.unwrap(), 0);
         assert_eq!(s.revoke_tokens("nobody", at(60)).await.unwrap(), 0);
-        assert_eq!(s.token_by_hash("h1").await.unwrap().unwrap().revoked_at, Some(at(50)));
-        assert_eq!(s.token_by_hash("h3").await.unwrap().unwrap().revoked_at, None);
+        assert_eq!(
+            s.token_by_hash("h1").await.unwrap().unwrap().revoked_at,
+            Some(at(50))
+        );
+        assert_eq!(
+            s.token_by_hash("h3").await.unwrap().unwrap().revoked_at,
+            None
+        );
     }
 
     pub async fn signer_error_rolls_the_batch_back(s: &dyn Store) {
-        let first: Vec<_> = (0..3).map(|i| record("sys", &format!("f{i}"), "x", i)).collect();
-        let out = s.ingest("agent-1", &first, at(1), &TestSigner).await.unwrap();
+        let first: Vec<_> = (0..3)
+            .map(|i| record("sys", &format!("f{i}"), "x", i))
+            .collect();
+        let out = s
+            .ingest("agent-1", &first, at(1), &TestSigner)
+            .await
+            .unwrap();
         let cp = out.checkpoint.unwrap();
         let root = s.tree_root(3).await.unwrap();
         // New records, a changed artifact and a duplicate: all or nothing.
@@ -545,31 +688,57 @@ mod suite {
             first[0].clone(),
             record("sys-new", "g1", "x", 10),
         ];
-        let err = s.ingest("agent-1", &batch, at(2), &FailingSigner).await.unwrap_err();
+        let err = s
+            .ingest("agent-1", &batch, at(2), &FailingSigner)
+            .await
+            .unwrap_err();
         assert!(matches!(err, StoreError::Signing(_)), "{err:?}");
         assert_eq!(s.tree_size().await.unwrap(), 3);
         assert_eq!(s.tree_root(3).await.unwrap(), root);
         assert_eq!(s.entries(0, 100).await.unwrap().len(), 3);
         for r in &batch[..2] {
-            assert!(s.evidence(r.record_id().unwrap().as_str()).await.unwrap().is_none());
+            assert!(
+                s.evidence(r.record_id().unwrap().as_str())
+                    .await
+                    .unwrap()
+                    .is_none()
+            );
         }
         assert!(s.history("sys-new").await.unwrap().is_empty());
         assert_eq!(s.latest_checkpoint().await.unwrap(), Some(cp));
         assert!(s.checkpoint_at(6).await.unwrap().is_none());
-        assert!(s.read_hashes(&[merkle::NodeId::leaf(3)]).await.is_err(), "no subtree hash left behind");
+        assert!(
+            s.read_hashes(&[merkle::NodeId::leaf(3)]).await.is_err(),
+            "no subtree hash left behind"
+        );
         // The same batch then goes in at the next dense indices.
-        let out = s.ingest("agent-1", &batch, at(3), &TestSigner).await.unwrap();
-        assert_eq!(ids_of(&out), vec![(3, false), (4, false), (0, true), (5, false)]);
-        let e = s.evidence(batch[1].record_id().unwrap().as_str()).await.unwrap().unwrap();
+        let out = s
+            .ingest("agent-1", &batch, at(3), &TestSigner)
+            .await
+            .unwrap();
+        assert_eq!(
+            ids_of(&out),
+            vec![(3, false), (4, false), (0, true), (5, false)]
+        );
+        let e = s
+            .evidence(batch[1].record_id().unwrap().as_str())
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(e.prev, Some(1));
-        assert_eq!(s.tree_root(6).await.unwrap(), root_from_leaves(&stored_leaves(s).await));
+        assert_eq!(
+            s.tree_root(6).await.unwrap(),
+            root_from_leaves(&stored_leaves(s).await)
+        );
     }
 
     /// Several tasks on one store instance, overlapping batches: every record once, dense.
     pub async fn concurrent_ingests_in_one_store(s: &dyn Store) {
         // `&dyn Store` is not 'static: the tasks are futures polled together (the queries
         // still overlap in the store); the replica test spawns real tasks on two instances.
-        let pool: Vec<EvidenceRecord> = (0..120).map(|i| record("sys", &format!("f{i}"), "x", i)).collect();
+        let pool: Vec<EvidenceRecord> = (0..120)
+            .map(|i| record("sys", &format!("f{i}"), "x", i))
+            .collect();
         let pool = Arc::new(pool);
         let tasks = (0..4).map(|t| {
             let pool = pool.clone();
@@ -579,7 +748,10 @@ mod suite {
                     let batch: Vec<_> = (0..12)
                         .map(|k| pool[(t * 17 + b * 11 + k * 3) % pool.len()].clone())
                         .collect();
-                    let out = s.ingest("agent-1", &batch, at(b as i64), &TestSigner).await.unwrap();
+                    let out = s
+                        .ingest("agent-1", &batch, at(b as i64), &TestSigner)
+                        .await
+                        .unwrap();
                     seen.extend(out.results.into_iter().map(|(id, i, _)| (id, i)));
                 }
                 seen
@@ -595,6 +767,9 @@ mod suite {
         assert_eq!(size, index_of.len() as u64, "every record exactly once");
         let idxs: HashSet<u64> = index_of.values().copied().collect();
         assert_eq!(idxs, (0..size).collect::<HashSet<_>>(), "dense indices");
-        assert_eq!(s.tree_root(size).await.unwrap(), root_from_leaves(&stored_leaves(s).await));
+        assert_eq!(
+            s.tree_root(size).await.unwrap(),
+            root_from_leaves(&stored_leaves(s).await)
+        );
     }
 }

@@ -66,7 +66,10 @@ async fn two_replicas_never_fork() {
                     .collect();
                 for _ in 0..SHARED {
                     let pick = &shared[(rng.next() % shared.len() as u64) as usize];
-                    batch.insert((rng.next() % (batch.len() as u64 + 1)) as usize, pick.clone());
+                    batch.insert(
+                        (rng.next() % (batch.len() as u64 + 1)) as usize,
+                        pick.clone(),
+                    );
                 }
                 let out = store
                     .ingest(&format!("agent-{t}"), &batch, at(b as i64), &TestSigner)
@@ -133,7 +136,11 @@ async fn two_replicas_never_fork() {
     let mut last = None;
     for n in 1..=size {
         if let Some(cp) = store.checkpoint_at(n).await.unwrap() {
-            assert_eq!(cp.root, root_from_leaves(&leaves[..n as usize]), "checkpoint {n} forks");
+            assert_eq!(
+                cp.root,
+                root_from_leaves(&leaves[..n as usize]),
+                "checkpoint {n} forks"
+            );
             if let Some((m, root_m)) = last {
                 let proof = store.consistency_proof(m, n).await.unwrap();
                 merkle::verify_consistency(m, n, &proof, &root_m, &cp.root).unwrap();
@@ -142,7 +149,10 @@ async fn two_replicas_never_fork() {
             stored += 1;
         }
     }
-    assert_eq!(stored, grown, "one checkpoint per ingest that grew the tree");
+    assert_eq!(
+        stored, grown,
+        "one checkpoint per ingest that grew the tree"
+    );
     assert_eq!(store.latest_checkpoint().await.unwrap().unwrap().size, size);
     for r in &replicas {
         r.close().await;
@@ -166,7 +176,10 @@ async fn same_batch_on_two_replicas_is_one_leaf() {
         let (x, y) = (x.unwrap(), y.unwrap());
         let xi: Vec<u64> = x.results.iter().map(|r| r.1).collect();
         let yi: Vec<u64> = y.results.iter().map(|r| r.1).collect();
-        assert_eq!(xi, yi, "round {round}: both replicas answer with the same indices");
+        assert_eq!(
+            xi, yi,
+            "round {round}: both replicas answer with the same indices"
+        );
         let first = round as u64 * 5;
         assert_eq!(xi, (first..first + 5).collect::<Vec<_>>());
         // Exactly one of the two appended.
@@ -182,4 +195,68 @@ async fn same_batch_on_two_replicas_is_one_leaf() {
     assert_eq!(b.tree_root(150).await.unwrap(), root_from_leaves(&leaves));
     a.close().await;
     b.close().await;
+}
+
+/// While one replica holds the sequencer (an ingest in flight), reads on another go through and
+/// an ingest on another waits, then lands after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn reads_do_not_wait_for_the_sequencer() {
+    use sqlx::{Connection, PgConnection};
+    use std::time::Duration;
+
+    let db = PgDatabase::create().await;
+    let store = Arc::new(PgStore::open(&db.url).await.unwrap());
+    let batch: Vec<_> = (0..10)
+        .map(|i| record("sys", &format!("f{i}"), "x", i))
+        .collect();
+    store
+        .ingest("agent-1", &batch, at(0), &TestSigner)
+        .await
+        .unwrap();
+
+    // A stand-in for a replica in the middle of an ingest.
+    let mut other = PgConnection::connect(&db.url).await.unwrap();
+    let mut tx = other.begin().await.unwrap();
+    sqlx::query("SELECT size FROM ledger_head FOR UPDATE")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+
+    let writer = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let more = vec![record("sys", "late", "x", 99)];
+            store
+                .ingest("agent-2", &more, at(1), &TestSigner)
+                .await
+                .unwrap()
+        })
+    };
+    let reads = async {
+        assert_eq!(store.tree_size().await.unwrap(), 10);
+        let root = store.tree_root(10).await.unwrap();
+        let proof = store.inclusion_proof(3, 10).await.unwrap();
+        let leaves = stored_leaves(&*store).await;
+        merkle::verify_inclusion(&leaves[3], 3, 10, &proof, &root).unwrap();
+        assert_eq!(store.history("sys").await.unwrap().len(), 10);
+        assert_eq!(store.latest_checkpoint().await.unwrap().unwrap().size, 10);
+        assert!(store.token_by_hash("none").await.unwrap().is_none());
+    };
+    tokio::time::timeout(Duration::from_secs(5), reads)
+        .await
+        .expect("reads waited for the sequencer");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !writer.is_finished(),
+        "an ingest must wait for the sequencer"
+    );
+    tx.rollback().await.unwrap();
+    let out = tokio::time::timeout(Duration::from_secs(10), writer)
+        .await
+        .expect("the ingest went through once the sequencer was free")
+        .unwrap();
+    assert_eq!(out.results[0].1, 10);
+    assert_eq!(out.tree_size, 11);
+    other.close().await.unwrap();
+    store.close().await;
 }

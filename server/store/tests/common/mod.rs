@@ -5,9 +5,9 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use aims_model::Timestamp;
 use aims_model::tlog::merkle::Hash;
 use aims_model::{ContentHash, EvidenceRecord, RECORD_VERSION, RecordEvent, SourceRef, SourceType};
-use aims_model::Timestamp;
 use aims_store::{CheckpointSigner, PgStore, SqliteStore, Store};
 use sqlx::{Connection, PgConnection};
 
@@ -204,7 +204,11 @@ pub fn gone(r: &EvidenceRecord, observed: i64) -> EvidenceRecord {
 pub async fn stored_leaves(store: &dyn Store) -> Vec<Hash> {
     let size = store.tree_size().await.unwrap();
     let rows = store.entries(0, size + 10).await.unwrap();
-    assert_eq!(rows.len() as u64, size, "entries() returns the whole ledger");
+    assert_eq!(
+        rows.len() as u64,
+        size,
+        "entries() returns the whole ledger"
+    );
     rows.iter()
         .enumerate()
         .map(|(i, r)| {
