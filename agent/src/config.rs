@@ -88,6 +88,10 @@ pub struct AgentConfig {
     /// Catalog directory overriding the embedded catalog.
     #[serde(default)]
     pub catalog_dir: Option<PathBuf>,
+    /// Address for `GET /metrics` and `/healthz` in `run` mode (e.g. `0.0.0.0:9464`); off when
+    /// unset.
+    #[serde(default)]
+    pub metrics_listen: Option<String>,
     /// How many sources are polled at the same time.
     #[serde(default = "default_max_concurrent_fetches")]
     pub max_concurrent_fetches: usize,

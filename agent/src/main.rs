@@ -163,9 +163,30 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 
 /// Runs one cycle and prints the summary; `Ok(true)` when everything was acknowledged.
 async fn once(cfg: &AgentConfig, opts: &RunOptions) -> anyhow::Result<bool> {
-    let report = aims_agent::run_once(cfg, opts)
-        .await
-        .with_context(|| format!("agent run failed ({})", cfg.file.display()))?;
+    // On a terminal, a progress line for long scans; nothing when stderr is a file or pipe.
+    let progress = std::io::IsTerminal::is_terminal(&std::io::stderr()).then(|| {
+        tokio::spawn(async {
+            let mut tick = tokio::time::interval(std::time::Duration::from_millis(250));
+            loop {
+                tick.tick().await;
+                let (files, bytes) = aims_collect::progress::snapshot();
+                if files > 0 || bytes > 0 {
+                    eprint!(
+                        "\r  fetched {files} artifacts, hashed {:.1} MiB   ",
+                        bytes as f64 / 1048576.0
+                    );
+                }
+            }
+        })
+    });
+    let result = aims_agent::run_once(cfg, opts).await;
+    if let Some(p) = progress {
+        p.abort();
+        if aims_collect::progress::snapshot() != (0, 0) {
+            eprintln!();
+        }
+    }
+    let report = result.with_context(|| format!("agent run failed ({})", cfg.file.display()))?;
     for s in &report.sources {
         eprintln!("{}", aims_agent::runner::summary_line(s));
     }
@@ -214,9 +235,9 @@ async fn shutdown_signal() {
 
 fn init_logging(format: LogFormat) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        EnvFilter::new("warn,aims_agent=info,aims_collect=info,aims_collect_git=info,aims_catalog=info,aims_model=info")
-    });
+    // Quiet by default (the per-source summary is the output of `once`); RUST_LOG=info or
+    // debug for detail.
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

@@ -62,6 +62,8 @@ pub struct SourceReport {
     pub unchanged: usize,
     /// Artifacts gone since the cursor.
     pub gone: usize,
+    /// Bytes hashed while fetching.
+    pub bytes_hashed: u64,
     /// Records written to the spool.
     pub spooled: usize,
     /// Records of this source acknowledged by the server during this run.
@@ -121,6 +123,9 @@ pub enum RunError {
     /// The shipper cannot be set up or its spool failed.
     #[error(transparent)]
     Ship(#[from] ShipError),
+    /// The metrics listener cannot be bound.
+    #[error("metrics_listen {0}")]
+    Metrics(String),
 }
 
 /// A source's collector, or why it could not be built.
@@ -206,6 +211,7 @@ async fn poll_source(
     report.fetched = s.fetched;
     report.unchanged = s.unchanged;
     report.gone = s.gone;
+    report.bytes_hashed = s.bytes_hashed;
     report.errors.extend(s.errors.iter().cloned());
     Ok(Polled {
         report,
@@ -253,7 +259,7 @@ async fn commit(agent: &Agent, id: &str, polled: Polled) -> SourceReport {
 
 async fn cycle(agent: &Agent, src: &SourceConfig, collector: &dyn Collector) -> SourceReport {
     let id = src.id();
-    match poll_source(agent, src, collector).await {
+    let report = match poll_source(agent, src, collector).await {
         Ok(polled) => commit(agent, id, polled).await,
         Err(e) => {
             tracing::warn!(collector.id = %id, error = %e, "source poll failed");
@@ -261,7 +267,9 @@ async fn cycle(agent: &Agent, src: &SourceConfig, collector: &dyn Collector) -> 
             r.errors.push(e);
             r
         }
-    }
+    };
+    crate::metrics::record_poll(&report);
+    report
 }
 
 /// Polls every source once (bounded concurrency), spools, saves cursors, then ships everything
@@ -306,6 +314,11 @@ pub async fn run(
 ) -> Result<(), RunError> {
     let agent = Arc::new(Agent::build(cfg, opts).await?);
     let (stop_tx, stop_rx) = watch::channel(false);
+    if let Some(addr) = &cfg.metrics_listen {
+        crate::metrics::serve(addr, agent.spool.clone(), stop_rx.clone())
+            .await
+            .map_err(|e| RunError::Metrics(format!("{addr}: {e}")))?;
+    }
     let wake = Arc::new(Notify::new());
     let permits = Arc::new(Semaphore::new(cfg.max_concurrent_fetches.max(1)));
     let mut tasks = tokio::task::JoinSet::new();
@@ -352,6 +365,7 @@ pub async fn run(
                         r
                     }
                 };
+                crate::metrics::record_poll(&report);
                 tracing::info!(
                     collector.id = %id,
                     listed = report.listed,
@@ -399,6 +413,9 @@ pub async fn run(
                     // and spool file operations finish on the blocking pool.
                     _ = stop.wait_for(|s| *s) => break,
                 };
+                if let Ok(r) = &res {
+                    crate::metrics::record_ship(r);
+                }
                 let pause = match res {
                     Ok(r) if r.files_remaining == 0 => {
                         failures = 0;

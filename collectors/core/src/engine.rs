@@ -224,6 +224,7 @@ async fn collect_one(
         let chunk = &buf[..n];
         hasher.update(chunk);
         size += n as u64;
+        crate::progress::add_bytes(n as u64);
         // Keep one byte beyond the limit so "exactly at the limit" is still parsed.
         if head.len() <= ctx.max_parse_bytes {
             let room = ctx.max_parse_bytes + 1 - head.len();
@@ -231,6 +232,7 @@ async fn collect_one(
         }
     }
     stats.bytes_hashed += size;
+    crate::progress::add_file();
     let sha256 = ContentHash::from_digest(&hasher.finalize());
     if let Some(listed) = artifact.size
         && listed != size
