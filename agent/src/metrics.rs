@@ -48,6 +48,9 @@ pub fn record_ship(r: &ShipReport) {
     SHIP_ERRORS.fetch_add(r.errors.len() as u64, Ordering::Relaxed);
 }
 
+/// A per-source series: name, help, and how to read it.
+type Series = (&'static str, &'static str, fn(&SourceCounters) -> u64);
+
 fn head(out: &mut String, name: &str, help: &str, kind: &str) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
 }
@@ -56,7 +59,7 @@ fn head(out: &mut String, name: &str, help: &str, kind: &str) {
 pub fn render(spool: &Spool) -> String {
     let mut out = String::with_capacity(2048);
     let sources = SOURCES.lock().map(|m| m.clone()).unwrap_or_default();
-    let per_source: [(&str, &str, fn(&SourceCounters) -> u64); 6] = [
+    let per_source: [Series; 6] = [
         ("aims_agent_polls_total", "Poll cycles per source.", |c| {
             c.polls
         }),
