@@ -169,6 +169,9 @@ async fn ingest(
         .store
         .ingest(&principal.name, &records, now, state.keys.as_ref())
         .await?;
+    if let Some(cp) = &outcome.checkpoint {
+        state.keys.remember(cp.size, &cp.root);
+    }
     let duplicates = outcome.results.iter().filter(|r| r.2).count();
     tracing::info!(
         agent = %principal.name,

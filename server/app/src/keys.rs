@@ -202,7 +202,7 @@ impl LogKeys {
     /// Consistency of a larger tree with the remembered one is checked by the caller at start-up
     /// (it has the proofs); here a smaller size or a different root at the same size is refused.
     pub fn sign_checkpoint(&self, size: u64, root: &Hash) -> Result<String, KeyError> {
-        let mut last = self
+        let last = self
             .last
             .lock()
             .map_err(|_| KeyError::Inconsistent("signer lock poisoned".into()))?;
@@ -227,11 +227,31 @@ impl LogKeys {
             what: "checkpoint".into(),
             reason: e.to_string(),
         };
-        let mut signed = SignedCheckpoint::sign(cp.clone(), &self.log).map_err(note_err)?;
+        let mut signed = SignedCheckpoint::sign(cp, &self.log).map_err(note_err)?;
         let now = u64::try_from(chrono::Utc::now().timestamp()).unwrap_or(0);
         signed.cosign(&self.clock, now).map_err(note_err)?;
-        // Remember the head (rename is atomic; no fsync: losing the newest head in a power cut
-        // only weakens the rollback check to the one before).
+        drop(last);
+        Ok(signed.note)
+    }
+
+    /// Remembers a signed head once the database has committed it. Called after the commit, never
+    /// from inside the transaction: a crash between signing and committing must not leave the key
+    /// directory remembering a head the database does not have. Monotonic: an older head reported
+    /// late (two requests finishing out of order) does not move it back.
+    pub fn remember(&self, size: u64, root: &Hash) {
+        let Ok(mut last) = self.last.lock() else {
+            return;
+        };
+        if last.is_some_and(|(ls, _)| ls >= size) {
+            return;
+        }
+        // Rename is atomic; no fsync: losing the newest head in a power cut only weakens the
+        // rollback check to the one before.
+        let cp = Checkpoint {
+            origin: self.origin.clone(),
+            size,
+            root: *root,
+        };
         let path = self.dir.join("last-checkpoint");
         let tmp = self.dir.join("last-checkpoint.tmp");
         if std::fs::write(&tmp, cp.to_body())
@@ -241,7 +261,6 @@ impl LogKeys {
             tracing::warn!(path = %path.display(), "could not record the newest signed checkpoint");
         }
         *last = Some((size, *root));
-        Ok(signed.note)
     }
 }
 

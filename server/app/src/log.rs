@@ -54,6 +54,7 @@ pub async fn ensure_checkpoint(state: &AppState) -> Result<(), ApiError> {
             created_at: aims_model::Timestamp::now(),
         })
         .await?;
+    state.keys.remember(size, &root);
     tracing::info!(size, origin = state.keys.origin(), "checkpoint signed");
     Ok(())
 }

@@ -5,7 +5,8 @@
 //!   makes the engine re-hash the file and emit nothing.
 //! - `artifact_time` is the file's modification time (a parsed date inside the file wins).
 //! - Directory symlinks are never followed (no loops, no escaping the root); file symlinks are
-//!   read through. `.git` is skipped, as are names that are not valid UTF-8 (logged).
+//!   read through; symlinks that do not resolve (dangling, looping) are skipped. `.git` is
+//!   skipped, as are names that are not valid UTF-8 (logged).
 //! - Any error reading a directory fails the whole listing: a partial listing would make the
 //!   engine report everything under the unreadable folder as `gone`.
 //!
@@ -160,6 +161,12 @@ fn walk(root: &Path) -> Result<Vec<FileInfo>, CollectError> {
                     tracing::debug!(path = %rel, "dangling symlink or vanished file, skipped");
                     continue;
                 }
+                // A symlink that does not resolve (a loop such as `a -> a`, a target we may not
+                // read) is not a regular file: skip it rather than fail the whole listing.
+                Err(e) if ft.is_symlink() => {
+                    tracing::warn!(path = %rel, error = %e, "symlink does not resolve, skipped");
+                    continue;
+                }
                 Err(e) => return Err(CollectError::io(format!("reading {}", path.display()), e)),
             };
             if !md.is_file() {
@@ -228,6 +235,20 @@ mod tests {
         assert!(a.locator.starts_with("file:///") && a.locator.ends_with("/a/b/c.json"));
         assert!(a.version.starts_with("2-"));
         assert_eq!(a.size, Some(2));
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn looping_file_symlinks_are_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::write(root.join("ok.md"), b"# ok").unwrap();
+        std::os::unix::fs::symlink("self", root.join("self")).unwrap();
+        std::os::unix::fs::symlink("y", root.join("x")).unwrap();
+        std::os::unix::fs::symlink("x", root.join("y")).unwrap();
+        let list = collector(root).list().await.unwrap();
+        let paths: Vec<&str> = list.iter().map(|a| a.path.as_str()).collect();
+        assert_eq!(paths, ["ok.md"]);
     }
 
     #[tokio::test]
