@@ -183,6 +183,18 @@ impl Server {
     }
 }
 
+/// The OpenAPI 3 description of the v1 API (`api/openapi.json`, kept next to the code).
+pub const OPENAPI: &str = include_str!("../api/openapi.json");
+
+async fn openapi() -> axum::response::Response {
+    use axum::response::IntoResponse;
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        OPENAPI,
+    )
+        .into_response()
+}
+
 async fn healthz() -> &'static str {
     "ok"
 }
@@ -210,6 +222,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/log/proof/consistency", get(log::get_consistency))
         .route("/v1/export", get(export::get_export))
         .route("/v1/export/oscal", get(export::get_export_oscal))
+        .route("/v1/openapi.json", get(openapi))
         .route("/metrics", get(metrics::get_metrics))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
