@@ -77,7 +77,8 @@ fn fmt_ratio(r: Option<f64>) -> String {
     match r {
         Some(r) if r >= 100.0 => format!("{r:.0}×"),
         Some(r) if r >= 10.0 => format!("{r:.1}×"),
-        Some(r) => format!("{r:.2}×"),
+        Some(r) if r >= 0.01 => format!("{r:.2}×"),
+        Some(r) => format!("{r:.4}×"),
         None => "—".to_owned(),
     }
 }
@@ -242,7 +243,12 @@ fn machine_info() -> Vec<(String, String)> {
         ("git", "git", &["--version"][..], 3),
     ] {
         let text = command_line(cmd, args)
-            .map(|t| t.split_whitespace().take(words).collect::<Vec<_>>().join(" "))
+            .map(|t| {
+                t.split_whitespace()
+                    .take(words)
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
             .unwrap_or_else(|| "not installed".to_owned());
         v.push((name.to_owned(), text));
     }
