@@ -57,6 +57,9 @@ impl DirCollector {
     }
 }
 
+/// Bytes read from disk per blocking call.
+const READ_BUFFER: usize = 1024 * 1024;
+
 #[async_trait]
 impl Collector for DirCollector {
     fn source(&self) -> &SourceRef {
@@ -110,7 +113,12 @@ impl Collector for DirCollector {
         let file = tokio::fs::File::open(&full)
             .await
             .map_err(|e| CollectError::io(format!("opening {}", full.display()), e))?;
-        Ok(Box::new(file))
+        // tokio's File hands every read to the blocking pool; reading 1 MiB per hop instead of
+        // the engine's 64 KiB chunk keeps that overhead small next to the hashing.
+        Ok(Box::new(tokio::io::BufReader::with_capacity(
+            READ_BUFFER,
+            file,
+        )))
     }
 }
 
