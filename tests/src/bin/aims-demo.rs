@@ -81,14 +81,15 @@ async fn main() -> Result<()> {
     println!("AI system            fresh stale drifted missing  evidence");
     for s in systems["systems"].as_array().into_iter().flatten() {
         let c = &s["controls"];
+        let n = |v: &Value| v.as_u64().unwrap_or(0);
         println!(
             "{:<20} {:>5} {:>5} {:>7} {:>7}  {:>8}",
             s["id"].as_str().unwrap_or("?"),
-            c["fresh"],
-            c["stale"],
-            c["drifted"],
-            c["missing"],
-            s["evidence"]
+            n(&c["fresh"]),
+            n(&c["stale"]),
+            n(&c["drifted"]),
+            n(&c["missing"]),
+            n(&s["evidence"])
         );
     }
     println!();
