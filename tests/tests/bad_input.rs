@@ -115,6 +115,35 @@ async fn bad_input_is_rejected_cleanly() {
     assert_eq!(s, 400, "{v}");
     assert_eq!(code(&v), "duplicate_record");
 
+    // A record over 64 KiB in canonical form, and a batch over the record limit.
+    let mut r = record();
+    r["metadata"] = json!({"blob": "x".repeat(70 * 1024)});
+    let (s, v) = post(
+        &url,
+        Some(&agent),
+        serde_json::to_vec(&json!({"records": [r]})).unwrap(),
+    )
+    .await;
+    assert_eq!(s, 400, "{v}");
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("limit"),
+        "{v}"
+    );
+    let many: Vec<Value> = (0..1001)
+        .map(|i| {
+            let mut r = record();
+            r["locator"] = json!(format!("git+file:///repo#f{i}"));
+            r
+        })
+        .collect();
+    let (s, v) = post(
+        &url,
+        Some(&agent),
+        serde_json::to_vec(&json!({"records": many})).unwrap(),
+    )
+    .await;
+    assert_eq!(s, 413, "{v}");
+
     // A 10 MiB body.
     let big = vec![b' '; 10 * 1024 * 1024];
     let (s, v) = post(&url, Some(&agent), big).await;
