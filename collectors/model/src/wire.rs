@@ -71,6 +71,15 @@ impl StatusCounts {
             ControlStatus::NotApplicable => self.not_applicable += 1,
         }
     }
+
+    /// Adds another set of counts (e.g. to total several systems).
+    pub fn merge(&mut self, other: &StatusCounts) {
+        self.fresh += other.fresh;
+        self.stale += other.stale;
+        self.drifted += other.drifted;
+        self.missing += other.missing;
+        self.not_applicable += other.not_applicable;
+    }
 }
 
 /// One AI system in `GET /v1/systems`.

@@ -157,11 +157,7 @@ pub async fn get_metrics(State(state): State<AppState>) -> Result<Response, ApiE
     );
     let mut totals = aims_model::wire::StatusCounts::default();
     for s in &systems {
-        totals.fresh += s.controls.fresh;
-        totals.stale += s.controls.stale;
-        totals.drifted += s.controls.drifted;
-        totals.missing += s.controls.missing;
-        totals.not_applicable += s.controls.not_applicable;
+        totals.merge(&s.controls);
     }
     for (st, n) in [
         ("fresh", totals.fresh),

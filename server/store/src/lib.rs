@@ -11,6 +11,7 @@
 //! - **Stored bytes are the truth.** The entry bytes that were hashed are stored verbatim; proofs
 //!   and exports never re-serialise them.
 
+mod decode;
 mod error;
 mod hashes;
 mod ingest;

@@ -43,7 +43,6 @@ use aims_model::{ContentHash, EvidenceRecord, Finding, Timestamp};
 use crate::hashes::{self, ids_in_order};
 use crate::ingest::{self, ArtifactKey, Newest};
 use crate::ledger::LedgerEntry;
-use crate::sqlite::control_order;
 use crate::{
     CheckpointSigner, IngestOutcome, LedgerEntryRow, NewToken, Role, Store, StoreError,
     StoredAssessment, StoredCheckpoint, StoredEvidence, TokenInfo,
@@ -597,12 +596,7 @@ impl Store for PgStore {
         .bind(system)
         .fetch_all(&self.pool)
         .await?;
-        let mut views = rows
-            .iter()
-            .map(|v| serde_json::from_str(v))
-            .collect::<Result<Vec<ControlView>, _>>()?;
-        views.sort_by_key(|v| control_order(&v.control));
-        Ok(Some(views))
+        Ok(Some(crate::decode::control_views(&rows)?))
     }
 
     async fn findings(&self, system: Option<&str>) -> Result<Vec<Finding>, StoreError> {
@@ -621,10 +615,7 @@ impl Store for PgStore {
                     .await?
             }
         };
-        Ok(rows
-            .iter()
-            .map(|b| serde_json::from_str(b))
-            .collect::<Result<_, _>>()?)
+        crate::decode::findings(&rows)
     }
 
     async fn create_token(&self, t: &NewToken) -> Result<(), StoreError> {

@@ -405,12 +405,7 @@ impl Store for SqliteStore {
                 .bind(system)
                 .fetch_all(&self.read)
                 .await?;
-        let mut views = rows
-            .iter()
-            .map(|v| serde_json::from_str(v))
-            .collect::<Result<Vec<ControlView>, _>>()?;
-        views.sort_by_key(|v| control_order(&v.control));
-        Ok(Some(views))
+        Ok(Some(crate::decode::control_views(&rows)?))
     }
 
     async fn findings(&self, system: Option<&str>) -> Result<Vec<Finding>, StoreError> {
@@ -429,10 +424,7 @@ impl Store for SqliteStore {
                     .await?
             }
         };
-        Ok(rows
-            .iter()
-            .map(|b| serde_json::from_str(b))
-            .collect::<Result<_, _>>()?)
+        crate::decode::findings(&rows)
     }
 
     async fn create_token(&self, t: &NewToken) -> Result<(), StoreError> {
@@ -538,12 +530,4 @@ fn row_to_checkpoint(r: &sqlx::sqlite::SqliteRow) -> Result<StoredCheckpoint, St
         note: r.try_get("note")?,
         created_at: ts(r.try_get("created_at")?)?,
     })
-}
-
-/// Sort key that orders `A.6.2.10` after `A.6.2.9` and `A.10.2` after `A.9.4`.
-pub(crate) fn control_order(id: &str) -> Vec<u32> {
-    id.trim_start_matches("A.")
-        .split('.')
-        .map(|p| p.parse().unwrap_or(u32::MAX))
-        .collect()
 }

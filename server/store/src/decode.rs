@@ -1,0 +1,34 @@
+//! Decoding of the JSON the stores keep for the materialised assessment, shared by both backends
+//! so they answer identically.
+
+use aims_model::Finding;
+use aims_model::wire::ControlView;
+
+use crate::StoreError;
+
+/// Decodes stored control views and orders them by control ID (numerically: `A.6.2.10` after
+/// `A.6.2.9`, `A.10.2` after `A.9.4`).
+pub(crate) fn control_views(rows: &[String]) -> Result<Vec<ControlView>, StoreError> {
+    let mut views = rows
+        .iter()
+        .map(|v| serde_json::from_str(v))
+        .collect::<Result<Vec<ControlView>, _>>()?;
+    views.sort_by_key(|v| control_order(&v.control));
+    Ok(views)
+}
+
+/// Decodes stored findings, keeping the order of the rows.
+pub(crate) fn findings(rows: &[String]) -> Result<Vec<Finding>, StoreError> {
+    Ok(rows
+        .iter()
+        .map(|b| serde_json::from_str(b))
+        .collect::<Result<_, _>>()?)
+}
+
+/// Sort key of a control ID.
+fn control_order(id: &str) -> Vec<u32> {
+    id.trim_start_matches("A.")
+        .split('.')
+        .map(|p| p.parse().unwrap_or(u32::MAX))
+        .collect()
+}
