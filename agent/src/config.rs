@@ -73,6 +73,42 @@ impl fmt::Display for SecretToken {
     }
 }
 
+/// The syntaxes a configuration file can be written in, chosen by its extension.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConfigFormat {
+    /// `.yaml` or `.yml`.
+    Yaml,
+    /// `.toml`.
+    Toml,
+    /// `.json`.
+    Json,
+}
+
+impl ConfigFormat {
+    /// The format a file's extension names (case-insensitive); `None` for any other extension.
+    pub fn from_path(path: &Path) -> Option<Self> {
+        match path
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
+            Some("yaml" | "yml") => Some(Self::Yaml),
+            Some("toml") => Some(Self::Toml),
+            Some("json") => Some(Self::Json),
+            _ => None,
+        }
+    }
+
+    fn file_format(self) -> config::FileFormat {
+        match self {
+            Self::Yaml => config::FileFormat::Yaml,
+            Self::Toml => config::FileFormat::Toml,
+            Self::Json => config::FileFormat::Json,
+        }
+    }
+}
+
 /// The whole file.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -92,6 +128,11 @@ pub struct AgentConfig {
     /// unset.
     #[serde(default)]
     pub metrics_listen: Option<String>,
+    /// OTLP/HTTP base URL (e.g. `http://otel-collector:4318`): traces and metrics are exported
+    /// to `{url}/v1/traces` and `{url}/v1/metrics`. Off when unset, unless
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT` is set; `--otlp-endpoint` overrides both.
+    #[serde(default)]
+    pub otlp_endpoint: Option<String>,
     /// How many sources are polled at the same time.
     #[serde(default = "default_max_concurrent_fetches")]
     pub max_concurrent_fetches: usize,
@@ -195,20 +236,26 @@ impl AgentConfig {
             file: path.to_path_buf(),
             message,
         };
-        let format = match path
-            .extension()
-            .and_then(|e| e.to_str())
-            .map(str::to_ascii_lowercase)
-            .as_deref()
-        {
-            Some("yaml" | "yml") => config::FileFormat::Yaml,
-            Some("toml") => config::FileFormat::Toml,
-            Some("json") => config::FileFormat::Json,
-            _ => {
-                return Err(load_err(
-                    "unsupported file extension, expected .yaml, .yml, .toml or .json".into(),
-                ));
-            }
+        let format = ConfigFormat::from_path(path).ok_or_else(|| {
+            load_err("unsupported file extension, expected .yaml, .yml, .toml or .json".into())
+        })?;
+        let text =
+            std::fs::read_to_string(path).map_err(|e| load_err(format!("cannot read: {e}")))?;
+        Self::from_str_with_env(&text, format, path, env)
+    }
+
+    /// Parses configuration text in `format` overlaid with the `AIMS_AGENT__*` entries of `env`.
+    /// `file` is where the text came from, used in messages and kept in [`AgentConfig::file`].
+    /// Does not validate. [`AgentConfig::load_with_env`] reads the file and calls this.
+    pub fn from_str_with_env(
+        text: &str,
+        format: ConfigFormat,
+        file: &Path,
+        env: &HashMap<String, String>,
+    ) -> Result<Self, ConfigError> {
+        let load_err = |message: String| ConfigError::Load {
+            file: file.to_path_buf(),
+            message,
         };
         let prefix = format!("{ENV_PREFIX}{ENV_SEPARATOR}");
         let overrides: config::Map<String, String> = env
@@ -218,7 +265,7 @@ impl AgentConfig {
             .collect();
         let token_from_env = overrides.keys().any(|k| k.eq_ignore_ascii_case(ENV_TOKEN));
         let built = config::Config::builder()
-            .add_source(config::File::from(path).format(format).required(true))
+            .add_source(config::File::from_str(text, format.file_format()))
             .add_source(
                 config::Environment::with_prefix(ENV_PREFIX)
                     .prefix_separator(ENV_SEPARATOR)
@@ -230,7 +277,7 @@ impl AgentConfig {
         let mut cfg: AgentConfig = built
             .try_deserialize()
             .map_err(|e| load_err(e.to_string()))?;
-        cfg.file = path.to_path_buf();
+        cfg.file = file.to_path_buf();
         cfg.server.token_from_env = token_from_env;
         Ok(cfg)
     }
@@ -313,6 +360,10 @@ impl AgentConfig {
         }
         if self.spool_dir.as_os_str().is_empty() {
             return Err(bad("spool_dir", "is empty".into()));
+        }
+        if let Some(e) = &self.otlp_endpoint {
+            aims_telemetry::validate_endpoint(e)
+                .map_err(|e| bad("otlp_endpoint", e.to_string()))?;
         }
         if self.max_concurrent_fetches == 0 {
             return Err(bad("max_concurrent_fetches", "must be at least 1".into()));
@@ -460,5 +511,41 @@ mod tests {
         assert!(path_safe("team/a@b").starts_with("team_a_b-"));
         assert_ne!(path_safe("a/b"), path_safe("a_b"));
         assert!(path_safe("..").starts_with("__-"));
+    }
+
+    #[test]
+    fn text_loads_like_a_file() {
+        assert_eq!(
+            ConfigFormat::from_path(Path::new("a.YML")),
+            Some(ConfigFormat::Yaml)
+        );
+        assert_eq!(
+            ConfigFormat::from_path(Path::new("a.toml")),
+            Some(ConfigFormat::Toml)
+        );
+        assert_eq!(ConfigFormat::from_path(Path::new("a.ini")), None);
+        let text = "version = 1\nspool_dir = \"/tmp/x\"\n[agent]\nid = \"a\"\n\
+                    [server]\nurl = \"http://127.0.0.1:1\"\ntoken = \"t\"\n";
+        let cfg = AgentConfig::from_str_with_env(
+            text,
+            ConfigFormat::Toml,
+            Path::new("agent.toml"),
+            &HashMap::new(),
+        )
+        .unwrap();
+        cfg.validate().unwrap();
+        assert_eq!(cfg.file, Path::new("agent.toml"));
+        let e = AgentConfig::from_str_with_env(
+            "version: 1\nsurprise: 1\n",
+            ConfigFormat::Yaml,
+            Path::new("agent.yaml"),
+            &HashMap::new(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.starts_with("agent.yaml: ") && e.contains("surprise"),
+            "{e}"
+        );
     }
 }

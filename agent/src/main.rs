@@ -19,7 +19,9 @@ use clap::{Parser, Subcommand, ValueEnum};
 ///
 /// Configuration comes from a YAML or TOML file (`version: 1`), overridden by
 /// `AIMS_AGENT__*` environment variables such as `AIMS_AGENT__SERVER__URL` and
-/// `AIMS_AGENT__SERVER__TOKEN`. Logs go to stderr; `RUST_LOG` selects levels.
+/// `AIMS_AGENT__SERVER__TOKEN`. Logs go to stderr; `RUST_LOG` selects levels. Traces and metrics
+/// are exported over OTLP/HTTP when an endpoint is set (`--otlp-endpoint`, the config's
+/// `otlp_endpoint`, or `OTEL_EXPORTER_OTLP_ENDPOINT`, in that order).
 #[derive(Debug, Parser)]
 #[command(
     name = "aims-agent",
@@ -30,6 +32,10 @@ struct Cli {
     /// Log format on stderr.
     #[arg(long, value_enum, default_value_t = LogFormat::Human, global = true)]
     log_format: LogFormat,
+    /// OTLP/HTTP base URL (e.g. http://127.0.0.1:4318) to export traces and metrics to;
+    /// overrides the config's `otlp_endpoint` and OTEL_EXPORTER_OTLP_ENDPOINT.
+    #[arg(long, value_name = "URL", global = true)]
+    otlp_endpoint: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -81,15 +87,19 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.log_format);
     match cli.command {
-        Command::Validate { config } => match load(&config) {
-            Ok(cfg) => {
-                println!("config ok: {} sources", cfg.sources.len());
-                ExitCode::SUCCESS
+        Command::Validate { config } => {
+            if let Err(code) = telemetry(cli.log_format, None) {
+                return code;
             }
-            Err(e) => config_failure(&e),
-        },
+            match load(&config) {
+                Ok(cfg) => {
+                    println!("config ok: {} sources", cfg.sources.len());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => config_failure(&e),
+            }
+        }
         Command::Once {
             config,
             max_attempts,
@@ -99,15 +109,23 @@ fn main() -> ExitCode {
                 Ok(c) => c,
                 Err(e) => return config_failure(&e),
             };
+            let guard = match telemetry(cli.log_format, otlp_endpoint(&cli.otlp_endpoint, &cfg)) {
+                Ok(g) => g,
+                Err(code) => return code,
+            };
             let opts = RunOptions {
                 retry: RetryPolicy {
                     max_attempts,
                     deadline: Some(Duration::from_secs(ship_deadline_secs)),
                     ..RetryPolicy::default()
                 },
+                meter: guard.meter(),
                 ..RunOptions::default()
             };
-            report_result(runtime().and_then(|rt| rt.block_on(once(&cfg, &opts))))
+            let code = report_result(runtime().and_then(|rt| rt.block_on(once(&cfg, &opts))));
+            // Exports the spans and metrics of this run before the process exits.
+            drop(guard);
+            code
         }
         Command::Run {
             config,
@@ -117,8 +135,13 @@ fn main() -> ExitCode {
                 Ok(c) => c,
                 Err(e) => return config_failure(&e),
             };
+            let guard = match telemetry(cli.log_format, otlp_endpoint(&cli.otlp_endpoint, &cfg)) {
+                Ok(g) => g,
+                Err(code) => return code,
+            };
             let opts = RunOptions {
                 ship_interval: Duration::from_secs(ship_interval_secs.max(1)),
+                meter: guard.meter(),
                 ..RunOptions::default()
             };
             let res = runtime().and_then(|rt| {
@@ -129,7 +152,9 @@ fn main() -> ExitCode {
                     Ok(true)
                 })
             });
-            report_result(res)
+            let code = report_result(res);
+            drop(guard);
+            code
         }
     }
 }
@@ -233,16 +258,28 @@ async fn shutdown_signal() {
     }
 }
 
-fn init_logging(format: LogFormat) {
-    use tracing_subscriber::EnvFilter;
+/// The OTLP endpoint: the flag, else the config's `otlp_endpoint`, else
+/// OTEL_EXPORTER_OTLP_ENDPOINT.
+fn otlp_endpoint(flag: &Option<String>, cfg: &AgentConfig) -> Option<String> {
+    aims_telemetry::resolve_endpoint(flag.as_deref(), cfg.otlp_endpoint.as_deref())
+}
+
+/// Installs logging (and OTLP export when `otlp_endpoint` is set); exit code 2 when it cannot.
+fn telemetry(
+    format: LogFormat,
+    otlp_endpoint: Option<String>,
+) -> Result<aims_telemetry::TelemetryGuard, ExitCode> {
     // Quiet by default (the per-source summary is the output of `once`); RUST_LOG=info or
-    // debug for detail.
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let _ = match format {
-        LogFormat::Human => builder.try_init(),
-        LogFormat::Json => builder.json().try_init(),
+    // debug for detail. Exported spans are `info` and above whatever RUST_LOG says.
+    let mut opts = aims_telemetry::TelemetryOptions::new("aims-agent", "warn");
+    opts.service_version = env!("CARGO_PKG_VERSION");
+    opts.log_format = match format {
+        LogFormat::Human => aims_telemetry::LogFormat::Human,
+        LogFormat::Json => aims_telemetry::LogFormat::Json,
     };
+    opts.otlp_endpoint = otlp_endpoint;
+    aims_telemetry::init(&opts).map_err(|e| {
+        eprintln!("error: {e}");
+        ExitCode::from(2)
+    })
 }

@@ -3,6 +3,10 @@
 //! Counters are process-wide and labelled only by the configured source id (bounded by the
 //! config). The spool depth is read from the spool directory when scraped, so it is the truth on
 //! disk, not a counter that could drift.
+//!
+//! With OTLP export on, [`register_otel`] publishes the same values under the same names and
+//! labels as observable instruments, read from these counters when the SDK collects, so OTLP
+//! and `/metrics` always agree.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -51,6 +55,99 @@ pub fn record_ship(r: &ShipReport) {
 /// A per-source series: name, help, and how to read it.
 type Series = (&'static str, &'static str, fn(&SourceCounters) -> u64);
 
+/// The per-source counters, labelled `source`.
+const PER_SOURCE: [Series; 6] = [
+    ("aims_agent_polls_total", "Poll cycles per source.", |c| {
+        c.polls
+    }),
+    (
+        "aims_agent_poll_errors_total",
+        "Poll cycles that reported an error, per source.",
+        |c| c.poll_errors,
+    ),
+    (
+        "aims_agent_artifacts_fetched_total",
+        "Artifacts whose content was downloaded, per source.",
+        |c| c.fetched,
+    ),
+    (
+        "aims_agent_bytes_hashed_total",
+        "Bytes SHA-256 hashed, per source.",
+        |c| c.bytes_hashed,
+    ),
+    (
+        "aims_agent_records_spooled_total",
+        "Evidence records written to the spool, per source.",
+        |c| c.spooled,
+    ),
+    (
+        "aims_agent_gone_total",
+        "Artifacts that vanished at their source, per source.",
+        |c| c.gone,
+    ),
+];
+
+/// The unlabelled counters: name, help, value.
+static TOTALS: [(&str, &str, &AtomicU64); 3] = [
+    (
+        "aims_agent_records_shipped_total",
+        "Records acknowledged by the server.",
+        &SHIPPED,
+    ),
+    (
+        "aims_agent_records_rejected_total",
+        "Records the server rejected (moved to spool/rejected).",
+        &REJECTED,
+    ),
+    (
+        "aims_agent_ship_errors_total",
+        "Problems reported by shipping passes.",
+        &SHIP_ERRORS,
+    ),
+];
+
+const SPOOL_DEPTH: (&str, &str) = (
+    "aims_agent_spool_depth",
+    "Batch files waiting in the spool.",
+);
+
+fn snapshot() -> BTreeMap<String, SourceCounters> {
+    SOURCES.lock().map(|m| m.clone()).unwrap_or_default()
+}
+
+/// Registers every metric of [`render`] on `meter` as an observable counter or gauge with the
+/// same name and labels (OTLP export). The spool depth is read from `spool` at collection time.
+pub fn register_otel(meter: &opentelemetry::metrics::Meter, spool: Spool) {
+    use opentelemetry::KeyValue;
+    for (name, help, get) in PER_SOURCE {
+        let _counter = meter
+            .u64_observable_counter(name)
+            .with_description(help)
+            .with_callback(move |obs| {
+                for (id, c) in snapshot() {
+                    obs.observe(get(&c), &[KeyValue::new("source", id)]);
+                }
+            })
+            .build();
+    }
+    for (name, help, value) in TOTALS {
+        let _counter = meter
+            .u64_observable_counter(name)
+            .with_description(help)
+            .with_callback(move |obs| obs.observe(value.load(Ordering::Relaxed), &[]))
+            .build();
+    }
+    let _gauge = meter
+        .u64_observable_gauge(SPOOL_DEPTH.0)
+        .with_description(SPOOL_DEPTH.1)
+        .with_callback(move |obs| {
+            if let Ok(p) = spool.pending() {
+                obs.observe(p.len() as u64, &[]);
+            }
+        })
+        .build();
+}
+
 fn head(out: &mut String, name: &str, help: &str, kind: &str) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
 }
@@ -58,84 +155,21 @@ fn head(out: &mut String, name: &str, help: &str, kind: &str) {
 /// The metrics in Prometheus text format.
 pub fn render(spool: &Spool) -> String {
     let mut out = String::with_capacity(2048);
-    let sources = SOURCES.lock().map(|m| m.clone()).unwrap_or_default();
-    let per_source: [Series; 6] = [
-        ("aims_agent_polls_total", "Poll cycles per source.", |c| {
-            c.polls
-        }),
-        (
-            "aims_agent_poll_errors_total",
-            "Poll cycles that reported an error, per source.",
-            |c| c.poll_errors,
-        ),
-        (
-            "aims_agent_artifacts_fetched_total",
-            "Artifacts whose content was downloaded, per source.",
-            |c| c.fetched,
-        ),
-        (
-            "aims_agent_bytes_hashed_total",
-            "Bytes SHA-256 hashed, per source.",
-            |c| c.bytes_hashed,
-        ),
-        (
-            "aims_agent_records_spooled_total",
-            "Evidence records written to the spool, per source.",
-            |c| c.spooled,
-        ),
-        (
-            "aims_agent_gone_total",
-            "Artifacts that vanished at their source, per source.",
-            |c| c.gone,
-        ),
-    ];
-    for (name, help, get) in per_source {
+    let sources = snapshot();
+    for (name, help, get) in PER_SOURCE {
         head(&mut out, name, help, "counter");
         for (id, c) in &sources {
             let _ = writeln!(out, "{name}{{source=\"{id}\"}} {}", get(c));
         }
     }
-    head(
-        &mut out,
-        "aims_agent_records_shipped_total",
-        "Records acknowledged by the server.",
-        "counter",
-    );
-    let _ = writeln!(
-        out,
-        "aims_agent_records_shipped_total {}",
-        SHIPPED.load(Ordering::Relaxed)
-    );
-    head(
-        &mut out,
-        "aims_agent_records_rejected_total",
-        "Records the server rejected (moved to spool/rejected).",
-        "counter",
-    );
-    let _ = writeln!(
-        out,
-        "aims_agent_records_rejected_total {}",
-        REJECTED.load(Ordering::Relaxed)
-    );
-    head(
-        &mut out,
-        "aims_agent_ship_errors_total",
-        "Problems reported by shipping passes.",
-        "counter",
-    );
-    let _ = writeln!(
-        out,
-        "aims_agent_ship_errors_total {}",
-        SHIP_ERRORS.load(Ordering::Relaxed)
-    );
-    head(
-        &mut out,
-        "aims_agent_spool_depth",
-        "Batch files waiting in the spool.",
-        "gauge",
-    );
+    for (name, help, value) in TOTALS {
+        head(&mut out, name, help, "counter");
+        let _ = writeln!(out, "{name} {}", value.load(Ordering::Relaxed));
+    }
+    let (name, help) = SPOOL_DEPTH;
+    head(&mut out, name, help, "gauge");
     let depth = spool.pending().map(|p| p.len()).unwrap_or(0);
-    let _ = writeln!(out, "aims_agent_spool_depth {depth}");
+    let _ = writeln!(out, "{name} {depth}");
     out
 }
 

@@ -38,6 +38,9 @@ pub struct RunOptions {
     pub retry: RetryPolicy,
     /// How often the shipper loop wakes on its own in [`run`].
     pub ship_interval: Duration,
+    /// When set (OTLP export is on), the agent's counters are also published on this meter
+    /// ([`crate::metrics::register_otel`]).
+    pub meter: Option<opentelemetry::metrics::Meter>,
 }
 
 impl Default for RunOptions {
@@ -45,6 +48,7 @@ impl Default for RunOptions {
         Self {
             retry: RetryPolicy::default(),
             ship_interval: Duration::from_secs(30),
+            meter: None,
         }
     }
 }
@@ -156,6 +160,9 @@ impl Agent {
             None => Catalog::embedded().map_err(|e| RunError::Catalog(e.to_string()))?,
         };
         let spool = Spool::open(cfg.spool_path(), cfg.batch_size)?;
+        if let Some(meter) = &opts.meter {
+            crate::metrics::register_otel(meter, spool.clone());
+        }
         let settings = ShipperSettings::from_config(cfg, opts.retry.clone())?;
         let shipper = Arc::new(Shipper::new(settings, spool.clone())?);
         let mut collectors = Vec::with_capacity(cfg.sources.len());
@@ -257,6 +264,26 @@ async fn commit(agent: &Agent, id: &str, polled: Polled) -> SourceReport {
     report
 }
 
+/// The span of one poll cycle; [`record_cycle`] fills in its outcome.
+fn cycle_span(src: &SourceConfig) -> tracing::Span {
+    tracing::info_span!(
+        "poll_cycle",
+        collector.id = %src.id(),
+        collector.kind = %src.source_type(),
+        listed = tracing::field::Empty,
+        fetched = tracing::field::Empty,
+        spooled = tracing::field::Empty,
+        errors = tracing::field::Empty,
+    )
+}
+
+fn record_cycle(span: &tracing::Span, r: &SourceReport) {
+    span.record("listed", r.listed);
+    span.record("fetched", r.fetched);
+    span.record("spooled", r.spooled);
+    span.record("errors", r.errors.len());
+}
+
 async fn cycle(agent: &Agent, src: &SourceConfig, collector: &dyn Collector) -> SourceReport {
     let id = src.id();
     let report = match poll_source(agent, src, collector).await {
@@ -283,8 +310,10 @@ pub async fn run_once(cfg: &AgentConfig, opts: &RunOptions) -> Result<RunReport,
             async move {
                 match built {
                     Ok(c) => {
-                        let span = tracing::info_span!("poll", collector.id = %src.id());
-                        cycle(agent, src, c.as_ref()).instrument(span).await
+                        let span = cycle_span(src);
+                        let report = cycle(agent, src, c.as_ref()).instrument(span.clone()).await;
+                        record_cycle(&span, &report);
+                        report
                     }
                     Err(e) => {
                         tracing::warn!(collector.id = %src.id(), error = %e, "source cannot be built");
@@ -299,6 +328,7 @@ pub async fn run_once(cfg: &AgentConfig, opts: &RunOptions) -> Result<RunReport,
         .collect()
         .await;
     let ship = agent.shipper.ship_pending().await?;
+    crate::metrics::record_ship(&ship);
     for s in &mut sources {
         s.shipped = ship.acked_by_source.get(&s.id).copied().unwrap_or(0);
     }
@@ -343,21 +373,23 @@ pub async fn run(
             let id = src.id().to_owned();
             tracing::info!(collector.id = %id, interval_secs = interval.as_secs(), "source task started");
             loop {
-                let polled = {
+                let (span, polled) = {
                     let permit = tokio::select! {
                         p = permits.clone().acquire_owned() => p,
                         _ = stop.wait_for(|s| *s) => break,
                     };
                     let Ok(_permit) = permit else { break };
-                    tokio::select! {
-                        r = poll_source(&agent, src, collector.as_ref()) => r,
+                    let span = cycle_span(src);
+                    let polled = tokio::select! {
+                        r = poll_source(&agent, src, collector.as_ref()).instrument(span.clone()) => r,
                         // Abandoning the poll is safe: it has written nothing.
                         _ = stop.wait_for(|s| *s) => break,
-                    }
+                    };
+                    (span, polled)
                 };
                 let report = match polled {
                     // Not cancellable: spool append then cursor save, to completion.
-                    Ok(p) => commit(&agent, &id, p).await,
+                    Ok(p) => commit(&agent, &id, p).instrument(span.clone()).await,
                     Err(e) => {
                         tracing::warn!(collector.id = %id, error = %e, "source poll failed");
                         let mut r = SourceReport::new(&id);
@@ -366,6 +398,8 @@ pub async fn run(
                     }
                 };
                 crate::metrics::record_poll(&report);
+                record_cycle(&span, &report);
+                drop(span);
                 tracing::info!(
                     collector.id = %id,
                     listed = report.listed,

@@ -230,3 +230,24 @@ fn plain_http_to_a_remote_server_is_refused_unless_allowed() {
             .unwrap_or_else(|e| panic!("{ok}: {e}"));
     }
 }
+
+#[test]
+fn otlp_endpoint_is_optional_and_checked() {
+    assert_eq!(load("agent.yaml").unwrap().otlp_endpoint, None);
+    let cfg = load_env(
+        "agent.yaml",
+        &[("AIMS_AGENT__OTLP_ENDPOINT", "http://otel-collector:4318")],
+    )
+    .unwrap();
+    assert_eq!(
+        cfg.otlp_endpoint.as_deref(),
+        Some("http://otel-collector:4318")
+    );
+    let e = load_env(
+        "agent.yaml",
+        &[("AIMS_AGENT__OTLP_ENDPOINT", "otel-collector:4317")],
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("otlp_endpoint"), "{e}");
+}

@@ -153,8 +153,66 @@ impl Drop for ServerProcess {
     }
 }
 
+/// A scratch PostgreSQL database, dropped when this value is. The server is
+/// `AIMS_TEST_POSTGRES` (default `postgres://postgres@127.0.0.1:5432/postgres`, trust auth; the
+/// test command starts one where it is absent).
+pub struct PgDb {
+    admin: String,
+    name: String,
+}
+
+impl PgDb {
+    /// Creates an empty database with a unique name.
+    pub fn create() -> Result<Self> {
+        let admin = std::env::var("AIMS_TEST_POSTGRES")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+        let name = format!(
+            "aims_e2e_{}_{}",
+            std::process::id(),
+            chrono::Utc::now().timestamp_micros()
+        );
+        let out = Command::new("psql")
+            .args([&admin, "-qc", &format!("CREATE DATABASE {name}")])
+            .output()
+            .context("running psql")?;
+        if !out.status.success() {
+            bail!(
+                "PostgreSQL must be reachable at {admin} (the test command starts it): {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(Self { admin, name })
+    }
+
+    /// The database's URL.
+    pub fn url(&self) -> String {
+        let base = self
+            .admin
+            .rsplit_once('/')
+            .map_or(self.admin.as_str(), |(b, _)| b);
+        format!("{base}/{}", self.name)
+    }
+}
+
+impl Drop for PgDb {
+    fn drop(&mut self) {
+        let _ = Command::new("psql")
+            .args([
+                &self.admin,
+                "-qc",
+                &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
+            ])
+            .output();
+    }
+}
+
 /// `aims-server token create --role ROLE --name NAME --database URL`.
 pub fn create_token(database: &str, role: &str, name: &str) -> Result<String> {
+    create_token_with(database, role, name, &[])
+}
+
+/// `aims-server token create --role ROLE --name NAME --database URL EXTRA…` (e.g. a scope).
+pub fn create_token_with(database: &str, role: &str, name: &str, extra: &[&str]) -> Result<String> {
     let out = Command::new(bin("aims-server")?)
         .args([
             "token",
@@ -166,6 +224,7 @@ pub fn create_token(database: &str, role: &str, name: &str) -> Result<String> {
             "--database",
             database,
         ])
+        .args(extra)
         .output()
         .context("running aims-server token create")?;
     if !out.status.success() {

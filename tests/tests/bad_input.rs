@@ -2,7 +2,7 @@
 //! serving.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
-use aims_e2e::{ServerProcess, http};
+use aims_e2e::{ServerProcess, create_token_with, http};
 use serde_json::{Value, json};
 
 fn record() -> Value {
@@ -167,6 +167,47 @@ async fn bad_input_is_rejected_cleanly() {
         .unwrap();
     assert_eq!(r.status().as_u16(), 403, "an agent token cannot read");
 
+    // A token bound to an agent ID and sources: records for another agent or source are refused,
+    // naming the record and the reason; a scope on a non-agent token is refused at creation.
+    let bound = create_token_with(
+        &server.database,
+        "agent",
+        "bound",
+        &["--agent-id", "a1", "--source", "repo,other-repo"],
+    )
+    .unwrap();
+    let mut r = record();
+    r["agent"] = json!("a2");
+    let (s, v) = post(
+        &url,
+        Some(&bound),
+        serde_json::to_vec(&json!({"records": [record(), r]})).unwrap(),
+    )
+    .await;
+    assert_eq!((s, code(&v)), (403, "forbidden"), "{v}");
+    let msg = v["error"]["message"].as_str().unwrap();
+    assert!(msg.contains("records[1]") && msg.contains("a2"), "{v}");
+    let mut r = record();
+    r["source"]["id"] = json!("someone-elses");
+    let (s, v) = post(
+        &url,
+        Some(&bound),
+        serde_json::to_vec(&json!({"records": [r]})).unwrap(),
+    )
+    .await;
+    assert_eq!((s, code(&v)), (403, "forbidden"), "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("someone-elses"),
+        "{v}"
+    );
+    assert!(
+        create_token_with(&server.database, "viewer", "v2", &["--agent-id", "a1"]).is_err(),
+        "a scope only applies to agent tokens"
+    );
+
     // Nothing was stored by any of that.
     let r = http()
         .unwrap()
@@ -182,10 +223,14 @@ async fn bad_input_is_rejected_cleanly() {
     let (s, v) = post(&url, Some(&agent), body.clone()).await;
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["accepted"][0]["leaf_index"], 0);
-    let (s, v) = post(&url, Some(&agent), body).await;
+    let (s, v) = post(&url, Some(&agent), body.clone()).await;
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["duplicates"], 1);
     assert_eq!(v["accepted"][0]["leaf_index"], 0);
+    // The bound token writes what its scope allows.
+    let (s, v) = post(&url, Some(&bound), body).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["duplicates"], 1);
     let r = http()
         .unwrap()
         .get(format!("{url}/healthz"))

@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use aims_e2e::{AgentRun, ServerProcess, bin, http};
+use aims_e2e::{AgentRun, PgDb, ServerProcess, bin, http};
 use aims_model::EvidenceRecord;
 use aims_model::tlog::merkle::{self, Hash};
 use base64::Engine as _;
@@ -401,10 +401,18 @@ impl Api {
 /// Exports the whole ledger with the CLI, checks it with `aims-verify` against the policy of
 /// `aims-server keys show`, and returns the ledger entries.
 fn export_and_verify(database: &str, work: &Path) -> Vec<Value> {
+    export_and_verify_with(&["--database", database], work)
+}
+
+/// [`export_and_verify`] with the server's settings given as arguments (`--database`,
+/// `--config`).
+fn export_and_verify_with(settings: &[&str], work: &Path) -> Vec<Value> {
     std::fs::create_dir_all(work).unwrap();
     let t = Instant::now();
     let (code, trust, err) = run_cmd(
-        Command::new(bin("aims-server").unwrap()).args(["keys", "show", "--database", database]),
+        Command::new(bin("aims-server").unwrap())
+            .args(["keys", "show"])
+            .args(settings),
         Duration::from_secs(60),
     );
     assert_eq!(code, Some(0), "keys show: {err}");
@@ -413,7 +421,9 @@ fn export_and_verify(database: &str, work: &Path) -> Vec<Value> {
     let bundle = work.join("bundle.tar.gz");
     let (code, _, err) = run_cmd(
         Command::new(bin("aims-server").unwrap())
-            .args(["export", "--database", database, "--out"])
+            .arg("export")
+            .args(settings)
+            .arg("--out")
             .arg(&bundle),
         Duration::from_secs(120),
     );
@@ -749,6 +759,18 @@ fn agent_killed_at_random_points_loses_and_duplicates_nothing() {
 /// run in twenty or thirty hits it.
 #[test]
 fn server_killed_during_ingest_keeps_a_consistent_ledger() {
+    server_killed_during_ingest(None);
+}
+
+#[test]
+fn server_killed_during_ingest_keeps_a_consistent_ledger_on_postgres() {
+    let db = PgDb::create().unwrap();
+    server_killed_during_ingest(Some(&db.url()));
+}
+
+/// SIGKILLs of the server in the middle of a 5k-artifact ingest, on SQLite (`None`) or on the
+/// given PostgreSQL database.
+fn server_killed_during_ingest(postgres: Option<&str>) {
     let _g = serial();
     let started = Instant::now();
     const N: usize = 5000;
@@ -756,10 +778,29 @@ fn server_killed_during_ingest_keeps_a_consistent_ledger() {
     let mut rng = XorShift::new(seed);
     let tmp = tempfile::tempdir().unwrap();
     let sdir = tmp.path().join("server");
-    let mut server = ServerProcess::start(&sdir).unwrap();
+    let database = postgres.map_or_else(
+        || format!("sqlite://{}", sdir.join("aims.db").display()),
+        str::to_owned,
+    );
+    // The keys live in the server directory whatever the database, so the export below finds them.
+    std::fs::create_dir_all(&sdir).unwrap();
+    let settings = sdir.join("server.yaml");
+    std::fs::write(
+        &settings,
+        format!("keys_dir: \"{}\"\n", sdir.join("aims-keys").display()),
+    )
+    .unwrap();
+    let settings = settings.display().to_string();
+    let start =
+        || ServerProcess::start_with(&sdir, &database, "127.0.0.1:0", &["--config", &settings]);
+    let mut server = start().unwrap();
     let token = server.token("agent", "fault-agent").unwrap();
     let viewer = server.token("viewer", "viewer").unwrap();
-    let database = server.database.clone();
+    let store = if postgres.is_some() {
+        "PostgreSQL"
+    } else {
+        "SQLite"
+    };
     let files = make_files(&tmp.path().join("src"), N, "ingest");
     let cfg = write_config(
         &tmp.path().join("agent"),
@@ -770,7 +811,7 @@ fn server_killed_during_ingest_keeps_a_consistent_ledger() {
         &[dir_source("files", &tmp.path().join("src"))],
     );
     let api = Api::new();
-    eprintln!("server kill -9: seed {seed}");
+    eprintln!("server kill -9 ({store}): seed {seed}");
     for round in 0..3 {
         let before_round = api.size(&server.url, &viewer);
         let target = before_round + rng.range(1, 12) * 100;
@@ -805,14 +846,13 @@ fn server_killed_during_ingest_keeps_a_consistent_ledger() {
         let log = p.log();
         assert_eq!(code, Some(Some(1)), "{}", tail(&log));
         // Restart on the same database: it must come up (no rollback refusal).
-        server =
-            ServerProcess::start_with(&sdir, &database, "127.0.0.1:0", &[]).unwrap_or_else(|e| {
-                panic!(
-                    "the server does not restart after SIGKILL (if its log says \"was the database \
-                     rolled back?\", this is the bug documented on \
-                     server_killed_repeatedly_always_restarts): {e:#}"
-                )
-            });
+        server = start().unwrap_or_else(|e| {
+            panic!(
+                "the server does not restart after SIGKILL (if its log says \"was the database \
+                 rolled back?\", this is the bug documented on \
+                 server_killed_repeatedly_always_restarts): {e:#}"
+            )
+        });
         let after = api.head(&server.url, &viewer);
         api.check_consistent(&server.url, &viewer, &before, &after);
         eprintln!(
@@ -841,13 +881,16 @@ fn server_killed_during_ingest_keeps_a_consistent_ledger() {
     let after = api.head(&server.url, &viewer);
     assert_eq!(after.size, N as u64);
     api.check_consistent(&server.url, &viewer, &before, &after);
-    let entries = export_and_verify(&database, &tmp.path().join("export"));
+    let entries = export_and_verify_with(
+        &["--database", &database, "--config", &settings],
+        &tmp.path().join("export"),
+    );
     let sample = assert_exactly_once(&entries, &files);
     for id in &sample {
         assert_eq!(api.evidence_status(&server.url, &viewer, id), 200, "{id}");
     }
     eprintln!(
-        "server kill -9: final run {}; ledger {N} == files, all once; {:.1}s in total",
+        "server kill -9 ({store}): final run {}; ledger {N} == files, all once; {:.1}s in total",
         run.stderr
             .lines()
             .find(|l| l.starts_with("shipped "))

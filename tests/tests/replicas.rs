@@ -3,54 +3,10 @@
 //! both replicas serve the same checkpoint and the same status.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
-use std::process::Command;
 use std::time::Duration;
 
-use aims_e2e::{ServerProcess, agent_once, http};
+use aims_e2e::{PgDb as Db, ServerProcess, agent_once, http};
 use serde_json::Value;
-
-struct Db {
-    admin: String,
-    name: String,
-}
-
-impl Db {
-    fn create() -> Self {
-        let admin = std::env::var("AIMS_TEST_POSTGRES")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-        let name = format!(
-            "aims_e2e_{}_{}",
-            std::process::id(),
-            chrono::Utc::now().timestamp_micros()
-        );
-        let out = Command::new("psql")
-            .args([&admin, "-qc", &format!("CREATE DATABASE {name}")])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "PostgreSQL must be reachable at {admin} (the test command starts it): {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Self { admin, name }
-    }
-    fn url(&self) -> String {
-        let base = self.admin.rsplit_once('/').unwrap().0;
-        format!("{base}/{}", self.name)
-    }
-}
-
-impl Drop for Db {
-    fn drop(&mut self) {
-        let _ = Command::new("psql")
-            .args([
-                &self.admin,
-                "-qc",
-                &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
-            ])
-            .output();
-    }
-}
 
 fn write_files(dir: &std::path::Path, prefix: &str, n: usize) {
     std::fs::create_dir_all(dir).unwrap();
@@ -100,7 +56,7 @@ async fn get_text(url: &str, token: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn two_replicas_one_ledger() {
-    let db = Db::create();
+    let db = Db::create().unwrap();
     let tmp = tempfile::tempdir().unwrap();
     // Replicas share the log identity: the same key directory.
     let settings = tmp.path().join("server.yaml");

@@ -4,10 +4,11 @@ use std::collections::HashSet;
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, header};
 use serde::Deserialize;
 
+use aims_catalog::Catalog;
 use aims_model::wire::{
     Accepted, ControlsResponse, FindingsResponse, IngestRequest, IngestResponse, MAX_BATCH_RECORDS,
     SystemsResponse,
@@ -16,7 +17,7 @@ use aims_model::{EvidenceRecord, Timestamp};
 
 use crate::AppState;
 use crate::auth::Principal;
-use crate::error::ApiError;
+use crate::error::{ApiError, ApiQuery};
 
 /// How far in the future an `observed_at` may be (clock skew between agent and server).
 const MAX_CLOCK_SKEW_SECS: i64 = 300;
@@ -71,9 +72,10 @@ fn check_json_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
     }
 }
 
-/// Parses and validates an ingest body; every problem names the record index and field.
+/// Parses and validates an ingest body against `catalog`'s kinds; every problem names the record
+/// index and field.
 pub fn parse_batch(
-    state: &AppState,
+    catalog: &Catalog,
     bytes: &[u8],
     now: Timestamp,
 ) -> Result<Vec<EvidenceRecord>, ApiError> {
@@ -112,7 +114,7 @@ pub fn parse_batch(
                 ),
             ));
         }
-        if r.kind != aims_catalog::UNCLASSIFIED && state.catalog.kind(&r.kind).is_none() {
+        if r.kind != aims_catalog::UNCLASSIFIED && catalog.kind(&r.kind).is_none() {
             return Err(ApiError::bad_request(
                 "invalid_record",
                 format!("records[{i}]: kind {:?} is not in the catalog", r.kind),
@@ -132,6 +134,17 @@ pub fn parse_batch(
 }
 
 /// `POST /v1/evidence`.
+#[tracing::instrument(
+    name = "ingest",
+    skip_all,
+    fields(
+        agent = %principal.name,
+        records = tracing::field::Empty,
+        accepted = tracing::field::Empty,
+        duplicates = tracing::field::Empty,
+        status = tracing::field::Empty,
+    )
+)]
 pub async fn post_evidence(
     State(state): State<AppState>,
     principal: Principal,
@@ -148,6 +161,10 @@ pub async fn post_evidence(
         ),
         Err(e) => (e.status().as_u16(), 0, 0),
     };
+    let span = tracing::Span::current();
+    span.record("accepted", accepted)
+        .record("duplicates", dups)
+        .record("status", status);
     state
         .metrics
         .ingest(status, started.elapsed(), accepted, dups);
@@ -164,7 +181,9 @@ async fn ingest(
     check_json_content_type(headers)?;
     let bytes = read_body(headers, body, state.limits.max_body_bytes).await?;
     let now = Timestamp::now();
-    let records = parse_batch(state, &bytes, now)?;
+    let records = parse_batch(&state.catalog, &bytes, now)?;
+    principal.require_scope(&records)?;
+    tracing::Span::current().record("records", records.len());
     let outcome = state
         .store
         .ingest(&principal.name, &records, now, state.keys.as_ref())
@@ -241,9 +260,13 @@ pub struct FindingsQuery {
 pub async fn get_findings(
     State(state): State<AppState>,
     principal: Principal,
-    Query(q): Query<FindingsQuery>,
+    ApiQuery(q): ApiQuery<FindingsQuery>,
 ) -> Result<Json<FindingsResponse>, ApiError> {
     principal.require_read()?;
+    if let Some(system) = q.system.as_deref() {
+        aims_model::record::validate_ident("system", system)
+            .map_err(|e| ApiError::bad_request("invalid_query", e.to_string()))?;
+    }
     crate::assess::flush(&state).await?;
     let mut findings = state.store.findings(q.system.as_deref()).await?;
     if let Some(kind) = q.kind.as_deref() {

@@ -11,7 +11,7 @@ use base64::Engine;
 use sha2::{Digest, Sha256};
 
 use aims_model::Timestamp;
-use aims_store::{Role, TokenInfo};
+use aims_store::{Role, TokenInfo, TokenScope};
 
 use crate::AppState;
 use crate::error::ApiError;
@@ -41,6 +41,8 @@ pub struct Principal {
     pub name: String,
     /// Token role.
     pub role: Role,
+    /// What an agent token may write.
+    pub scope: TokenScope,
 }
 
 impl Principal {
@@ -66,6 +68,16 @@ impl Principal {
                 self.role.as_str()
             )))
         }
+    }
+
+    /// Fails with 403 naming the first record this token's scope does not allow.
+    pub fn require_scope(&self, records: &[aims_model::EvidenceRecord]) -> Result<(), ApiError> {
+        for (i, r) in records.iter().enumerate() {
+            if let Some(why) = self.scope.refusal(&r.agent, &r.source.id) {
+                return Err(ApiError::forbidden(format!("records[{i}]: {why}")));
+            }
+        }
+        Ok(())
     }
 
     /// Fails with 403 unless the role may write evidence.
@@ -127,6 +139,7 @@ pub async fn authenticate(state: &AppState, token: &str) -> Result<Principal, Ap
     Ok(Principal {
         name: info.name,
         role: info.role,
+        scope: info.scope,
     })
 }
 

@@ -117,3 +117,25 @@ impl IntoResponse for ApiError {
         (self.status, axum::Json(body)).into_response()
     }
 }
+
+/// `axum::extract::Query` whose rejection (unknown parameter, wrong type, bad encoding) is a JSON
+/// `invalid_query` error like every other API error, not axum's plain-text body.
+#[derive(Debug)]
+pub struct ApiQuery<T>(pub T);
+
+impl<T, S> axum::extract::FromRequestParts<S> for ApiQuery<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        axum::extract::Query::<T>::try_from_uri(&parts.uri)
+            .map(|axum::extract::Query(q)| Self(q))
+            .map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))
+    }
+}

@@ -29,7 +29,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
@@ -48,7 +48,7 @@ use aims_model::wire::ControlView;
 use aims_store::{LedgerEntry, StoredCheckpoint, StoredEvidence};
 
 use crate::auth::Principal;
-use crate::error::ApiError;
+use crate::error::{ApiError, ApiQuery};
 use crate::{AppState, Limits, ServerError, Settings, keys, oscal};
 
 /// `format` of MANIFEST.json.
@@ -524,7 +524,7 @@ fn export_options(q: &HashMap<String, String>) -> Result<ExportOptions, ApiError
 pub async fn get_export(
     State(state): State<AppState>,
     principal: Principal,
-    Query(q): Query<HashMap<String, String>>,
+    ApiQuery(q): ApiQuery<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
     principal.require_export()?;
     crate::assess::flush(&state).await?;
@@ -548,7 +548,7 @@ pub async fn get_export(
 pub async fn get_export_oscal(
     State(state): State<AppState>,
     principal: Principal,
-    Query(q): Query<HashMap<String, String>>,
+    ApiQuery(q): ApiQuery<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
     principal.require_export()?;
     crate::assess::flush(&state).await?;

@@ -15,9 +15,9 @@ pub mod log;
 pub mod metrics;
 pub mod oscal;
 pub mod settings;
+pub mod tls;
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -86,6 +86,9 @@ pub enum ServerError {
     /// Serving failed.
     #[error("server failed: {0}")]
     Serve(std::io::Error),
+    /// The TLS certificate or key could not be loaded.
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
     /// Anything the store reported while starting.
     #[error("startup failed: {0}")]
     Startup(String),
@@ -113,12 +116,15 @@ pub async fn open_store(url: &str) -> Result<Arc<dyn Store>, ServerError> {
 pub struct Server {
     state: AppState,
     settings: Settings,
+    tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl Server {
     /// Opens the store, loads the catalog and keys, and makes sure the ledger has a signed
     /// checkpoint for its current size.
     pub async fn build(settings: Settings) -> Result<Self, ServerError> {
+        // Certificate problems surface before anything else starts.
+        let tls = settings.tls.as_ref().map(tls::server_config).transpose()?;
         let store = open_store(&settings.database).await?;
         let catalog = match &settings.catalog_dir {
             Some(dir) => Catalog::load_dir(dir)?,
@@ -139,12 +145,21 @@ impl Server {
         log::ensure_checkpoint(&state)
             .await
             .map_err(|e| ServerError::Startup(format!("{e:?}")))?;
-        Ok(Self { state, settings })
+        Ok(Self {
+            state,
+            settings,
+            tls,
+        })
     }
 
     /// The shared state (for tests and subcommands).
     pub fn state(&self) -> &AppState {
         &self.state
+    }
+
+    /// `https` when TLS is configured, else `http`.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls.is_some() { "https" } else { "http" }
     }
 
     /// Binds the configured address.
@@ -170,17 +185,33 @@ impl Server {
             rx,
         ));
         let app = router(self.state.clone());
-        let result = axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(ServerError::Serve);
+        let result = match self.tls.clone() {
+            Some(config) => {
+                let listener =
+                    tls::TlsListener::new(listener, config).map_err(ServerError::Serve)?;
+                serve_on(listener, app, shutdown).await
+            }
+            None => serve_on(listener, app, shutdown).await,
+        };
         let _ = tx.send(true);
         let _ = ticker.await;
         result
     }
+}
+
+async fn serve_on<L>(
+    listener: L,
+    app: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError>
+where
+    L: axum::serve::Listener,
+    L::Addr: std::fmt::Debug,
+{
+    axum::serve(listener, app.into_make_service())
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(ServerError::Serve)
 }
 
 /// The OpenAPI 3 description of the v1 API (`api/openapi.json`, kept next to the code).

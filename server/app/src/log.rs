@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
@@ -16,7 +16,7 @@ use aims_model::tlog::proof_file::TlogProof;
 
 use crate::AppState;
 use crate::auth::Principal;
-use crate::error::ApiError;
+use crate::error::{ApiError, ApiQuery};
 
 /// Makes sure the newest checkpoint covers the whole tree, refusing to start if the database
 /// contradicts a checkpoint these keys signed before (rollback or a swapped database).
@@ -100,7 +100,7 @@ pub async fn get_checkpoint(
 pub async fn get_inclusion(
     State(state): State<AppState>,
     principal: Principal,
-    Query(q): Query<HashMap<String, String>>,
+    ApiQuery(q): ApiQuery<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
     // Any authenticated role: agents check consistency on every acknowledgement, and
     // proofs reveal only hashes.
@@ -131,7 +131,7 @@ pub async fn get_inclusion(
 pub async fn get_consistency(
     State(state): State<AppState>,
     principal: Principal,
-    Query(q): Query<HashMap<String, String>>,
+    ApiQuery(q): ApiQuery<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
     // Any authenticated role: agents check consistency on every acknowledgement, and
     // proofs reveal only hashes.

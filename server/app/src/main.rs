@@ -20,6 +20,10 @@ struct Cli {
     /// Log output format.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human)]
     log_format: LogFormat,
+    /// OTLP/HTTP base URL (e.g. http://127.0.0.1:4318) to export traces and metrics to when
+    /// serving; overrides the `otlp_endpoint` setting and OTEL_EXPORTER_OTLP_ENDPOINT.
+    #[arg(long, global = true, value_name = "URL")]
+    otlp_endpoint: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -103,6 +107,13 @@ enum TokenCommand {
         /// Expire after this many days (default: never).
         #[arg(long, value_name = "DAYS")]
         expires_days: Option<u32>,
+        /// Agent tokens: accept only records whose `agent` is this ID (403 otherwise).
+        #[arg(long, value_name = "ID")]
+        agent_id: Option<String>,
+        /// Agent tokens: accept only records from these source IDs (repeat, or separate with
+        /// commas; 403 otherwise). Default: any source.
+        #[arg(long = "source", value_name = "ID", value_delimiter = ',')]
+        sources: Vec<String>,
         #[command(flatten)]
         common: Common,
     },
@@ -125,16 +136,21 @@ enum KeysCommand {
     },
 }
 
-fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,tower_http=warn"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Human => builder.init(),
-        LogFormat::Json => builder.json().init(),
-    }
+/// Installs logging, and OTLP export of traces and metrics when `otlp_endpoint` is set.
+fn telemetry(
+    format: LogFormat,
+    otlp_endpoint: Option<String>,
+) -> Result<aims_telemetry::TelemetryGuard> {
+    const FILTER: &str = "info,sqlx=warn,tower_http=warn";
+    let mut opts = aims_telemetry::TelemetryOptions::new("aims-server", FILTER);
+    opts.service_version = env!("CARGO_PKG_VERSION");
+    opts.log_format = match format {
+        LogFormat::Human => aims_telemetry::LogFormat::Human,
+        LogFormat::Json => aims_telemetry::LogFormat::Json,
+    };
+    opts.otlp_endpoint = otlp_endpoint;
+    opts.otlp_filter = FILTER.to_owned();
+    Ok(aims_telemetry::init(&opts)?)
 }
 
 async fn shutdown_signal() {
@@ -159,7 +175,6 @@ async fn shutdown_signal() {
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.log_format);
     match run(cli).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
@@ -170,6 +185,11 @@ async fn main() -> std::process::ExitCode {
 }
 
 async fn run(cli: Cli) -> Result<()> {
+    // `serve` installs logging once its settings (which may name an OTLP endpoint) are read.
+    let _logging = match cli.command {
+        Command::Serve { .. } => None,
+        _ => Some(telemetry(cli.log_format, None)?),
+    };
     match cli.command {
         Command::Serve {
             common,
@@ -183,25 +203,50 @@ async fn run(cli: Cli) -> Result<()> {
             if let Some(c) = catalog {
                 settings.catalog_dir = Some(c);
             }
+            let endpoint = aims_telemetry::resolve_endpoint(
+                cli.otlp_endpoint.as_deref(),
+                settings.otlp_endpoint.as_deref(),
+            );
+            let telemetry = telemetry(cli.log_format, endpoint)?;
             let server = Server::build(settings)
                 .await
                 .context("starting the server")?;
+            if let Some(meter) = telemetry.meter() {
+                aims_server::metrics::register_otel(&meter, server.state().metrics.clone());
+            }
             let listener = server.bind().await?;
             let addr = listener.local_addr().context("reading the bound address")?;
-            println!("listening on http://{addr}");
+            println!("listening on {}://{addr}", server.scheme());
             tracing::info!(%addr, "listening");
             server.serve(listener, shutdown_signal()).await?;
+            // Export what is pending; the shutdown blocks, so off the async workers.
+            let _ = tokio::task::spawn_blocking(move || drop(telemetry)).await;
         }
         Command::Token(TokenCommand::Create {
             role,
             name,
             expires_days,
+            agent_id,
+            sources,
             common,
         }) => {
             let settings = common.settings()?;
             let store = aims_server::open_store(&settings.database).await?;
             let role = Role::parse(&role).context("unknown role")?;
             aims_model::record::validate_ident("name", &name).context("invalid token name")?;
+            if (agent_id.is_some() || !sources.is_empty()) && role != Role::Agent {
+                anyhow::bail!("--agent-id and --source only apply to agent tokens");
+            }
+            if let Some(a) = &agent_id {
+                aims_model::record::validate_ident("agent-id", a).context("invalid --agent-id")?;
+            }
+            for s in &sources {
+                aims_model::record::validate_ident("source", s).context("invalid --source")?;
+            }
+            let scope = aims_store::TokenScope {
+                agent_id,
+                sources: (!sources.is_empty()).then_some(sources),
+            };
             let token = auth::generate_token()
                 .map_err(|e| anyhow::anyhow!("generating random bytes: {e}"))?;
             let now = Timestamp::now();
@@ -215,6 +260,7 @@ async fn run(cli: Cli) -> Result<()> {
                     token_hash: auth::token_hash(&token),
                     created_at: now,
                     expires_at,
+                    scope,
                 })
                 .await
                 .context("storing the token")?;

@@ -4,9 +4,15 @@
 //! gauges that describe stored state (ledger size, systems, findings by kind) are read from the
 //! store when scraped, so every replica reports the shared database's values. Labels are bounded
 //! (status class, finding kind): never a path, a system or a hash.
+//!
+//! With OTLP export on, [`register_otel`] publishes the counters under the same names and labels
+//! as observable instruments that read these atomics, and the latency as an OTel histogram with
+//! the same buckets. The store-backed gauges are only served here: OTel callbacks are
+//! synchronous and run on the SDK's thread, where the async store cannot be queried.
 
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use axum::extract::State;
@@ -30,6 +36,8 @@ pub struct Metrics {
     latency_buckets: [AtomicU64; BUCKETS.len()],
     latency_count: AtomicU64,
     latency_sum_micros: AtomicU64,
+    /// The OTLP latency histogram, once [`register_otel`] ran.
+    otel_latency: OnceLock<opentelemetry::metrics::Histogram<f64>>,
 }
 
 impl Metrics {
@@ -55,7 +63,58 @@ impl Metrics {
             u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
             Ordering::Relaxed,
         );
+        if let Some(h) = self.otel_latency.get() {
+            h.record(secs, &[]);
+        }
     }
+}
+
+/// Publishes the counters on `meter` (OTLP export) under their Prometheus names and labels; the
+/// callbacks read the same atomics as `GET /metrics`.
+pub fn register_otel(meter: &opentelemetry::metrics::Meter, metrics: Arc<Metrics>) {
+    use opentelemetry::KeyValue;
+    type Read = fn(&Metrics) -> &AtomicU64;
+    let counters: [(&'static str, &'static str, Read); 2] = [
+        (
+            "aims_evidence_records_accepted_total",
+            "Evidence records appended to the ledger by this process.",
+            |m| &m.records_accepted,
+        ),
+        (
+            "aims_evidence_records_duplicate_total",
+            "Records received that the ledger already held.",
+            |m| &m.records_duplicate,
+        ),
+    ];
+    for (name, help, get) in counters {
+        let m = metrics.clone();
+        let _counter = meter
+            .u64_observable_counter(name)
+            .with_description(help)
+            .with_callback(move |obs| obs.observe(get(&m).load(Ordering::Relaxed), &[]))
+            .build();
+    }
+    let m = metrics.clone();
+    let _requests = meter
+        .u64_observable_counter("aims_ingest_requests_total")
+        .with_description("POST /v1/evidence requests by status class.")
+        .with_callback(move |obs| {
+            for (class, a) in [
+                ("2xx", &m.ingest_ok),
+                ("4xx", &m.ingest_client_error),
+                ("5xx", &m.ingest_server_error),
+            ] {
+                obs.observe(a.load(Ordering::Relaxed), &[KeyValue::new("status", class)]);
+            }
+        })
+        .build();
+    let histogram = meter
+        .f64_histogram("aims_ingest_duration_seconds")
+        .with_description("Latency of POST /v1/evidence.")
+        .with_unit("s")
+        .with_boundaries(BUCKETS.to_vec())
+        .build();
+    let _ = metrics.otel_latency.set(histogram);
 }
 
 fn line(out: &mut String, name: &str, help: &str, kind: &str) {
@@ -168,7 +227,7 @@ pub async fn get_metrics(State(state): State<AppState>) -> Result<Response, ApiE
     ] {
         let _ = writeln!(out, "aims_controls{{status=\"{st}\"}} {n}");
     }
-    let findings = state.store.findings(None).await?;
+    let counts = state.store.finding_counts().await?;
     line(&mut out, "aims_findings", "Open findings by kind.", "gauge");
     for kind in [
         "stale",
@@ -178,7 +237,10 @@ pub async fn get_metrics(State(state): State<AppState>) -> Result<Response, ApiE
         "failed",
         "gone",
     ] {
-        let n = findings.iter().filter(|f| f.kind.as_str() == kind).count();
+        let n = counts
+            .iter()
+            .find(|(k, _)| k == kind)
+            .map_or(0, |(_, n)| *n);
         let _ = writeln!(out, "aims_findings{{kind=\"{kind}\"}} {n}");
     }
     Ok((

@@ -28,6 +28,12 @@ pub struct Settings {
     pub assess_interval_secs: u64,
     /// Largest ingest body.
     pub max_body_bytes: usize,
+    /// OTLP/HTTP base URL (e.g. `http://otel-collector:4318`) to export traces and metrics to;
+    /// off when unset, unless `OTEL_EXPORTER_OTLP_ENDPOINT` is set (`--otlp-endpoint` overrides
+    /// both).
+    pub otlp_endpoint: Option<String>,
+    /// Serve HTTPS with this certificate and key (rustls); plain HTTP when absent.
+    pub tls: Option<crate::tls::TlsSettings>,
 }
 
 impl Default for Settings {
@@ -41,6 +47,8 @@ impl Default for Settings {
             catalog_dir: None,
             assess_interval_secs: 60,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            otlp_endpoint: None,
+            tls: None,
         }
     }
 }
@@ -101,6 +109,11 @@ impl Settings {
         if self.max_body_bytes < 1024 {
             return bad("max_body_bytes", "must be at least 1024");
         }
+        if let Some(e) = &self.otlp_endpoint
+            && let Err(e) = aims_telemetry::validate_endpoint(e)
+        {
+            return bad("otlp_endpoint", &e.to_string());
+        }
         Ok(())
     }
 
@@ -120,5 +133,21 @@ impl Settings {
             }
         }
         PathBuf::from("aims-keys")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn otlp_endpoint_is_optional_and_checked() {
+        let mut s = Settings::default();
+        assert!(s.validate().is_ok());
+        s.otlp_endpoint = Some("http://127.0.0.1:4318".to_owned());
+        assert!(s.validate().is_ok());
+        s.otlp_endpoint = Some("127.0.0.1:4318".to_owned());
+        let e = s.validate().unwrap_err().to_string();
+        assert!(e.contains("otlp_endpoint"), "{e}");
     }
 }

@@ -4,7 +4,27 @@
 use aims_model::Finding;
 use aims_model::wire::ControlView;
 
-use crate::StoreError;
+use crate::{StoreError, TokenScope};
+
+/// The `sources` column of a token scope: a JSON array, or NULL for any source.
+pub(crate) fn scope_sources(scope: &TokenScope) -> Result<Option<String>, StoreError> {
+    Ok(scope
+        .sources
+        .as_ref()
+        .map(serde_json::to_string)
+        .transpose()?)
+}
+
+/// A token scope from its `agent_id` and `sources` columns.
+pub(crate) fn token_scope(
+    agent_id: Option<String>,
+    sources: Option<String>,
+) -> Result<TokenScope, StoreError> {
+    Ok(TokenScope {
+        agent_id,
+        sources: sources.as_deref().map(serde_json::from_str).transpose()?,
+    })
+}
 
 /// Decodes stored control views and orders them by control ID (numerically: `A.6.2.10` after
 /// `A.6.2.9`, `A.10.2` after `A.9.4`).

@@ -74,6 +74,10 @@ pub trait Store: Send + Sync + 'static {
     /// Open findings, optionally for one system.
     async fn findings(&self, system: Option<&str>) -> Result<Vec<Finding>, StoreError>;
 
+    /// The number of open findings of each kind (kinds with none are absent), without reading
+    /// the findings themselves (for `/metrics`).
+    async fn finding_counts(&self) -> Result<Vec<(String, u64)>, StoreError>;
+
     /// Stores a new token (only its hash).
     async fn create_token(&self, token: &NewToken) -> Result<(), StoreError>;
 

@@ -618,16 +618,29 @@ impl Store for PgStore {
         crate::decode::findings(&rows)
     }
 
+    async fn finding_counts(&self) -> Result<Vec<(String, u64)>, StoreError> {
+        let rows: Vec<(String, i64)> =
+            sqlx::query_as("SELECT kind, COUNT(*) FROM findings GROUP BY kind ORDER BY kind")
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(k, n)| (k, u64::try_from(n).unwrap_or(0)))
+            .collect())
+    }
+
     async fn create_token(&self, t: &NewToken) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO tokens (name, role, token_hash, created_at, expires_at) \
-             VALUES ($1, $2, $3, $4, $5)",
+            "INSERT INTO tokens (name, role, token_hash, created_at, expires_at, agent_id, sources) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(&t.name)
         .bind(t.role.as_str())
         .bind(&t.token_hash)
         .bind(t.created_at.to_string())
         .bind(t.expires_at.map(|e| e.to_string()))
+        .bind(&t.scope.agent_id)
+        .bind(crate::decode::scope_sources(&t.scope)?)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -635,7 +648,8 @@ impl Store for PgStore {
 
     async fn token_by_hash(&self, token_hash: &str) -> Result<Option<TokenInfo>, StoreError> {
         let row = sqlx::query(
-            "SELECT name, role, expires_at, revoked_at FROM tokens WHERE token_hash = $1",
+            "SELECT name, role, expires_at, revoked_at, agent_id, sources FROM tokens \
+             WHERE token_hash = $1",
         )
         .bind(token_hash)
         .fetch_optional(&self.pool)
@@ -654,6 +668,7 @@ impl Store for PgStore {
                 .ok_or_else(|| StoreError::Corrupt(format!("unknown role {role}")))?,
             expires_at: opt_ts("expires_at")?,
             revoked_at: opt_ts("revoked_at")?,
+            scope: crate::decode::token_scope(r.try_get("agent_id")?, r.try_get("sources")?)?,
         }))
     }
 

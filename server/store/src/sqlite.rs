@@ -117,6 +117,68 @@ async fn fill_hashes(
     Ok(())
 }
 
+/// Most ledger rows per INSERT (14 bound parameters each; SQLite allows 32766).
+const ENTRY_CHUNK: usize = 500;
+/// Most record IDs or artifact keys per lookup query.
+const LOOKUP_CHUNK: usize = 500;
+
+/// The leaf index of every record ID in `ids` that the ledger already holds, one query per
+/// [`LOOKUP_CHUNK`] IDs.
+async fn held_records(
+    conn: &mut SqliteConnection,
+    ids: &[ContentHash],
+) -> Result<HashMap<String, u64>, StoreError> {
+    let mut held = HashMap::new();
+    for chunk in ids.chunks(LOOKUP_CHUNK) {
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "SELECT record_id, idx FROM ledger_entries WHERE record_id IN (",
+        );
+        let mut list = q.separated(", ");
+        for id in chunk {
+            list.push_bind(id.as_str());
+        }
+        q.push(")");
+        for row in q.build().fetch_all(&mut *conn).await? {
+            held.insert(
+                row.try_get::<String, _>(0)?,
+                row.try_get::<i64, _>(1)? as u64,
+            );
+        }
+    }
+    Ok(held)
+}
+
+/// The newest ledger entry of each artifact in `keys` (absent for artifacts never seen), one
+/// query per [`LOOKUP_CHUNK`] keys; each lookup is one seek in `ledger_entries_locator`.
+async fn newest_entries(
+    conn: &mut SqliteConnection,
+    keys: &[ArtifactKey],
+) -> Result<HashMap<ArtifactKey, Newest>, StoreError> {
+    let mut newest = HashMap::new();
+    for chunk in keys.chunks(LOOKUP_CHUNK) {
+        let mut q = QueryBuilder::<Sqlite>::new("WITH want(s, l) AS (");
+        q.push_values(chunk, |mut b, key| {
+            b.push_bind(&key.0).push_bind(&key.1);
+        });
+        q.push(
+            ") SELECT e.source_id, e.locator, e.idx, e.sha256, e.event FROM want w \
+             JOIN ledger_entries e ON e.idx = (SELECT MAX(idx) FROM ledger_entries \
+             WHERE source_id = w.s AND locator = w.l)",
+        );
+        for r in q.build().fetch_all(&mut *conn).await? {
+            newest.insert(
+                (r.try_get(0)?, r.try_get(1)?),
+                Newest {
+                    idx: r.try_get::<i64, _>(2)? as u64,
+                    sha256: r.try_get(3)?,
+                    event: r.try_get(4)?,
+                },
+            );
+        }
+    }
+    Ok(newest)
+}
+
 fn row_to_evidence(row: &sqlx::sqlite::SqliteRow) -> Result<StoredEvidence, StoreError> {
     let entry: LedgerEntry = serde_json::from_slice(row.try_get::<&[u8], _>("entry")?)?;
     let record_id = ContentHash::parse(row.try_get::<&str, _>("record_id")?)
@@ -147,69 +209,41 @@ impl Store for SqliteStore {
             .await?;
         let start = size as u64;
         let ids = ingest::record_ids(records)?;
-        let mut held: HashMap<String, u64> = HashMap::new();
-        for id in &ids {
-            if held.contains_key(id.as_str()) {
-                continue;
-            }
-            let existing: Option<i64> =
-                sqlx::query_scalar("SELECT idx FROM ledger_entries WHERE record_id = ?")
-                    .bind(id.as_str())
-                    .fetch_optional(&mut *tx)
-                    .await?;
-            if let Some(idx) = existing {
-                held.insert(id.as_str().to_owned(), idx as u64);
-            }
-        }
-        let mut newest: HashMap<ArtifactKey, Newest> = HashMap::new();
+        let held = held_records(&mut tx, &ids).await?;
         let mut looked: HashSet<ArtifactKey> = HashSet::new();
-        for (record, id) in records.iter().zip(&ids) {
-            let key = ingest::artifact_key(record);
-            if held.contains_key(id.as_str()) || !looked.insert(key.clone()) {
-                continue;
-            }
-            let row = sqlx::query(
-                "SELECT idx, sha256, event FROM ledger_entries WHERE source_id = ? AND locator = ? \
-                 ORDER BY idx DESC LIMIT 1",
-            )
-            .bind(&key.0)
-            .bind(&key.1)
-            .fetch_optional(&mut *tx)
-            .await?;
-            if let Some(r) = row {
-                newest.insert(
-                    key,
-                    Newest {
-                        idx: r.try_get::<i64, _>(0)? as u64,
-                        sha256: r.try_get(1)?,
-                        event: r.try_get(2)?,
-                    },
-                );
-            }
-        }
+        let keys: Vec<ArtifactKey> = records
+            .iter()
+            .zip(&ids)
+            .filter(|(_, id)| !held.contains_key(id.as_str()))
+            .map(|(record, _)| ingest::artifact_key(record))
+            .filter(|key| looked.insert(key.clone()))
+            .collect();
+        let newest = newest_entries(&mut tx, &keys).await?;
         let plan = ingest::plan(records, ids, agent, received_at, start, &held, &newest)?;
-        for leaf in &plan.leaves {
-            let record = leaf.record;
-            sqlx::query(
-                "INSERT INTO ledger_entries (idx, record_id, leaf_hash, entry, agent, received_at, source_id, \
-                 locator, system, kind, event, sha256, observed_at, prev) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            )
-            .bind(leaf.idx as i64)
-            .bind(&leaf.record_id)
-            .bind(&leaf.leaf[..])
-            .bind(&leaf.entry)
-            .bind(agent)
-            .bind(received_at.to_string())
-            .bind(&record.source.id)
-            .bind(&record.locator)
-            .bind(&record.system)
-            .bind(&record.kind)
-            .bind(record.event.as_str())
-            .bind(record.sha256.as_str())
-            .bind(record.observed_at.to_string())
-            .bind(leaf.prev.map(|p| p as i64))
-            .execute(&mut *tx)
-            .await?;
+        let received = received_at.to_string();
+        for chunk in plan.leaves.chunks(ENTRY_CHUNK) {
+            let mut q = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO ledger_entries (idx, record_id, leaf_hash, entry, agent, received_at, \
+                 source_id, locator, system, kind, event, sha256, observed_at, prev) ",
+            );
+            q.push_values(chunk, |mut b, leaf| {
+                let record = leaf.record;
+                b.push_bind(leaf.idx as i64)
+                    .push_bind(&leaf.record_id)
+                    .push_bind(&leaf.leaf[..])
+                    .push_bind(&leaf.entry)
+                    .push_bind(agent)
+                    .push_bind(&received)
+                    .push_bind(&record.source.id)
+                    .push_bind(&record.locator)
+                    .push_bind(&record.system)
+                    .push_bind(&record.kind)
+                    .push_bind(record.event.as_str())
+                    .push_bind(record.sha256.as_str())
+                    .push_bind(record.observed_at.to_string())
+                    .push_bind(leaf.prev.map(|p| p as i64));
+            });
+            q.build().execute(&mut *tx).await?;
         }
         let leaves = plan.leaf_hashes();
         let next = start + leaves.len() as u64;
@@ -220,15 +254,17 @@ impl Store for SqliteStore {
             let mut map = HashMap::new();
             fill_hashes(&mut tx, &mut map, &ids).await?;
             let nodes = hashes::run(&map, |r| merkle::stored_hashes_for_batch(start, &leaves, r))?;
-            for (node, hash) in &nodes {
-                sqlx::query("INSERT INTO ledger_hashes (level, idx, hash) VALUES (?, ?, ?)")
-                    .bind(i64::from(node.level))
-                    .bind(node.index as i64)
-                    .bind(&hash[..])
-                    .execute(&mut *tx)
-                    .await?;
-                map.insert(*node, *hash);
+            for chunk in nodes.chunks(HASH_CHUNK) {
+                let mut q =
+                    QueryBuilder::<Sqlite>::new("INSERT INTO ledger_hashes (level, idx, hash) ");
+                q.push_values(chunk, |mut b, (node, hash)| {
+                    b.push_bind(i64::from(node.level))
+                        .push_bind(node.index as i64)
+                        .push_bind(&hash[..]);
+                });
+                q.build().execute(&mut *tx).await?;
             }
+            map.extend(nodes.iter().copied());
             let ids = hashes::needed(|r| merkle::tree_root(next, r))?;
             fill_hashes(&mut tx, &mut map, &ids).await?;
             let root = hashes::run(&map, |r| merkle::tree_root(next, r))?;
@@ -427,14 +463,30 @@ impl Store for SqliteStore {
         crate::decode::findings(&rows)
     }
 
+    async fn finding_counts(&self) -> Result<Vec<(String, u64)>, StoreError> {
+        let rows: Vec<(String, i64)> =
+            sqlx::query_as("SELECT kind, COUNT(*) FROM findings GROUP BY kind ORDER BY kind")
+                .fetch_all(&self.read)
+                .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(k, n)| (k, u64::try_from(n).unwrap_or(0)))
+            .collect())
+    }
+
     async fn create_token(&self, t: &NewToken) -> Result<(), StoreError> {
         let pool = self.write.lock().await;
-        sqlx::query("INSERT INTO tokens (name, role, token_hash, created_at, expires_at) VALUES (?, ?, ?, ?, ?)")
+        sqlx::query(
+            "INSERT INTO tokens (name, role, token_hash, created_at, expires_at, agent_id, sources) \
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
             .bind(&t.name)
             .bind(t.role.as_str())
             .bind(&t.token_hash)
             .bind(t.created_at.to_string())
             .bind(t.expires_at.map(|e| e.to_string()))
+            .bind(&t.scope.agent_id)
+            .bind(crate::decode::scope_sources(&t.scope)?)
             .execute(&*pool)
             .await?;
         Ok(())
@@ -442,7 +494,8 @@ impl Store for SqliteStore {
 
     async fn token_by_hash(&self, token_hash: &str) -> Result<Option<TokenInfo>, StoreError> {
         let row = sqlx::query(
-            "SELECT name, role, expires_at, revoked_at FROM tokens WHERE token_hash = ?",
+            "SELECT name, role, expires_at, revoked_at, agent_id, sources FROM tokens \
+             WHERE token_hash = ?",
         )
         .bind(token_hash)
         .fetch_optional(&self.read)
@@ -461,6 +514,7 @@ impl Store for SqliteStore {
                 .ok_or_else(|| StoreError::Corrupt(format!("unknown role {role}")))?,
             expires_at: opt_ts("expires_at")?,
             revoked_at: opt_ts("revoked_at")?,
+            scope: crate::decode::token_scope(r.try_get("agent_id")?, r.try_get("sources")?)?,
         }))
     }
 

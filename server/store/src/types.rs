@@ -118,6 +118,36 @@ impl Role {
     }
 }
 
+/// What an agent token may write, beyond its role. Empty (the default) means unrestricted, as
+/// tokens made without `--agent-id`/`--source` have always been.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TokenScope {
+    /// Records must carry exactly this `agent`.
+    pub agent_id: Option<String>,
+    /// Records must come from one of these source IDs.
+    pub sources: Option<Vec<String>>,
+}
+
+impl TokenScope {
+    /// Why this scope does not allow a record from `agent` and `source`, if it does not.
+    pub fn refusal(&self, agent: &str, source: &str) -> Option<String> {
+        if let Some(a) = &self.agent_id
+            && a != agent
+        {
+            return Some(format!("agent {agent:?} is not this token's agent {a:?}"));
+        }
+        if let Some(list) = &self.sources
+            && !list.iter().any(|s| s == source)
+        {
+            return Some(format!(
+                "source {source:?} is not allowed for this token (allowed: {})",
+                list.join(", ")
+            ));
+        }
+        None
+    }
+}
+
 /// A token to store.
 #[derive(Clone, Debug)]
 pub struct NewToken {
@@ -131,6 +161,8 @@ pub struct NewToken {
     pub created_at: Timestamp,
     /// Optional expiry.
     pub expires_at: Option<Timestamp>,
+    /// What an agent token may write.
+    pub scope: TokenScope,
 }
 
 /// A stored token (never the secret).
@@ -144,6 +176,8 @@ pub struct TokenInfo {
     pub expires_at: Option<Timestamp>,
     /// Set when revoked.
     pub revoked_at: Option<Timestamp>,
+    /// What an agent token may write.
+    pub scope: TokenScope,
 }
 
 /// One ledger entry as stored: its index and the exact bytes the leaf hashes.

@@ -50,6 +50,7 @@ mod suite {
     use aims_model::{ControlStatus, EvidenceRecord, Finding, FindingKind};
     use aims_store::{
         LedgerEntry, NewToken, Role, Store, StoreError, StoredAssessment, StoredCheckpoint,
+        TokenScope,
     };
 
     use crate::common::{FailingSigner, TestSigner, at, gone, record, stored_leaves};
@@ -592,6 +593,19 @@ mod suite {
         let all = s.findings(None).await.unwrap();
         assert_eq!(all.len(), 4);
         assert_eq!(all[3].system, "sys-b");
+        let mut by_kind: HashMap<String, u64> = HashMap::new();
+        for f in &all {
+            *by_kind.entry(f.kind.as_str().to_owned()).or_default() += 1;
+        }
+        assert_eq!(
+            s.finding_counts()
+                .await
+                .unwrap()
+                .into_iter()
+                .collect::<HashMap<_, _>>(),
+            by_kind,
+            "counts agree with the findings"
+        );
         assert!(s.findings(Some("nope")).await.unwrap().is_empty());
 
         // Replacing drops what is no longer there; a finding listed twice is kept once (last).
@@ -632,6 +646,7 @@ mod suite {
             token_hash: hash.to_owned(),
             created_at: at(0),
             expires_at: expires,
+            scope: TokenScope::default(),
         };
         s.create_token(&t("agent-1", Role::Agent, "h1", None))
             .await
@@ -658,6 +673,22 @@ mod suite {
             Role::Auditor
         );
         assert!(s.token_by_hash("nope").await.unwrap().is_none());
+        assert_eq!(info.scope, TokenScope::default(), "unscoped by default");
+        let scope = TokenScope {
+            agent_id: Some("agent-7".to_owned()),
+            sources: Some(vec!["pipeline".to_owned(), "registry \"x\"".to_owned()]),
+        };
+        s.create_token(&NewToken {
+            scope: scope.clone(),
+            ..t("agent-7", Role::Agent, "h7", None)
+        })
+        .await
+        .unwrap();
+        let bound = s.token_by_hash("h7").await.unwrap().unwrap();
+        assert_eq!(bound.scope, scope);
+        assert_eq!(bound.scope.refusal("agent-7", "pipeline"), None);
+        assert!(bound.scope.refusal("agent-8", "pipeline").is_some());
+        assert!(bound.scope.refusal("agent-7", "other").is_some());
         assert_eq!(s.revoke_tokens("agent-1", at(50)).await.unwrap(), 2);
         assert_eq!(s.revoke_tokens("agent-1", at(60)).await.unwrap(), 0);
         assert_eq!(s.revoke_tokens("nobody", at(60)).await.unwrap(), 0);

@@ -5,8 +5,8 @@
 //! cargo run --release -p aims-bench -- [--quick] [--out BENCHMARKS-results.md] [SUITE...]
 //! ```
 //!
-//! Suites: `ledger-append`, `proof-gen`, `verify`, `hash`, `repoll-git`, `rss` (default: all, in
-//! that order). Every suite reports rows of (measurement, ours, reference, ratio, goal, met?);
+//! Suites: `ledger-append`, `ledger-append-pg`, `proof-gen`, `verify`, `hash`, `repoll-git`,
+//! `rss`, `scale` (default: all, in that order). Every suite reports rows of (measurement, ours, reference, ratio, goal, met?);
 //! the ratio is always "ours relative to the reference, in throughput terms": above 1 means ours
 //! is faster (or smaller). A suite that fails reports its error as a row and the run goes on.
 //! The `rss` suite runs the release binaries `aims-server` and `aims-agent` found next to this
@@ -17,10 +17,12 @@
 
 mod hash;
 mod ledger;
+mod ledger_pg;
 mod proofs;
 mod repoll;
 mod report;
 mod rss;
+mod scale;
 mod util;
 mod verify;
 
@@ -31,13 +33,15 @@ use anyhow::{Context, Result, bail};
 use report::{Results, Row};
 
 /// Every suite, in the order they run.
-const SUITES: [&str; 6] = [
+const SUITES: [&str; 8] = [
     "ledger-append",
+    "ledger-append-pg",
     "proof-gen",
     "verify",
     "hash",
     "repoll-git",
     "rss",
+    "scale",
 ];
 
 /// Command-line options.
@@ -50,7 +54,7 @@ struct Args {
 }
 
 const USAGE: &str = "usage: aims-bench [--quick] [--out FILE] [--hash-bytes N] [SUITE...]\n\
-suites: ledger-append proof-gen verify hash repoll-git rss (default: all)";
+suites: ledger-append ledger-append-pg proof-gen verify hash repoll-git rss scale (default: all)";
 
 fn parse_args() -> Result<Args> {
     let mut args = Args {
@@ -182,11 +186,13 @@ fn main() -> Result<()> {
         let started = std::time::Instant::now();
         let rows: Result<Vec<Row>> = match suite.as_str() {
             "ledger-append" => ledger::run(&mut ctx),
+            "ledger-append-pg" => ledger_pg::run(&mut ctx),
             "proof-gen" => proofs::run(&mut ctx),
             "verify" => verify::run(&mut ctx),
             "hash" => hash::run(&mut ctx),
             "repoll-git" => repoll::run(&mut ctx),
             "rss" => rss::run(&mut ctx),
+            "scale" => scale::run(&mut ctx),
             other => Err(anyhow::anyhow!("unknown suite {other}")),
         };
         let rows = rows.unwrap_or_else(|e| {

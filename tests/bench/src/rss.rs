@@ -17,18 +17,18 @@ const SUITE: &str = "rss";
 const TIME: &str = "/usr/bin/time";
 
 /// A child process killed (by its pid) when dropped.
-struct Proc {
+pub(crate) struct Proc {
     child: Child,
     name: &'static str,
 }
 
 impl Proc {
-    fn pid(&self) -> u32 {
+    pub(crate) fn pid(&self) -> u32 {
         self.child.id()
     }
 
     /// SIGTERM, then SIGKILL after 10 s.
-    fn stop(&mut self) {
+    pub(crate) fn stop(&mut self) {
         let _ = Command::new("kill")
             .args(["-TERM", &self.pid().to_string()])
             .status();
@@ -69,7 +69,7 @@ fn bin(name: &str) -> Result<PathBuf> {
 }
 
 /// Starts `aims-server serve` on a free port; returns the process and its URL.
-fn start_server(dir: &Path, database: &str) -> Result<(Proc, String)> {
+pub(crate) fn start_server(dir: &Path, database: &str) -> Result<(Proc, String)> {
     std::fs::create_dir_all(dir)?;
     let log = std::fs::File::create(dir.join("server.log"))?;
     let mut child = Command::new(bin("aims-server")?)
@@ -101,14 +101,19 @@ fn start_server(dir: &Path, database: &str) -> Result<(Proc, String)> {
 }
 
 fn token(database: &str) -> Result<String> {
+    token_for(database, "agent", "bench-agent")
+}
+
+/// Creates a token with `role` through `aims-server token create`.
+pub(crate) fn token_for(database: &str, role: &str, name: &str) -> Result<String> {
     let out = Command::new(bin("aims-server")?)
         .args([
             "token",
             "create",
             "--role",
-            "agent",
+            role,
             "--name",
-            "bench-agent",
+            name,
             "--database",
             database,
         ])

@@ -108,7 +108,7 @@ impl PgDatabase {
         let admin = admin_url();
         let mut conn = admin_connect(&admin).await;
         let name = random_name();
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
+        sqlx::raw_sql(&format!("CREATE DATABASE \"{name}\""))
             .execute(&mut conn)
             .await
             .unwrap_or_else(|e| panic!("cannot create test database {name} at {admin}: {e}"));
@@ -131,12 +131,10 @@ impl Drop for PgDatabase {
                 .ok()?;
             rt.block_on(async {
                 let mut conn = PgConnection::connect(&admin).await.ok()?;
-                sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-                    "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
-                )))
-                .execute(&mut conn)
-                .await
-                .ok()?;
+                sqlx::raw_sql(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+                    .execute(&mut conn)
+                    .await
+                    .ok()?;
                 conn.close().await.ok()
             })
         })
