@@ -2,7 +2,8 @@
 # The whole test suite, on a fresh machine or a warm one: installs what the tests need (idempotent),
 # builds the binaries the end-to-end tests drive, and runs every test.
 #   ./scripts/test.sh            everything
-#   ./scripts/test.sh -p aims-e2e   arguments go to `cargo test`
+#   ./scripts/test.sh -p aims-e2e   arguments go to `cargo test` (and skip fuzzing)
+#   FUZZ_SECONDS=0 ./scripts/test.sh   everything but the fuzzers (default: 40 s per target)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -94,3 +95,14 @@ cargo build --workspace --bins --quiet
 export AIMS_BIN_DIR="$CARGO_TARGET_DIR/debug"
 log "running tests"
 cargo test --workspace --no-fail-fast "$@"
+
+# --- fuzzing: every cargo-fuzz target of fuzz/ for a bounded time (scripts/fuzz.sh) ----------
+# Only on a whole run (arguments select tests); FUZZ_SECONDS=0 skips it. The instrumented build
+# and the grown corpora are kept under $cache, so a warm machine rebuilds only what changed.
+fuzz_seconds=${FUZZ_SECONDS:-40}
+if (($# == 0)) && [ "$fuzz_seconds" != 0 ]; then
+  log "fuzzing: 4 targets, $fuzz_seconds s each"
+  fuzz_start=$SECONDS
+  FUZZ_SECONDS=$fuzz_seconds AIMS_CACHE_DIR=$cache ./scripts/fuzz.sh
+  log "fuzzing took $((SECONDS - fuzz_start)) s"
+fi

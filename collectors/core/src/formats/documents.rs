@@ -103,7 +103,7 @@ fn metric(v: &Value) -> Value {
     let direction = v
         .get("direction")
         .and_then(Value::as_str)
-        .map(str::to_ascii_lowercase);
+        .map(|d| super::truncate(d.to_ascii_lowercase()));
     let computed = match (value, threshold, direction.as_deref()) {
         (Some(x), Some(t), Some("min")) => Some(x >= t),
         (Some(x), Some(t), Some("max")) => Some(x <= t),
@@ -140,6 +140,18 @@ mod tests {
             p.artifact_time.unwrap().to_string(),
             "2026-11-20T10:00:00.000Z"
         );
+    }
+
+    #[test]
+    fn metric_direction_is_bounded() {
+        // Caught by the `formats` fuzz target's bounds check: `direction` was kept whole.
+        use crate::formats::MAX_STRING;
+        let doc = json!({"kind": "validation_report",
+            "metrics": [{"name": "auc", "value": 0.9, "threshold": 0.8, "direction": "M".repeat(MAX_STRING + 1)}]});
+        let p = parse("reports/val.json", doc.to_string().as_bytes());
+        let direction = p.metadata["metrics"][0]["direction"].as_str().unwrap();
+        assert_eq!(direction, "m".repeat(MAX_STRING));
+        assert_eq!(p.metadata["metrics"][0]["passed"], json!(null));
     }
 
     #[test]

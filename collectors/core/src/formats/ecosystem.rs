@@ -208,6 +208,8 @@ pub(super) fn dvc_lock(v: &Value) -> Parsed {
         let Some(stage) = stage.as_object() else {
             continue;
         };
+        // Stage names are mapping keys: bounded like every other string in the metadata.
+        let name = super::truncate(name.clone());
         if !(stage.contains_key("cmd") || stage.contains_key("deps") || stage.contains_key("outs"))
         {
             continue;
@@ -338,5 +340,19 @@ mod tests {
         assert_eq!(p.metadata["digests"][1]["role"], "out");
         let bad = parse("dvc.lock", b"- a\n");
         assert!(bad.parse_error.is_some());
+    }
+
+    #[test]
+    fn dvc_lock_stage_names_are_bounded() {
+        // Caught by the `formats` fuzz target's bounds check: stage names (mapping keys) were kept
+        // whole.
+        use crate::formats::MAX_STRING;
+        let long = "s".repeat(MAX_STRING + 100);
+        let y =
+            format!("stages:\n  {long}:\n    cmd: x\n    deps:\n    - path: a\n      md5: 1a2b\n");
+        let p = parse("dvc.lock", y.as_bytes());
+        let stage = p.metadata["stages"][0].as_str().unwrap();
+        assert_eq!(stage, &long[..MAX_STRING]);
+        assert_eq!(p.metadata["digests"][0]["stage"], stage);
     }
 }
