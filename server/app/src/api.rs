@@ -237,9 +237,7 @@ pub async fn get_controls(
 ) -> Result<Json<ControlsResponse>, ApiError> {
     principal.require_read()?;
     crate::assess::flush(&state).await?;
-    let controls = state
-        .store
-        .system_controls(&id)
+    let controls = crate::assess::controls_of(&state, &id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no AI system {id:?} has evidence")))?;
     Ok(Json(ControlsResponse {

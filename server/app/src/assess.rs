@@ -9,10 +9,35 @@ use aims_store::StoredAssessment;
 use crate::AppState;
 use crate::error::ApiError;
 
-/// Re-assesses one system from its full history and stores the result.
+/// Re-assesses one system from its full history and stores the result. A system without
+/// evidence is left alone (no empty status row for an id nobody wrote).
 pub async fn reassess(state: &AppState, system: &str) -> Result<(), ApiError> {
+    assess_if_any(state, system).await.map(|_| ())
+}
+
+/// The status of `system` for a reader: the stored one, or, when the system has evidence but no
+/// stored status yet (a replica that just started, before its first periodic pass reached it),
+/// assessed now. `None` when the system has no evidence at all.
+pub async fn controls_of(
+    state: &AppState,
+    system: &str,
+) -> Result<Option<Vec<aims_model::wire::ControlView>>, ApiError> {
+    if let Some(c) = state.store.system_controls(system).await? {
+        return Ok(Some(c));
+    }
+    if !assess_if_any(state, system).await? {
+        return Ok(None);
+    }
+    Ok(state.store.system_controls(system).await?)
+}
+
+/// [`reassess`]; returns whether the system has any evidence.
+async fn assess_if_any(state: &AppState, system: &str) -> Result<bool, ApiError> {
     let _guard = state.assess_lock.lock().await;
     let history = state.store.history(system).await?;
+    if history.is_empty() {
+        return Ok(false);
+    }
     let evidence: Vec<aims_catalog::Evidence> = history
         .into_iter()
         .map(|e| aims_catalog::Evidence {
@@ -40,7 +65,7 @@ pub async fn reassess(state: &AppState, system: &str) -> Result<(), ApiError> {
             findings: result.findings,
         })
         .await?;
-    Ok(())
+    Ok(true)
 }
 
 /// Notes systems whose evidence changed; they are re-assessed by [`flush`] (called by readers
@@ -53,8 +78,10 @@ pub async fn mark_dirty(state: &AppState, systems: &[String]) {
     dirty.extend(systems.iter().cloned());
 }
 
-/// Re-assesses every system marked dirty since the last flush.
+/// Re-assesses every system marked dirty since the last flush. Returns only once every system
+/// marked before the call is assessed, including by a flush that was already running.
 pub async fn flush(state: &AppState) -> Result<(), ApiError> {
+    let _flushing = state.flushing.lock().await;
     let systems: Vec<String> = std::mem::take(&mut *state.dirty.lock().await)
         .into_iter()
         .collect();

@@ -289,7 +289,7 @@ pub async fn system_page(
 
 async fn render_system(state: &AppState, id: &str) -> Result<Response, ApiError> {
     crate::assess::flush(state).await?;
-    let Some(controls) = state.store.system_controls(id).await? else {
+    let Some(controls) = crate::assess::controls_of(state, id).await? else {
         return Ok((
             StatusCode::NOT_FOUND,
             page("Not found", html! { h1 { "No AI system " code { (id) } } }),

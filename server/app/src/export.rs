@@ -603,6 +603,7 @@ pub async fn open_state(settings: &Settings) -> Result<AppState, ServerError> {
         assess_lock: Arc::new(Mutex::new(())),
         metrics: Arc::new(crate::metrics::Metrics::default()),
         dirty: Arc::default(),
+        flushing: Arc::default(),
     })
 }
 

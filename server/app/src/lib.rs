@@ -56,6 +56,9 @@ pub struct AppState {
     pub metrics: Arc<metrics::Metrics>,
     /// Systems whose evidence changed since they were last assessed.
     pub dirty: Arc<Mutex<std::collections::BTreeSet<String>>>,
+    /// Held for a whole flush of `dirty`, so a reader that flushes waits for a flush already
+    /// under way (by the timer or another request) instead of reading status it has not written.
+    pub flushing: Arc<Mutex<()>>,
 }
 
 /// Why the server could not start.
@@ -141,6 +144,7 @@ impl Server {
             assess_lock: Arc::new(Mutex::new(())),
             metrics: Arc::new(metrics::Metrics::default()),
             dirty: Arc::default(),
+            flushing: Arc::default(),
         };
         log::ensure_checkpoint(&state)
             .await

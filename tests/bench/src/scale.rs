@@ -64,19 +64,33 @@ pub fn run(ctx: &mut Ctx) -> Result<Vec<Row>> {
         .strip_prefix("http://")
         .context("server URL without http://")?
         .to_owned();
+    // A server that starts on a ledger assesses every system once (the periodic pass); until
+    // it is through, `/v1/systems` lists the systems done so far. Wait for all of them.
     let t = Instant::now();
-    let (status, _) = get(&addr, "/v1/systems", &viewer)?;
-    let cold = t.elapsed();
-    if status != 200 {
-        bail!("GET /v1/systems answered {status}");
+    let mut first = None;
+    loop {
+        let (status, body) = get_body(&addr, "/v1/systems", &viewer)?;
+        if status != 200 {
+            bail!("GET /v1/systems answered {status}");
+        }
+        first.get_or_insert(t.elapsed());
+        let listed = body.matches("\"id\"").count() as u64;
+        if listed >= systems {
+            break;
+        }
+        if t.elapsed() > Duration::from_secs(1800) {
+            bail!("only {listed} of {systems} systems assessed after 30 min");
+        }
+        std::thread::sleep(Duration::from_millis(500));
     }
+    let pass = t.elapsed();
     rows.push(Row::new(
         SUITE,
         format!(
-            "first `GET /v1/systems` after start (includes assessing {} systems from the ledger)",
+            "start on the ledger: first `GET /v1/systems` / all {} systems assessed by the start-up pass",
             group(systems)
         ),
-        fmt_dur(cold),
+        format!("{} / {}", fmt_dur(first.unwrap_or_default()), fmt_dur(pass)),
     ));
 
     let mut rng = Rng::new(42);
@@ -138,11 +152,17 @@ pub fn run(ctx: &mut Ctx) -> Result<Vec<Row>> {
 
 /// One HTTP/1.1 GET on a fresh connection; returns the status and the body's length.
 fn get(addr: &str, path: &str, token: &str) -> Result<(u16, usize)> {
+    let (status, body) = get_body(addr, path, token)?;
+    Ok((status, body.len()))
+}
+
+/// One HTTP/1.1 GET on a fresh connection; returns the status and the body.
+fn get_body(addr: &str, path: &str, token: &str) -> Result<(u16, String)> {
     let mut s = TcpStream::connect(addr).with_context(|| format!("connecting to {addr}"))?;
     s.set_read_timeout(Some(Duration::from_secs(60)))?;
     write!(
         s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nCookie: aims_token={token}\r\nConnection: close\r\n\r\n"
     )?;
     let mut buf = Vec::new();
     s.read_to_end(&mut buf)?;
@@ -155,5 +175,8 @@ fn get(addr: &str, path: &str, token: &str) -> Result<(u16, usize)> {
         .nth(1)
         .and_then(|c| c.parse().ok())
         .context("response without a status code")?;
-    Ok((status, buf.len() - head_end - 4))
+    Ok((
+        status,
+        String::from_utf8_lossy(&buf[head_end + 4..]).into_owned(),
+    ))
 }
