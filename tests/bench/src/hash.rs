@@ -186,7 +186,7 @@ pub fn run(ctx: &mut Ctx) -> Result<Vec<Row>> {
     Ok(vec![
         Row::new(
             SUITE,
-            format!("SHA-256 of one {size} file: engine `poll` of a `dir` source (64 KiB tokio::fs reads)"),
+            format!("SHA-256 of one {size} file: engine `poll` of a `dir` source (64 KiB reads, 1 MiB tokio::fs buffer)"),
             fmt_bw(bytes, ours_one),
         )
         .reference(
