@@ -4,7 +4,37 @@
 use aims_model::Finding;
 use aims_model::wire::ControlView;
 
-use crate::{StoreError, TokenScope};
+use aims_model::Timestamp;
+
+use crate::{Role, StoreError, TokenInfo, TokenScope};
+
+/// A `tokens` row as both stores select it: name, role, expires_at, revoked_at, agent_id, sources.
+pub(crate) type TokenRow = (
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
+
+/// Decodes a [`TokenRow`].
+pub(crate) fn token_info(row: TokenRow) -> Result<TokenInfo, StoreError> {
+    let (name, role, expires_at, revoked_at, agent_id, sources) = row;
+    let time = |t: Option<String>| {
+        t.as_deref()
+            .map(|s| Timestamp::parse_utc(s).map_err(|e| StoreError::Corrupt(e.to_string())))
+            .transpose()
+    };
+    Ok(TokenInfo {
+        role: Role::parse(&role)
+            .ok_or_else(|| StoreError::Corrupt(format!("unknown role {role}")))?,
+        name,
+        expires_at: time(expires_at)?,
+        revoked_at: time(revoked_at)?,
+        scope: token_scope(agent_id, sources)?,
+    })
+}
 
 /// The `sources` column of a token scope: a JSON array, or NULL for any source.
 pub(crate) fn scope_sources(scope: &TokenScope) -> Result<Option<String>, StoreError> {

@@ -44,8 +44,8 @@ use crate::hashes::{self, ids_in_order};
 use crate::ingest::{self, ArtifactKey, Newest};
 use crate::ledger::LedgerEntry;
 use crate::{
-    CheckpointSigner, IngestOutcome, LedgerEntryRow, NewToken, Role, Store, StoreError,
-    StoredAssessment, StoredCheckpoint, StoredEvidence, TokenInfo,
+    CheckpointSigner, IngestOutcome, LedgerEntryRow, NewToken, Store, StoreError, StoredAssessment,
+    StoredCheckpoint, StoredEvidence, TokenInfo,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -647,29 +647,14 @@ impl Store for PgStore {
     }
 
     async fn token_by_hash(&self, token_hash: &str) -> Result<Option<TokenInfo>, StoreError> {
-        let row = sqlx::query(
+        let row: Option<crate::decode::TokenRow> = sqlx::query_as(
             "SELECT name, role, expires_at, revoked_at, agent_id, sources FROM tokens \
              WHERE token_hash = $1",
         )
         .bind(token_hash)
         .fetch_optional(&self.pool)
         .await?;
-        let Some(r) = row else { return Ok(None) };
-        let role: String = r.try_get("role")?;
-        let opt_ts = |c: &str| -> Result<Option<Timestamp>, StoreError> {
-            r.try_get::<Option<String>, _>(c)?
-                .as_deref()
-                .map(ts)
-                .transpose()
-        };
-        Ok(Some(TokenInfo {
-            name: r.try_get("name")?,
-            role: Role::parse(&role)
-                .ok_or_else(|| StoreError::Corrupt(format!("unknown role {role}")))?,
-            expires_at: opt_ts("expires_at")?,
-            revoked_at: opt_ts("revoked_at")?,
-            scope: crate::decode::token_scope(r.try_get("agent_id")?, r.try_get("sources")?)?,
-        }))
+        row.map(crate::decode::token_info).transpose()
     }
 
     async fn revoke_tokens(&self, name: &str, at: Timestamp) -> Result<u64, StoreError> {
