@@ -42,6 +42,10 @@ const fn default_max_concurrent_fetches() -> usize {
 const fn default_batch_size() -> usize {
     500
 }
+/// Once a day: a source's unchanged artifacts are confirmed at most this often.
+const fn default_confirm_interval_secs() -> u64 {
+    86_400
+}
 
 /// A bearer token. `Debug` and `Display` never show it; call [`SecretToken::expose`] only where
 /// it is put on the wire.
@@ -139,6 +143,11 @@ pub struct AgentConfig {
     /// Records per spool file and per `POST /v1/evidence`.
     #[serde(default = "default_batch_size")]
     pub batch_size: usize,
+    /// At most this often per source, the agent confirms to the server what the source still
+    /// lists unchanged (one ledger entry per source, no content download), so unchanged evidence
+    /// it still sees stays fresh. Default one day; at least 1.
+    #[serde(default = "default_confirm_interval_secs")]
+    pub confirm_interval_secs: u64,
     /// The sources to poll (file only).
     #[serde(default)]
     pub sources: Vec<SourceConfig>,
@@ -368,6 +377,9 @@ impl AgentConfig {
         if self.max_concurrent_fetches == 0 {
             return Err(bad("max_concurrent_fetches", "must be at least 1".into()));
         }
+        if self.confirm_interval_secs == 0 {
+            return Err(bad("confirm_interval_secs", "must be at least 1".into()));
+        }
         let max = aims_model::wire::MAX_BATCH_RECORDS;
         if self.batch_size == 0 || self.batch_size > max {
             return Err(bad("batch_size", format!("must be 1 to {max}")));
@@ -400,6 +412,13 @@ impl AgentConfig {
         self.spool_dir
             .join("cursors")
             .join(format!("{}.json", path_safe(source_id)))
+    }
+
+    /// `spool_dir/cursors/<source-id>.confirmed.json`: when the source was last confirmed.
+    pub fn confirmed_path(&self, source_id: &str) -> PathBuf {
+        self.spool_dir
+            .join("cursors")
+            .join(format!("{}.confirmed.json", path_safe(source_id)))
     }
 
     /// `spool_dir/cache/<source-id>`.

@@ -16,6 +16,7 @@
 //!    reason file and an ERROR log.
 
 pub mod config;
+pub mod confirm;
 pub mod metrics;
 pub mod runner;
 pub mod shipper;

@@ -75,8 +75,10 @@ enum Command {
         #[arg(long, default_value_t = 30)]
         ship_interval_secs: u64,
     },
-    /// Check the configuration file without any network access and exit.
+    /// Check the configuration file and build every source, without contacting any source.
     ///
+    /// Refuses exactly what `once` and `run` would refuse at start-up: unknown keys, bad values,
+    /// and sources that cannot be built (a missing token file, an S3 source without a region).
     /// Prints `config ok: N sources` on success; exits 2 with the error otherwise.
     Validate {
         /// Agent configuration file (.yaml, .yml or .toml).
@@ -92,12 +94,40 @@ fn main() -> ExitCode {
             if let Err(code) = telemetry(cli.log_format, None) {
                 return code;
             }
-            match load(&config) {
-                Ok(cfg) => {
+            let cfg = match load(&config) {
+                Ok(cfg) => cfg,
+                Err(e) => return config_failure(&e),
+            };
+            // Build every source as `once` would, so a type or setting that parses but cannot
+            // run is refused here and not at 3 a.m.
+            let built = runtime().and_then(|rt| {
+                rt.block_on(async {
+                    let mut errors = Vec::new();
+                    for s in &cfg.sources {
+                        if let Err(e) =
+                            aims_agent::sources::build_collector(s, &cfg.cache_path(s.id())).await
+                        {
+                            errors.push(e.to_string());
+                        }
+                    }
+                    Ok(errors)
+                })
+            });
+            match built {
+                Ok(errors) if errors.is_empty() => {
                     println!("config ok: {} sources", cfg.sources.len());
                     ExitCode::SUCCESS
                 }
-                Err(e) => config_failure(&e),
+                Ok(errors) => {
+                    for e in errors {
+                        eprintln!("error: invalid configuration: {}: {e}", cfg.file.display());
+                    }
+                    ExitCode::from(2)
+                }
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    ExitCode::from(2)
+                }
             }
         }
         Command::Once {

@@ -28,6 +28,7 @@ use tokio::sync::{Notify, Semaphore, watch};
 use tracing::Instrument as _;
 
 use crate::config::AgentConfig;
+use crate::confirm::{self, PendingConfirmation};
 use crate::shipper::{RetryPolicy, ShipError, ShipReport, Shipper, ShipperSettings};
 use crate::spool::{self, Spool, SpoolError};
 
@@ -72,6 +73,10 @@ pub struct SourceReport {
     pub spooled: usize,
     /// Records of this source acknowledged by the server during this run.
     pub shipped: usize,
+    /// Artifacts a confirmation sent during this run covered (0 when none was due).
+    pub confirmed: usize,
+    /// When the poll ran.
+    pub polled_at: Option<Timestamp>,
     /// Problems; non-empty means the source failed (fully or partly).
     pub errors: Vec<String>,
 }
@@ -133,7 +138,7 @@ pub enum RunError {
 }
 
 /// A source's collector, or why it could not be built.
-type Built = Result<Arc<dyn Collector>, String>;
+type Built = Result<Arc<dyn Collector>, crate::sources::BuildError>;
 
 /// Everything a cycle needs, built once.
 struct Agent {
@@ -143,6 +148,9 @@ struct Agent {
     shipper: Arc<Shipper>,
     /// One entry per configured source: the collector, or why it could not be built.
     collectors: Vec<(SourceConfig, Built)>,
+    /// Confirmations waiting for their source's records to be acknowledged (`run` mode), by
+    /// source id; a newer poll replaces an older one.
+    pending: std::sync::Mutex<std::collections::HashMap<String, PendingConfirmation>>,
 }
 
 impl Agent {
@@ -176,6 +184,7 @@ impl Agent {
             spool,
             shipper,
             collectors,
+            pending: std::sync::Mutex::default(),
         })
     }
 }
@@ -185,6 +194,7 @@ struct Polled {
     report: SourceReport,
     records: Vec<aims_model::EvidenceRecord>,
     cursor: Cursor,
+    pending: PendingConfirmation,
 }
 
 /// Loads the cursor and polls. Writes nothing, so it can be abandoned at any point.
@@ -202,11 +212,12 @@ async fn poll_source(
     let rule = src
         .system_rule()
         .map_err(|e| format!("invalid system rule: {e}"))?;
+    let now = Timestamp::now();
     let ctx = PollContext {
         agent_id: &agent.cfg.agent.id,
         catalog: &agent.catalog,
         system_rule: &rule,
-        now: Timestamp::now(),
+        now,
         max_parse_bytes: aims_collect::DEFAULT_MAX_PARSE_BYTES,
     };
     let outcome = aims_collect::poll(collector, &cursor, &ctx)
@@ -220,20 +231,33 @@ async fn poll_source(
     report.gone = s.gone;
     report.bytes_hashed = s.bytes_hashed;
     report.errors.extend(s.errors.iter().cloned());
+    report.polled_at = Some(now);
     Ok(Polled {
         report,
         records: outcome.records,
         cursor: outcome.cursor,
+        pending: PendingConfirmation {
+            source: src.source_ref(),
+            observed_at: now,
+            artifacts: outcome.confirmable,
+            unchanged: s.unchanged,
+        },
     })
 }
 
 /// Appends to the spool, then saves the cursor: in this order, and each step to completion
-/// (both run on the blocking pool, which finishes them even if the caller is cancelled).
-async fn commit(agent: &Agent, id: &str, polled: Polled) -> SourceReport {
+/// (both run on the blocking pool, which finishes them even if the caller is cancelled). The
+/// poll's confirmation is returned only when its records are durable.
+async fn commit(
+    agent: &Agent,
+    id: &str,
+    polled: Polled,
+) -> (SourceReport, Option<PendingConfirmation>) {
     let Polled {
         mut report,
         records,
         cursor,
+        pending,
     } = polled;
     let n = records.len();
     let sid = id.to_owned();
@@ -247,7 +271,7 @@ async fn commit(agent: &Agent, id: &str, polled: Polled) -> SourceReport {
                 // Nothing durable: keep the old cursor so the next cycle produces them again.
                 tracing::error!(collector.id = %id, error = %e, "spool write failed, cursor not advanced");
                 report.errors.push(format!("spool write failed: {e}"));
-                return report;
+                return (report, None);
             }
         }
     }
@@ -261,7 +285,7 @@ async fn commit(agent: &Agent, id: &str, polled: Polled) -> SourceReport {
         tracing::warn!(collector.id = %id, error = %e, "cursor save failed, records will be re-sent");
         report.errors.push(format!("cursor save failed: {e}"));
     }
-    report
+    (report, Some(pending))
 }
 
 /// The span of one poll cycle; [`record_cycle`] fills in its outcome.
@@ -284,19 +308,92 @@ fn record_cycle(span: &tracing::Span, r: &SourceReport) {
     span.record("errors", r.errors.len());
 }
 
-async fn cycle(agent: &Agent, src: &SourceConfig, collector: &dyn Collector) -> SourceReport {
+async fn cycle(
+    agent: &Agent,
+    src: &SourceConfig,
+    collector: &dyn Collector,
+) -> (SourceReport, Option<PendingConfirmation>) {
     let id = src.id();
-    let report = match poll_source(agent, src, collector).await {
+    let (report, pending) = match poll_source(agent, src, collector).await {
         Ok(polled) => commit(agent, id, polled).await,
         Err(e) => {
             tracing::warn!(collector.id = %id, error = %e, "source poll failed");
             let mut r = SourceReport::new(id);
             r.errors.push(e);
-            r
+            r.polled_at = Some(Timestamp::now());
+            (r, None)
         }
     };
     crate::metrics::record_poll(&report);
-    report
+    (report, pending)
+}
+
+/// Sends the confirmation of `pending` if its source is due one (see [`crate::confirm`]);
+/// returns how many artifacts it covered, or the error to report.
+async fn confirm_if_due(agent: &Agent, pending: &PendingConfirmation) -> Result<usize, String> {
+    let id = pending.source.id.clone();
+    let path = agent.cfg.confirmed_path(&id);
+    let interval = Duration::from_secs(agent.cfg.confirm_interval_secs.max(1));
+    let at = pending.observed_at;
+    let p = path.clone();
+    let due = tokio::task::spawn_blocking(move || confirm::due(&p, at, interval))
+        .await
+        .map_err(|e| format!("confirmation state task failed: {e}"))?
+        .map_err(|e| format!("confirmation state: {e}"))?;
+    if !due {
+        return Ok(0);
+    }
+    if pending.unchanged == 0 {
+        // Everything listed was just shipped as new records: they are observations already.
+        let p = path.clone();
+        tokio::task::spawn_blocking(move || confirm::save(&p, at))
+            .await
+            .map_err(|e| format!("confirmation state task failed: {e}"))?
+            .map_err(|e| format!("confirmation state: {e}"))?;
+        return Ok(0);
+    }
+    let req = confirm::request(&agent.cfg.agent.id, pending).map_err(|e| e.to_string())?;
+    let resp = agent.shipper.confirm(&req).await?;
+    tokio::task::spawn_blocking(move || confirm::save(&path, at))
+        .await
+        .map_err(|e| format!("confirmation state task failed: {e}"))?
+        .map_err(|e| format!("confirmation state: {e}"))?;
+    tracing::info!(
+        collector.id = %id,
+        artifacts = req.artifacts.len(),
+        matched = resp.matched,
+        leaf = resp.leaf_index,
+        "source confirmed"
+    );
+    Ok(req.artifacts.len())
+}
+
+/// The heartbeat of one poll.
+fn heartbeat_of(src: &SourceConfig, r: &SourceReport) -> Option<aims_model::wire::SourceHeartbeat> {
+    Some(aims_model::wire::SourceHeartbeat {
+        source: src.source_ref(),
+        interval_secs: src.interval_secs(),
+        polled_at: r.polled_at?,
+        ok: !r.failed(),
+        error: r.failed().then(|| confirm::redact(&r.errors.join("; "))),
+        listed: r.listed as u64,
+        records: r.spooled as u64,
+    })
+}
+
+/// Reports polls to the server; a failure is logged, never fatal (the server also learns of the
+/// source from its evidence and confirmations).
+async fn send_heartbeats(agent: &Agent, beats: Vec<aims_model::wire::SourceHeartbeat>) {
+    if beats.is_empty() {
+        return;
+    }
+    let req = aims_model::wire::HeartbeatRequest {
+        agent: agent.cfg.agent.id.clone(),
+        sources: beats,
+    };
+    if let Err(e) = agent.shipper.heartbeat(&req).await {
+        tracing::warn!(error = %e, "heartbeat not delivered");
+    }
 }
 
 /// Polls every source once (bounded concurrency), spools, saves cursors, then ships everything
@@ -304,33 +401,56 @@ async fn cycle(agent: &Agent, src: &SourceConfig, collector: &dyn Collector) -> 
 pub async fn run_once(cfg: &AgentConfig, opts: &RunOptions) -> Result<RunReport, RunError> {
     let agent = Agent::build(cfg, opts).await?;
     let limit = cfg.max_concurrent_fetches.max(1);
-    let mut sources: Vec<SourceReport> = futures_util::stream::iter(agent.collectors.iter())
-        .map(|(src, built)| {
-            let agent = &agent;
-            async move {
-                match built {
-                    Ok(c) => {
-                        let span = cycle_span(src);
-                        let report = cycle(agent, src, c.as_ref()).instrument(span.clone()).await;
-                        record_cycle(&span, &report);
-                        report
-                    }
-                    Err(e) => {
-                        tracing::warn!(collector.id = %src.id(), error = %e, "source cannot be built");
-                        let mut r = SourceReport::new(src.id());
-                        r.errors.push(format!("cannot build source: {e}"));
-                        r
-                    }
+    let polled: Vec<(SourceReport, Option<PendingConfirmation>)> = futures_util::stream::iter(
+        agent.collectors.iter(),
+    )
+    .map(|(src, built)| {
+        let agent = &agent;
+        async move {
+            match built {
+                Ok(c) => {
+                    let span = cycle_span(src);
+                    let out = cycle(agent, src, c.as_ref()).instrument(span.clone()).await;
+                    record_cycle(&span, &out.0);
+                    out
+                }
+                Err(e) => {
+                    tracing::warn!(collector.id = %src.id(), error = %e, "source cannot be built");
+                    let mut r = SourceReport::new(src.id());
+                    r.errors.push(format!("cannot build source: {e}"));
+                    r.polled_at = Some(Timestamp::now());
+                    (r, None)
                 }
             }
-        })
-        .buffered(limit)
-        .collect()
-        .await;
+        }
+    })
+    .buffered(limit)
+    .collect()
+    .await;
     let ship = agent.shipper.ship_pending().await?;
     crate::metrics::record_ship(&ship);
-    for s in &mut sources {
+    let mut sources = Vec::with_capacity(polled.len());
+    // The polls first (a source that was silent is heard of before its confirmation).
+    let beats = polled
+        .iter()
+        .zip(&agent.collectors)
+        .filter_map(|((s, _), (src, _))| heartbeat_of(src, s))
+        .collect();
+    send_heartbeats(&agent, beats).await;
+    // Confirmations go only once every spooled record is in the ledger.
+    let drained = ship.files_remaining == 0;
+    for (mut s, pending) in polled {
         s.shipped = ship.acked_by_source.get(&s.id).copied().unwrap_or(0);
+        if let Some(p) = pending.filter(|_| drained) {
+            match confirm_if_due(&agent, &p).await {
+                Ok(n) => s.confirmed = n,
+                Err(e) => {
+                    tracing::warn!(collector.id = %s.id, error = %e, "confirmation failed");
+                    s.errors.push(format!("confirmation failed: {e}"));
+                }
+            }
+        }
+        sources.push(s);
     }
     Ok(RunReport { sources, ship })
 }
@@ -387,16 +507,23 @@ pub async fn run(
                     };
                     (span, polled)
                 };
-                let report = match polled {
+                let (report, pending) = match polled {
                     // Not cancellable: spool append then cursor save, to completion.
                     Ok(p) => commit(&agent, &id, p).instrument(span.clone()).await,
                     Err(e) => {
                         tracing::warn!(collector.id = %id, error = %e, "source poll failed");
                         let mut r = SourceReport::new(&id);
                         r.errors.push(e);
-                        r
+                        r.polled_at = Some(Timestamp::now());
+                        (r, None)
                     }
                 };
+                if let Some(p) = pending
+                    && let Ok(mut map) = agent.pending.lock()
+                {
+                    map.insert(id.clone(), p);
+                }
+                send_heartbeats(&agent, heartbeat_of(src, &report).into_iter().collect()).await;
                 crate::metrics::record_poll(&report);
                 record_cycle(&span, &report);
                 drop(span);
@@ -410,9 +537,8 @@ pub async fn run(
                     errors = report.errors.len(),
                     "poll cycle done"
                 );
-                if report.spooled > 0 {
-                    wake.notify_one();
-                }
+                // The shipper also sends the confirmations that are due.
+                wake.notify_one();
                 let delay = jittered(interval);
                 tokio::select! {
                     _ = tokio::time::sleep(delay) => {}
@@ -453,6 +579,17 @@ pub async fn run(
                 let pause = match res {
                     Ok(r) if r.files_remaining == 0 => {
                         failures = 0;
+                        // Every record is in the ledger: send the confirmations waiting on it.
+                        let waiting: Vec<PendingConfirmation> = agent
+                            .pending
+                            .lock()
+                            .map(|mut m| m.drain().map(|(_, p)| p).collect())
+                            .unwrap_or_default();
+                        for p in waiting {
+                            if let Err(e) = confirm_if_due(&agent, &p).await {
+                                tracing::warn!(collector.id = %p.source.id, error = %e, "confirmation failed, retried after the next poll");
+                            }
+                        }
                         Duration::ZERO
                     }
                     Ok(r) => {
@@ -516,6 +653,9 @@ pub fn summary_line(s: &SourceReport) -> String {
         "{}: {} listed, {} fetched, {} unchanged, {} gone, {} shipped",
         s.id, s.listed, s.fetched, s.unchanged, s.gone, s.shipped
     );
+    if s.confirmed > 0 {
+        line.push_str(&format!(", {} confirmed", s.confirmed));
+    }
     if s.spooled != s.shipped {
         line.push_str(&format!(" ({} spooled)", s.spooled));
     }

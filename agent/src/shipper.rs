@@ -30,7 +30,10 @@ use std::sync::Once;
 use std::time::{Duration, Instant};
 
 use aims_model::EvidenceRecord;
-use aims_model::wire::{ErrorBody, IngestRequest, IngestResponse};
+use aims_model::wire::{
+    ConfirmationRequest, ConfirmationResponse, ErrorBody, HeartbeatRequest, IngestRequest,
+    IngestResponse,
+};
 use reqwest::StatusCode;
 use url::Url;
 
@@ -551,6 +554,76 @@ impl Shipper {
         }
         report.files_remaining = spool::blocking(&self.spool, |s| s.pending()).await?.len();
         Ok(report)
+    }
+
+    /// `POST {url}{path}` with the token, once (no retries: confirmations and heartbeats are
+    /// re-derived and re-sent by the next cycle). The answer's status and body, or why there is
+    /// none.
+    async fn post(
+        &self,
+        path: &str,
+        body: &impl serde::Serialize,
+    ) -> Result<(StatusCode, String), String> {
+        let url = format!("{}{path}", self.base_url.as_str().trim_end_matches('/'));
+        let resp = self
+            .client
+            .post(&url)
+            .bearer_auth(self.token.expose())
+            .json(body)
+            .send()
+            .await
+            .map_err(|e| format!("POST {path}: {}", error_chain(&e)))?;
+        let status = resp.status();
+        let text = resp
+            .text()
+            .await
+            .map_err(|e| format!("POST {path}: reading the response: {}", error_chain(&e)))?;
+        Ok((status, text))
+    }
+
+    /// Sends a confirmation; on success checks the checkpoint it carries like any
+    /// acknowledgement (the agent is a witness of the ledger).
+    pub async fn confirm(&self, req: &ConfirmationRequest) -> Result<ConfirmationResponse, String> {
+        let (status, text) = self.post("/v1/confirmations", req).await?;
+        if !status.is_success() {
+            return Err(format!(
+                "confirmation refused with HTTP {}: {}",
+                status.as_u16(),
+                server_message(&text)
+            ));
+        }
+        let resp: ConfirmationResponse = serde_json::from_str(&text)
+            .map_err(|e| format!("unparseable confirmation acknowledgement: {e}"))?;
+        let id = req
+            .confirmation
+            .confirmation_id()
+            .map_err(|e| e.to_string())?;
+        if resp.confirmation_id != id {
+            return Err(format!(
+                "the server acknowledged confirmation {} instead of {id}",
+                resp.confirmation_id
+            ));
+        }
+        if let (Some(w), Some(note)) = (&self.witness, &resp.checkpoint) {
+            w.observe(&self.client, &self.base_url, self.token.expose(), note)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(resp)
+    }
+
+    /// Reports polls to the server (`POST /v1/heartbeats`).
+    pub async fn heartbeat(&self, req: &HeartbeatRequest) -> Result<(), String> {
+        let (status, text) = self.post("/v1/heartbeats", req).await?;
+        if status.is_success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "heartbeat refused with HTTP {}: {}",
+                status.as_u16(),
+                server_message(&text)
+            ))
+        }
     }
 
     async fn ack(&self, path: &Path) -> Result<(), SpoolError> {

@@ -25,15 +25,30 @@ fn fixture(name: &str) -> PathBuf {
 
 #[test]
 fn validate_accepts_the_design_example() {
+    // `validate` builds every source as `once` would: the GitHub source needs its token.
     let out = bin()
         .args(["validate", "--config"])
         .arg(fixture("agent.yaml"))
+        .env("GITHUB_TOKEN", "ghp_example")
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     assert_eq!(
         String::from_utf8_lossy(&out.stdout).trim(),
         "config ok: 5 sources"
+    );
+    // Without it, validate refuses exactly what `once` would refuse, naming the source.
+    let out = bin()
+        .args(["validate", "--config"])
+        .arg(fixture("agent.yaml"))
+        .env_remove("GITHUB_TOKEN")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("source \"gh\"") && err.contains("GITHUB_TOKEN"),
+        "{err}"
     );
 }
 

@@ -6,7 +6,7 @@
 //! event is `gone` has no current evidence.
 
 use std::cmp::Ordering;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use aims_model::wire::{ControlView, EvidenceRef};
 use aims_model::{
@@ -32,6 +32,18 @@ pub struct Evidence {
     pub record: EvidenceRecord,
 }
 
+/// What the server knows about a system's evidence beyond its ledger records.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Observations {
+    /// Leaf index of a record → the newest confirmation that its source still listed the
+    /// record's content (DESIGN §12.1). Freshness of the record counts from the later of its
+    /// `observed_at` and this time (confirmations after `now` are ignored).
+    pub confirmed: HashMap<u64, Timestamp>,
+    /// (agent, source id) → the last time the source was polled, for sources that are silent
+    /// now. Reasons of controls whose evidence comes only from silent sources say so.
+    pub silent: HashMap<(String, String), Timestamp>,
+}
+
 /// The result of assessing one AI system.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SystemAssessment {
@@ -49,6 +61,7 @@ pub struct SystemAssessment {
 /// Working view of a system's history.
 struct Ctx<'a> {
     catalog: &'a Catalog,
+    obs: &'a Observations,
     system: &'a str,
     /// The injected clock.
     now: Timestamp,
@@ -63,7 +76,13 @@ struct Ctx<'a> {
 }
 
 impl<'a> Ctx<'a> {
-    fn new(catalog: &'a Catalog, system: &'a str, history: &'a [Evidence], now: Timestamp) -> Self {
+    fn new(
+        catalog: &'a Catalog,
+        system: &'a str,
+        history: &'a [Evidence],
+        now: Timestamp,
+        obs: &'a Observations,
+    ) -> Self {
         let mut all: Vec<&Evidence> = history
             .iter()
             .filter(|e| e.record.system == system)
@@ -88,6 +107,7 @@ impl<'a> Ctx<'a> {
         }
         Self {
             catalog,
+            obs,
             system,
             now,
             all,
@@ -97,13 +117,47 @@ impl<'a> Ctx<'a> {
         }
     }
 
-    /// The time freshness is measured from, per the kind's `time` choice.
+    /// The time freshness is measured from, per the kind's `time` choice: the artifact's own
+    /// date, or when its content was last observed (its record, or a later confirmation).
     fn eff(&self, e: &Evidence) -> Timestamp {
         let prefer = self
             .catalog
             .kind(&e.record.kind)
             .is_some_and(|k| k.time.prefers_artifact_time());
-        e.record.effective_time(prefer)
+        match (prefer, e.record.artifact_time) {
+            (true, Some(t)) => t,
+            _ => self.observed(e),
+        }
+    }
+
+    /// When the record's content was last seen at its source.
+    fn observed(&self, e: &Evidence) -> Timestamp {
+        match self.obs.confirmed.get(&e.leaf_index) {
+            Some(&c) if c > e.record.observed_at && c <= self.now => c,
+            _ => e.record.observed_at,
+        }
+    }
+
+    /// "The source pipeline … is silent since …" when every piece of `evidence` comes from a
+    /// silent source.
+    fn silent_note(&self, evidence: &[&Evidence]) -> Option<String> {
+        if evidence.is_empty() || self.obs.silent.is_empty() {
+            return None;
+        }
+        let mut pipes: BTreeMap<(String, String), Timestamp> = BTreeMap::new();
+        for e in evidence {
+            let key = (e.record.agent.clone(), e.record.source.id.clone());
+            let since = *self.obs.silent.get(&key)?;
+            pipes.insert(key, since);
+        }
+        let names: Vec<String> = pipes
+            .iter()
+            .map(|((a, s), t)| format!("{a}/{s} since {}", day(*t)))
+            .collect();
+        Some(format!(
+            " Its source pipeline has been silent ({}): nothing confirms the evidence is still there.",
+            names.join(", ")
+        ))
     }
 
     /// Orders by effective time, then ledger position.
@@ -673,6 +727,14 @@ fn control_view(ctx: &Ctx<'_>, id: &str, findings: &[Finding]) -> ControlView {
             }
         }
     };
+    let mut reason = reason;
+    if matches!(
+        status,
+        ControlStatus::Fresh | ControlStatus::Stale | ControlStatus::Drifted
+    ) && let Some(note) = ctx.silent_note(&support)
+    {
+        reason.push_str(&note);
+    }
     ControlView {
         control: id.to_owned(),
         title: catalog
@@ -705,7 +767,19 @@ pub fn assess(
     history: &[Evidence],
     now: Timestamp,
 ) -> SystemAssessment {
-    let ctx = Ctx::new(catalog, system, history, now);
+    assess_with(catalog, system, history, now, &Observations::default())
+}
+
+/// [`assess`] with what the server knows beyond the records: confirmation times and silent
+/// sources.
+pub fn assess_with(
+    catalog: &Catalog,
+    system: &str,
+    history: &[Evidence],
+    now: Timestamp,
+    obs: &Observations,
+) -> SystemAssessment {
+    let ctx = Ctx::new(catalog, system, history, now, obs);
     let mut findings = Vec::new();
     for req in catalog.requirements() {
         requirement_findings(&ctx, req, &mut findings);

@@ -17,7 +17,10 @@ pub mod catalog;
 pub mod classify;
 pub mod error;
 
-pub use assess::{Evidence, MAX_EVIDENCE_PER_CONTROL, SystemAssessment, assess, failure_reason};
+pub use assess::{
+    Evidence, MAX_EVIDENCE_PER_CONTROL, Observations, SystemAssessment, assess, assess_with,
+    failure_reason,
+};
 pub use catalog::{
     Catalog, ConsistencyRule, Control, DATA_FILES, DriftRule, Group, KindDef, Requirement,
     TimeBasis,

@@ -10,7 +10,6 @@
 //! worse, forget which artifacts should be reported `gone`, so an operator decides.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use aims_model::ContentHash;
@@ -139,29 +138,7 @@ impl Cursor {
         };
         let bytes =
             serde_json::to_vec_pretty(self).map_err(|e| CursorError::Encode(e.to_string()))?;
-        let dir = match path.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
-            _ => PathBuf::from("."),
-        };
-        std::fs::create_dir_all(&dir).map_err(io)?;
-        let file_name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "cursor".into());
-        let tmp = dir.join(format!(".{file_name}.tmp-{}", std::process::id()));
-        let result = (|| {
-            let mut f = std::fs::File::create(&tmp)?;
-            f.write_all(&bytes)?;
-            f.sync_all()?;
-            drop(f);
-            std::fs::rename(&tmp, path)?;
-            // Make the rename itself durable.
-            std::fs::File::open(&dir)?.sync_all()
-        })();
-        if result.is_err() {
-            let _ = std::fs::remove_file(&tmp);
-        }
-        result.map_err(io)
+        crate::fsutil::write_atomic(path, &bytes).map_err(io)
     }
 
     /// [`Cursor::load`] on the blocking pool.

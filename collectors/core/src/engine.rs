@@ -20,7 +20,8 @@ use std::collections::BTreeSet;
 
 use aims_catalog::{Catalog, Facts, UNCLASSIFIED};
 use aims_model::{
-    ContentHash, EvidenceRecord, RECORD_VERSION, RecordError, RecordEvent, Timestamp,
+    ContentHash, EvidenceRecord, ListedArtifact, RECORD_VERSION, RecordError, RecordEvent,
+    Timestamp,
 };
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
@@ -82,6 +83,10 @@ pub struct PollOutcome {
     pub records: Vec<EvidenceRecord>,
     /// The cursor to persist once the records are safely spooled.
     pub cursor: Cursor,
+    /// Every listed artifact whose content is known as of this listing (unchanged since the
+    /// cursor, or fetched now), with that content's SHA-256: what a confirmation may claim the
+    /// source still holds. Artifacts that failed to fetch or have no system are left out.
+    pub confirmable: Vec<ListedArtifact>,
     /// Counters.
     pub stats: PollStats,
 }
@@ -116,6 +121,7 @@ async fn poll_inner(
     let mut next = cursor.clone();
     let mut records = Vec::new();
     let mut seen: BTreeSet<&str> = BTreeSet::new();
+    let mut confirmable = Vec::new();
 
     for artifact in &listing {
         if !seen.insert(artifact.locator.as_str()) {
@@ -133,8 +139,12 @@ async fn poll_inner(
             continue;
         };
         let old = cursor.entries.get(&artifact.locator);
-        if old.is_some_and(|o| o.version == artifact.version && o.system == system) {
+        if let Some(o) = old.filter(|o| o.version == artifact.version && o.system == system) {
             stats.unchanged += 1;
+            confirmable.push(ListedArtifact {
+                locator: artifact.locator.clone(),
+                sha256: o.sha256.clone(),
+            });
             continue;
         }
         match collect_one(collector, artifact, &system, ctx, &mut stats).await {
@@ -146,6 +156,10 @@ async fn poll_inner(
                 } else {
                     records.push(record);
                 }
+                confirmable.push(ListedArtifact {
+                    locator: artifact.locator.clone(),
+                    sha256: entry.sha256.clone(),
+                });
                 next.entries.insert(artifact.locator.clone(), entry);
             }
             Err(e) => {
@@ -178,6 +192,7 @@ async fn poll_inner(
     Ok(PollOutcome {
         records,
         cursor: next,
+        confirmable,
         stats,
     })
 }

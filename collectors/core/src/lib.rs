@@ -18,6 +18,7 @@ pub mod config;
 pub mod cursor;
 pub mod engine;
 pub mod formats;
+pub mod fsutil;
 pub mod progress;
 pub mod sources;
 pub mod system;

@@ -241,7 +241,8 @@ pub fn validate_ident(field: &'static str, s: &str) -> Result<(), RecordError> {
     Ok(())
 }
 
-fn validate_text(field: &'static str, s: &str, max: usize) -> Result<(), RecordError> {
+/// Free text (locators, versions): 1 to `max` bytes, no control characters.
+pub fn validate_text(field: &'static str, s: &str, max: usize) -> Result<(), RecordError> {
     if s.is_empty() || s.len() > max {
         return Err(invalid(field, format!("must be 1 to {max} bytes")));
     }

@@ -3,7 +3,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::assessment::{ControlStatus, Finding};
-use crate::record::{ContentHash, EvidenceRecord, RecordId};
+use crate::confirmation::{Confirmation, ListedArtifact};
+use crate::record::{ContentHash, EvidenceRecord, RecordId, SourceRef};
 use crate::time::Timestamp;
 
 /// Largest number of records accepted in one `POST /v1/evidence`.
@@ -170,4 +171,138 @@ pub struct ErrorDetail {
     pub code: String,
     /// What was wrong, for a person.
     pub message: String,
+}
+
+/// `POST /v1/confirmations` body: one source's confirmation and the listing it names (the
+/// artifacts in any order; the server sorts them into the canonical listing and checks the
+/// digest and count).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfirmationRequest {
+    /// What goes into the ledger.
+    pub confirmation: Confirmation,
+    /// What the source still lists unchanged.
+    pub artifacts: Vec<ListedArtifact>,
+}
+
+/// `POST /v1/confirmations` response.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ConfirmationResponse {
+    /// `hex(SHA-256(JCS(confirmation)))`.
+    pub confirmation_id: ContentHash,
+    /// Its leaf index.
+    pub leaf_index: u64,
+    /// True when the server already held this confirmation.
+    #[serde(default)]
+    pub duplicate: bool,
+    /// Listed artifacts whose newest ledger entry has the listed content: their observation
+    /// time moves to the confirmation's.
+    pub matched: u64,
+    /// Listed artifacts the ledger does not hold with that content (not yet shipped, or
+    /// changed): kept in the listing, ignored for freshness.
+    pub unmatched: u64,
+    /// The ledger size after this call.
+    #[serde(default)]
+    pub tree_size: u64,
+    /// The signed checkpoint covering it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpoint: Option<String>,
+}
+
+/// Largest error text a heartbeat may carry.
+pub const MAX_HEARTBEAT_ERROR: usize = 1024;
+
+/// `POST /v1/heartbeats` body: how the agent's last poll of each source went. Cheap and not a
+/// ledger entry; it feeds `GET /v1/sources` (ok, failing, silent).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HeartbeatRequest {
+    /// The agent id (as in its records).
+    pub agent: String,
+    /// One entry per source polled.
+    pub sources: Vec<SourceHeartbeat>,
+}
+
+/// One source's last poll.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceHeartbeat {
+    /// The source.
+    pub source: SourceRef,
+    /// Its configured polling interval.
+    pub interval_secs: u64,
+    /// When the poll ran.
+    pub polled_at: Timestamp,
+    /// True when the listing succeeded and every artifact was collected.
+    pub ok: bool,
+    /// What went wrong (no secrets: the agent redacts credentials), when `ok` is false.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Artifacts listed.
+    #[serde(default)]
+    pub listed: u64,
+    /// Records produced by the poll.
+    #[serde(default)]
+    pub records: u64,
+}
+
+/// Health of one source as `GET /v1/sources` reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceStatus {
+    /// Polled recently and the last poll succeeded.
+    Ok,
+    /// The last poll failed.
+    Failing,
+    /// No poll for 3 × its interval (at least an hour).
+    Silent,
+}
+
+impl SourceStatus {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ok => "ok",
+            Self::Failing => "failing",
+            Self::Silent => "silent",
+        }
+    }
+}
+
+/// One agent's source in `GET /v1/sources`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SourceHealth {
+    /// The agent id.
+    pub agent: String,
+    /// The source id.
+    pub source: String,
+    /// The source type.
+    #[serde(rename = "type")]
+    pub source_type: String,
+    /// Its polling interval, as the agent last reported it.
+    pub interval_secs: u64,
+    /// The newest confirmation received for it.
+    pub last_confirmed_at: Option<Timestamp>,
+    /// The newest poll the agent reported.
+    pub last_poll_at: Option<Timestamp>,
+    /// The newest successful poll.
+    pub last_ok_at: Option<Timestamp>,
+    /// `ok`, `failing` or `silent`.
+    pub status: SourceStatus,
+    /// The last poll's error, when it failed.
+    pub last_error: Option<String>,
+    /// Since when the source is silent (the last poll), when it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub silent_since: Option<Timestamp>,
+    /// Artifacts the last poll listed.
+    pub listed: u64,
+    /// Records the last poll produced.
+    pub records: u64,
+}
+
+/// `GET /v1/sources`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SourcesResponse {
+    /// Every (agent, source) the server has heard of.
+    pub sources: Vec<SourceHealth>,
 }

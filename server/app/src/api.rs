@@ -52,7 +52,8 @@ pub async fn read_body(
 /// Largest oversized body read (and discarded) before a 413 is answered.
 const DRAIN_LIMIT: u64 = 64 * 1024 * 1024;
 
-fn check_json_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
+/// Refuses a body declared as anything but JSON (415).
+pub(crate) fn check_json_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
     match headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -70,6 +71,25 @@ fn check_json_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
             "content-type {ct:?} is not application/json"
         ))),
     }
+}
+
+/// Parses a JSON body, naming the field path of the first problem (400).
+pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        let what = if inner.is_syntax() || inner.is_eof() {
+            "malformed JSON"
+        } else {
+            "invalid request"
+        };
+        if path == "." || path.is_empty() {
+            ApiError::bad_request("invalid_json", format!("{what}: {inner}"))
+        } else {
+            ApiError::bad_request("invalid_request", format!("{what} at {path}: {inner}"))
+        }
+    })
 }
 
 /// Parses and validates an ingest body against `catalog`'s kinds; every problem names the record

@@ -38,23 +38,41 @@ async fn assess_if_any(state: &AppState, system: &str) -> Result<bool, ApiError>
     if history.is_empty() {
         return Ok(false);
     }
+    let now = Timestamp::now();
+    let mut obs = aims_catalog::Observations::default();
+    let silent: std::collections::HashMap<(String, String), Timestamp> = state
+        .store
+        .sources(now)
+        .await?
+        .into_iter()
+        .filter_map(|s| Some(((s.agent, s.source), s.silent_since?)))
+        .collect();
     let evidence: Vec<aims_catalog::Evidence> = history
         .into_iter()
-        .map(|e| aims_catalog::Evidence {
-            record_id: e.record_id,
-            leaf_index: e.leaf_index,
-            record: e.record,
+        .map(|e| {
+            if let Some(c) = e.confirmed_at {
+                obs.confirmed.insert(e.leaf_index, c);
+            }
+            let key = (e.record.agent.clone(), e.record.source.id.clone());
+            if let Some(since) = silent.get(&key) {
+                obs.silent.insert(key, *since);
+            }
+            aims_catalog::Evidence {
+                record_id: e.record_id,
+                leaf_index: e.leaf_index,
+                record: e.record,
+            }
         })
         .collect();
-    let now = Timestamp::now();
     let catalog = state.catalog.clone();
     let sys = system.to_owned();
     let count = evidence.len() as u64;
     // Assessment is CPU work proportional to the history; keep it off the async threads.
-    let result =
-        tokio::task::spawn_blocking(move || aims_catalog::assess(&catalog, &sys, &evidence, now))
-            .await
-            .map_err(ApiError::internal)?;
+    let result = tokio::task::spawn_blocking(move || {
+        aims_catalog::assess_with(&catalog, &sys, &evidence, now, &obs)
+    })
+    .await
+    .map_err(ApiError::internal)?;
     state
         .store
         .put_assessment(&StoredAssessment {

@@ -80,6 +80,20 @@ impl Principal {
         Ok(())
     }
 
+    /// Fails with 403 when this token's scope does not allow `agent` and `source` (`what` names
+    /// the part of the request, e.g. `confirmation`).
+    pub fn require_source_scope(
+        &self,
+        agent: &str,
+        source: &str,
+        what: &str,
+    ) -> Result<(), ApiError> {
+        match self.scope.refusal(agent, source) {
+            Some(why) => Err(ApiError::forbidden(format!("{what}: {why}"))),
+            None => Ok(()),
+        }
+    }
+
     /// Fails with 403 unless the role may write evidence.
     pub fn require_write(&self) -> Result<(), ApiError> {
         if self.role.can_write_evidence() {

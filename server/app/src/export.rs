@@ -26,7 +26,6 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::Write;
 use std::path::Path;
-use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::State;
@@ -36,20 +35,19 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use tokio::sync::Mutex;
 
 use aims_catalog::Catalog;
-use aims_model::Timestamp;
 use aims_model::tlog::checkpoint::verify_checkpoint;
 use aims_model::tlog::merkle::{self, Hash, MemoryHashStore};
 use aims_model::tlog::note::{self, cosignature_message};
 use aims_model::tlog::proof_file::TlogProof;
 use aims_model::wire::ControlView;
+use aims_model::{Confirmation, ContentHash, Timestamp};
 use aims_store::{LedgerEntry, StoredCheckpoint, StoredEvidence};
 
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiQuery};
-use crate::{AppState, Limits, ServerError, Settings, keys, oscal};
+use crate::{AppState, ServerError, Settings, keys, oscal};
 
 /// `format` of MANIFEST.json.
 pub const FORMAT: &str = "aims-evidence-bundle/1";
@@ -186,20 +184,65 @@ async fn read_entries(state: &AppState, size: u64) -> Result<Vec<Vec<u8>>, Expor
     Ok(out)
 }
 
-fn parse_entry(index: u64, bytes: &[u8]) -> Result<StoredEvidence, ExportError> {
-    let e: LedgerEntry = serde_json::from_slice(bytes)
+/// One ledger entry as the export sees it.
+#[derive(Clone, Debug)]
+enum Parsed {
+    /// An evidence record.
+    Evidence(StoredEvidence),
+    /// A confirmation of a source's listing.
+    Confirmation {
+        id: ContentHash,
+        prev: Option<u64>,
+        confirmation: Confirmation,
+    },
+}
+
+impl Parsed {
+    /// The record or confirmation id (the receipt's file name).
+    fn id(&self) -> &ContentHash {
+        match self {
+            Self::Evidence(e) => &e.record_id,
+            Self::Confirmation { id, .. } => id,
+        }
+    }
+
+    fn prev(&self) -> Option<u64> {
+        match self {
+            Self::Evidence(e) => e.prev,
+            Self::Confirmation { prev, .. } => *prev,
+        }
+    }
+
+    fn evidence(&self) -> Option<&StoredEvidence> {
+        match self {
+            Self::Evidence(e) => Some(e),
+            Self::Confirmation { .. } => None,
+        }
+    }
+}
+
+fn parse_entry(index: u64, bytes: &[u8]) -> Result<Parsed, ExportError> {
+    let e = LedgerEntry::parse(bytes)
         .map_err(|err| ledger_err(format!("entry {index} does not parse: {err}")))?;
-    let record_id = e
-        .record
-        .record_id()
+    let id = e
+        .subject_id()
         .map_err(|err| ledger_err(format!("entry {index}: {err}")))?;
-    Ok(StoredEvidence {
-        record_id,
-        leaf_index: index,
-        record: e.record,
-        agent: e.agent,
-        received_at: e.received_at,
-        prev: e.prev,
+    Ok(match (e.record, e.confirmation) {
+        (Some(record), _) => Parsed::Evidence(StoredEvidence {
+            record_id: id,
+            leaf_index: index,
+            record,
+            agent: e.agent,
+            received_at: e.received_at,
+            prev: e.prev,
+            confirmed_at: None,
+        }),
+        (None, Some(confirmation)) => Parsed::Confirmation {
+            id,
+            prev: e.prev,
+            confirmation,
+        },
+        (None, None) => return Err(ledger_err(format!("entry {index} has no body"))),
     })
 }
 
@@ -218,7 +261,7 @@ fn hashes_text(hs: &[Hash]) -> String {
 struct Prepared {
     anchor: Anchor,
     entries: Vec<Vec<u8>>,
-    parsed: Vec<StoredEvidence>,
+    parsed: Vec<Parsed>,
     selected: Vec<usize>,
     tree: MemoryHashStore,
     time: Timestamp,
@@ -250,14 +293,15 @@ async fn prepare(state: &AppState, opts: &ExportOptions) -> Result<Prepared, Exp
             "the stored entries do not hash to the checkpoint's root",
         ));
     }
-    let parsed: Vec<StoredEvidence> = entries
+    let parsed: Vec<Parsed> = entries
         .iter()
         .zip(0u64..)
         .map(|(e, i)| parse_entry(i, e))
         .collect::<Result<_, _>>()?;
 
     // Scope: everything, or one system plus every earlier version its `prev` chains reach (so
-    // the verifier can check that no version of an artifact was left out).
+    // the verifier can check that no version of an artifact was left out), plus the
+    // confirmations of the sources that system's evidence came from.
     let selected: Vec<usize> = match &opts.system {
         None => (0..parsed.len()).collect(),
         Some(system) => {
@@ -265,7 +309,7 @@ async fn prepare(state: &AppState, opts: &ExportOptions) -> Result<Prepared, Exp
             let mut stack: Vec<usize> = parsed
                 .iter()
                 .enumerate()
-                .filter(|(_, p)| &p.record.system == system)
+                .filter(|(_, p)| p.evidence().is_some_and(|e| &e.record.system == system))
                 .map(|(i, _)| i)
                 .collect();
             if stack.is_empty() {
@@ -273,9 +317,22 @@ async fn prepare(state: &AppState, opts: &ExportOptions) -> Result<Prepared, Exp
                     "no evidence for system {system:?} up to the checkpoint (size {size})"
                 )));
             }
+            let sources: BTreeSet<&str> = stack
+                .iter()
+                .filter_map(|&i| parsed[i].evidence())
+                .map(|e| e.record.source.id.as_str())
+                .collect();
+            stack.extend(parsed.iter().enumerate().filter_map(|(i, p)| match p {
+                Parsed::Confirmation { confirmation, .. }
+                    if sources.contains(confirmation.source.id.as_str()) =>
+                {
+                    Some(i)
+                }
+                _ => None,
+            }));
             while let Some(i) = stack.pop() {
                 if set.insert(i)
-                    && let Some(p) = parsed[i].prev.and_then(|p| usize::try_from(p).ok())
+                    && let Some(p) = parsed[i].prev().and_then(|p| usize::try_from(p).ok())
                     && p < i
                 {
                     stack.push(p);
@@ -304,7 +361,11 @@ async fn oscal_results(
     opts: &ExportOptions,
     p: &Prepared,
 ) -> Result<(Value, usize), ExportError> {
-    let records: Vec<StoredEvidence> = p.selected.iter().map(|&i| p.parsed[i].clone()).collect();
+    let records: Vec<StoredEvidence> = p
+        .selected
+        .iter()
+        .filter_map(|&i| p.parsed[i].evidence().cloned())
+        .collect();
     let system_ids: BTreeSet<&str> = match &opts.system {
         Some(s) => BTreeSet::from([s.as_str()]),
         None => records.iter().map(|r| r.record.system.as_str()).collect(),
@@ -383,22 +444,41 @@ pub async fn export_bundle(state: &AppState, opts: &ExportOptions) -> Result<Vec
 
     let mut lines = Vec::new();
     let mut index_txt = String::new();
+    let mut confirmations = 0usize;
     for &i in &selected {
         lines.extend_from_slice(&entries[i]);
         lines.push(b'\n');
         index_txt.push_str(&format!("{i}\n"));
+        let leaf = u64::try_from(i).map_err(ledger_err)?;
         let proof = TlogProof {
             extra: None,
-            index: parsed[i].leaf_index,
-            hashes: merkle::inclusion_proof(parsed[i].leaf_index, size, &tree)
-                .map_err(ledger_err)?,
+            index: leaf,
+            hashes: merkle::inclusion_proof(leaf, size, &tree).map_err(ledger_err)?,
             checkpoint_note: anchor.stored.note.clone(),
         };
         files.insert(
-            format!("proofs/{}.tlog-proof", parsed[i].record_id),
+            format!("proofs/{}.tlog-proof", parsed[i].id()),
             proof.encode().into_bytes(),
         );
+        if let Parsed::Confirmation { confirmation, .. } = &parsed[i] {
+            confirmations += 1;
+            let path = format!("{LISTINGS_DIR}{}.json", confirmation.digest);
+            if let std::collections::btree_map::Entry::Vacant(slot) = files.entry(path) {
+                let body = state
+                    .store
+                    .confirmation_listing(confirmation.digest.as_str())
+                    .await?
+                    .ok_or_else(|| {
+                        ledger_err(format!(
+                            "the listing {} of confirmation leaf {i} is not stored",
+                            confirmation.digest
+                        ))
+                    })?;
+                slot.insert(body);
+            }
+        }
     }
+    let listings = files.keys().filter(|k| k.starts_with(LISTINGS_DIR)).count();
     files.insert("log/entries.jsonl".into(), lines);
     if opts.system.is_some() {
         files.insert("log/index.txt".into(), index_txt.into_bytes());
@@ -450,6 +530,8 @@ pub async fn export_bundle(state: &AppState, opts: &ExportOptions) -> Result<Vec
             "proofs": selected.len(),
             "blobs": 0,
             "observations": observations,
+            "confirmations": confirmations,
+            "listings": listings,
         },
         "files": files.keys().collect::<Vec<_>>(),
     });
@@ -562,6 +644,9 @@ pub async fn get_export_oscal(
     Ok(Json(assessment_results(&state, &opts).await?))
 }
 
+/// Where a bundle keeps confirmation listings, by digest: `confirmations/<sha256>.json`.
+pub const LISTINGS_DIR: &str = "confirmations/";
+
 // ---- CLI -----------------------------------------------------------------------------------------
 
 /// The state `aims-server export` needs, opened without signing anything and without creating a
@@ -593,18 +678,7 @@ pub async fn open_state(settings: &Settings) -> Result<AppState, ServerError> {
         None => Catalog::embedded()?,
     };
     let keys = keys::LogKeys::load_or_create(&dir, &settings.origin)?;
-    Ok(AppState {
-        store,
-        catalog: Arc::new(catalog),
-        keys: Arc::new(keys),
-        limits: Limits {
-            max_body_bytes: settings.max_body_bytes,
-        },
-        assess_lock: Arc::new(Mutex::new(())),
-        metrics: Arc::new(crate::metrics::Metrics::default()),
-        dirty: Arc::default(),
-        flushing: Arc::default(),
-    })
+    Ok(AppState::new(store, catalog, keys, settings))
 }
 
 // ---- bundle documentation ------------------------------------------------------------------------

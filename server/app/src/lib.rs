@@ -15,6 +15,7 @@ pub mod log;
 pub mod metrics;
 pub mod oscal;
 pub mod settings;
+pub mod sources;
 pub mod tls;
 
 use std::future::Future;
@@ -37,6 +38,8 @@ pub use settings::Settings;
 pub struct Limits {
     /// Largest accepted request body.
     pub max_body_bytes: usize,
+    /// Largest accepted confirmation body.
+    pub max_confirmation_bytes: usize,
 }
 
 /// Shared state of every handler.
@@ -59,6 +62,30 @@ pub struct AppState {
     /// Held for a whole flush of `dirty`, so a reader that flushes waits for a flush already
     /// under way (by the timer or another request) instead of reading status it has not written.
     pub flushing: Arc<Mutex<()>>,
+}
+
+impl AppState {
+    /// The state of a server (or a CLI command) over an opened store, catalog and keys.
+    pub fn new(
+        store: Arc<dyn Store>,
+        catalog: Catalog,
+        keys: keys::LogKeys,
+        settings: &Settings,
+    ) -> Self {
+        Self {
+            store,
+            catalog: Arc::new(catalog),
+            keys: Arc::new(keys),
+            limits: Limits {
+                max_body_bytes: settings.max_body_bytes,
+                max_confirmation_bytes: settings.max_confirmation_bytes,
+            },
+            assess_lock: Arc::new(Mutex::new(())),
+            metrics: Arc::new(metrics::Metrics::default()),
+            dirty: Arc::default(),
+            flushing: Arc::default(),
+        }
+    }
 }
 
 /// Why the server could not start.
@@ -134,18 +161,7 @@ impl Server {
             None => Catalog::embedded()?,
         };
         let keys = keys::LogKeys::load_or_create(&settings.keys_dir(), &settings.origin)?;
-        let state = AppState {
-            store,
-            catalog: Arc::new(catalog),
-            keys: Arc::new(keys),
-            limits: Limits {
-                max_body_bytes: settings.max_body_bytes,
-            },
-            assess_lock: Arc::new(Mutex::new(())),
-            metrics: Arc::new(metrics::Metrics::default()),
-            dirty: Arc::default(),
-            flushing: Arc::default(),
-        };
+        let state = AppState::new(store, catalog, keys, &settings);
         log::ensure_checkpoint(&state)
             .await
             .map_err(|e| ServerError::Startup(format!("{e:?}")))?;
@@ -252,6 +268,9 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/systems", get(api::get_systems))
         .route("/v1/systems/{id}/controls", get(api::get_controls))
         .route("/v1/findings", get(api::get_findings))
+        .route("/v1/confirmations", post(sources::post_confirmation))
+        .route("/v1/heartbeats", post(sources::post_heartbeats))
+        .route("/v1/sources", get(sources::get_sources))
         .route("/v1/log/checkpoint", get(log::get_checkpoint))
         .route("/v1/log/proof/inclusion", get(log::get_inclusion))
         .route("/v1/log/proof/consistency", get(log::get_consistency))

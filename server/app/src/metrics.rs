@@ -117,6 +117,14 @@ pub fn register_otel(meter: &opentelemetry::metrics::Meter, metrics: Arc<Metrics
     let _ = metrics.otel_latency.set(histogram);
 }
 
+/// A label value escaped for the Prometheus text format (identifiers are already restricted to
+/// `[A-Za-z0-9._:/@-]`, this is defence in depth).
+fn label(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
 fn line(out: &mut String, name: &str, help: &str, kind: &str) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
 }
@@ -242,6 +250,29 @@ pub async fn get_metrics(State(state): State<AppState>) -> Result<Response, ApiE
             .find(|(k, _)| k == kind)
             .map_or(0, |(_, n)| *n);
         let _ = writeln!(out, "aims_findings{{kind=\"{kind}\"}} {n}");
+    }
+    let sources = state.store.sources(aims_model::Timestamp::now()).await?;
+    line(
+        &mut out,
+        "aims_source_status",
+        "1 for the current status of each agent's source (ok, failing, silent).",
+        "gauge",
+    );
+    for src in &sources {
+        for st in [
+            aims_model::wire::SourceStatus::Ok,
+            aims_model::wire::SourceStatus::Failing,
+            aims_model::wire::SourceStatus::Silent,
+        ] {
+            let _ = writeln!(
+                out,
+                "aims_source_status{{agent=\"{}\",source=\"{}\",status=\"{}\"}} {}",
+                label(&src.agent),
+                label(&src.source),
+                st.as_str(),
+                u8::from(src.status == st)
+            );
+        }
     }
     Ok((
         [(

@@ -1063,6 +1063,7 @@ mod tests {
                     received_at: r.observed_at,
                     prev,
                     record: r,
+                    confirmed_at: None,
                 }
             })
             .collect()

@@ -8,6 +8,9 @@ use serde::Deserialize;
 /// Default request body limit for ingest (4 MiB: ~2,000 typical records).
 pub const DEFAULT_MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 
+/// Default body limit of `POST /v1/confirmations` (64 MiB: a listing of ~500,000 artifacts).
+pub const DEFAULT_MAX_CONFIRMATION_BYTES: usize = 64 * 1024 * 1024;
+
 /// The server's settings.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -28,6 +31,8 @@ pub struct Settings {
     pub assess_interval_secs: u64,
     /// Largest ingest body.
     pub max_body_bytes: usize,
+    /// Largest confirmation body (a whole source listing).
+    pub max_confirmation_bytes: usize,
     /// OTLP/HTTP base URL (e.g. `http://otel-collector:4318`) to export traces and metrics to;
     /// off when unset, unless `OTEL_EXPORTER_OTLP_ENDPOINT` is set (`--otlp-endpoint` overrides
     /// both).
@@ -47,6 +52,7 @@ impl Default for Settings {
             catalog_dir: None,
             assess_interval_secs: 60,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            max_confirmation_bytes: DEFAULT_MAX_CONFIRMATION_BYTES,
             otlp_endpoint: None,
             tls: None,
         }
@@ -108,6 +114,9 @@ impl Settings {
         }
         if self.max_body_bytes < 1024 {
             return bad("max_body_bytes", "must be at least 1024");
+        }
+        if self.max_confirmation_bytes < 1024 {
+            return bad("max_confirmation_bytes", "must be at least 1024");
         }
         if let Some(e) = &self.otlp_endpoint
             && let Err(e) = aims_telemetry::validate_endpoint(e)

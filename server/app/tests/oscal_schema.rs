@@ -322,6 +322,7 @@ fn export() -> Export {
                 received_at: r.observed_at,
                 prev: prev_of.insert(r.locator.clone(), i),
                 record: r,
+                confirmed_at: None,
             }
         })
         .collect();

@@ -1,12 +1,125 @@
 //! Decoding of the JSON the stores keep for the materialised assessment, shared by both backends
 //! so they answer identically.
 
-use aims_model::Finding;
-use aims_model::wire::ControlView;
+use aims_model::wire::{ControlView, SourceHealth, SourceStatus};
+use aims_model::{ContentHash, Finding, LedgerEntry, Timestamp};
 
-use aims_model::Timestamp;
+use crate::{Role, StoreError, StoredEvidence, TokenInfo, TokenScope};
 
-use crate::{Role, StoreError, TokenInfo, TokenScope};
+/// A stored timestamp column.
+pub(crate) fn ts(s: &str) -> Result<Timestamp, StoreError> {
+    Timestamp::parse_utc(s).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+/// An optional stored timestamp column.
+pub(crate) fn opt_ts(s: Option<&str>) -> Result<Option<Timestamp>, StoreError> {
+    s.map(ts).transpose()
+}
+
+/// A stored index, size or count as `u64` (the schemas keep them non-negative).
+pub(crate) fn unsigned(v: i64) -> Result<u64, StoreError> {
+    u64::try_from(v).map_err(|_| StoreError::Corrupt(format!("negative index {v}")))
+}
+
+/// A `u64` as the signed 64-bit integer both schemas store.
+pub(crate) fn signed(v: u64) -> Result<i64, StoreError> {
+    i64::try_from(v).map_err(|_| StoreError::Conflict(format!("{v} is beyond the ledger's range")))
+}
+
+/// A stored 32-byte hash.
+pub(crate) fn hash32(v: &[u8]) -> Result<[u8; 32], StoreError> {
+    v.try_into()
+        .map_err(|_| StoreError::Corrupt(format!("hash of {} bytes", v.len())))
+}
+
+/// An evidence row (`idx`, `record_id`, `entry`, and the artifact's newest confirmation time)
+/// as both stores select it.
+pub(crate) fn evidence(
+    idx: i64,
+    record_id: &str,
+    entry: &[u8],
+    confirmed_at: Option<&str>,
+) -> Result<StoredEvidence, StoreError> {
+    let entry = LedgerEntry::parse(entry).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let record = entry
+        .record
+        .ok_or_else(|| StoreError::Corrupt(format!("leaf {idx} is not an evidence entry")))?;
+    let record_id =
+        ContentHash::parse(record_id).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let confirmed_at = opt_ts(confirmed_at)?.filter(|c| *c > record.observed_at);
+    Ok(StoredEvidence {
+        record_id,
+        leaf_index: unsigned(idx)?,
+        agent: entry.agent,
+        received_at: entry.received_at,
+        prev: entry.prev,
+        record,
+        confirmed_at,
+    })
+}
+
+/// A `source_health` row as both stores select it: agent, source_id, source_type,
+/// interval_secs, last_poll_at, last_ok_at, last_error, last_confirmed_at, listed, records.
+pub(crate) type SourceRow = (
+    String,
+    String,
+    String,
+    i64,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    i64,
+    i64,
+);
+
+/// The `SELECT` list matching [`SourceRow`].
+pub(crate) const SOURCE_COLUMNS: &str = "agent, source_id, source_type, interval_secs, \
+     last_poll_at, last_ok_at, last_error, last_confirmed_at, listed, records";
+
+/// How long a source may go without a poll before it is silent: three intervals, at least an
+/// hour (DESIGN §12.1).
+pub fn silent_after_secs(interval_secs: u64) -> u64 {
+    interval_secs.saturating_mul(3).max(3600)
+}
+
+/// Decodes a [`SourceRow`] and judges it as of `now`.
+pub(crate) fn source_health(row: SourceRow, now: Timestamp) -> Result<SourceHealth, StoreError> {
+    let (agent, source, source_type, interval, poll, ok, error, confirmed, listed, records) = row;
+    let interval_secs = unsigned(interval)?;
+    let last_poll_at = opt_ts(poll.as_deref())?;
+    let last_ok_at = opt_ts(ok.as_deref())?;
+    let last_confirmed_at = opt_ts(confirmed.as_deref())?;
+    let limit = chrono::Duration::seconds(
+        i64::try_from(silent_after_secs(interval_secs)).unwrap_or(i64::MAX / 2),
+    );
+    // A source known only from a confirmation has never reported a poll: judge its
+    // confirmation time instead.
+    let seen = last_poll_at.or(last_confirmed_at);
+    let silent = seen.is_none_or(|t| now.as_datetime() - t.as_datetime() > limit);
+    let failing = last_poll_at.is_some() && last_ok_at != last_poll_at;
+    let status = if silent {
+        SourceStatus::Silent
+    } else if failing {
+        SourceStatus::Failing
+    } else {
+        SourceStatus::Ok
+    };
+    Ok(SourceHealth {
+        agent,
+        source,
+        source_type,
+        interval_secs,
+        last_confirmed_at,
+        last_poll_at,
+        last_ok_at,
+        status,
+        last_error: if failing { error } else { None },
+        silent_since: if silent { seen } else { None },
+        listed: unsigned(listed)?,
+        records: unsigned(records)?,
+    })
+}
 
 /// A `tokens` row as both stores select it: name, role, expires_at, revoked_at, agent_id, sources.
 pub(crate) type TokenRow = (
@@ -21,11 +134,7 @@ pub(crate) type TokenRow = (
 /// Decodes a [`TokenRow`].
 pub(crate) fn token_info(row: TokenRow) -> Result<TokenInfo, StoreError> {
     let (name, role, expires_at, revoked_at, agent_id, sources) = row;
-    let time = |t: Option<String>| {
-        t.as_deref()
-            .map(|s| Timestamp::parse_utc(s).map_err(|e| StoreError::Corrupt(e.to_string())))
-            .transpose()
-    };
+    let time = |t: Option<String>| opt_ts(t.as_deref());
     Ok(TokenInfo {
         role: Role::parse(&role)
             .ok_or_else(|| StoreError::Corrupt(format!("unknown role {role}")))?,

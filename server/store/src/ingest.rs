@@ -16,11 +16,10 @@
 
 use std::collections::HashMap;
 
-use aims_model::tlog::merkle::Hash;
-use aims_model::{EvidenceRecord, RecordId, Timestamp};
+use aims_model::tlog::merkle::{Hash, leaf_hash};
+use aims_model::{Confirmation, EvidenceRecord, LedgerEntry, RecordId, Timestamp};
 
 use crate::StoreError;
-use crate::ledger::{entry_bytes, leaf_hash};
 
 /// The newest ledger entry for one (source id, locator).
 #[derive(Clone, Debug)]
@@ -28,36 +27,112 @@ pub(crate) struct Newest {
     pub(crate) idx: u64,
     pub(crate) sha256: String,
     pub(crate) event: String,
+    pub(crate) system: String,
 }
+
+/// `ledger_entries.event` of a confirmation entry (records are `observed` or `gone`).
+pub(crate) const CONFIRMED: &str = "confirmed";
 
 /// The (source id, locator) an artifact is known by.
 pub(crate) type ArtifactKey = (String, String);
 
-/// One leaf to append.
-pub(crate) struct NewLeaf<'a> {
+/// One leaf to append: the entry bytes and the columns `ledger_entries` indexes them by.
+/// Confirmation entries have an empty locator, system and kind, event [`CONFIRMED`] and the
+/// listing digest as `sha256`.
+pub(crate) struct NewLeaf {
     pub(crate) idx: u64,
+    /// The record id or confirmation id.
     pub(crate) record_id: String,
     pub(crate) leaf: Hash,
     pub(crate) entry: Vec<u8>,
-    pub(crate) record: &'a EvidenceRecord,
+    pub(crate) source_id: String,
+    pub(crate) locator: String,
+    pub(crate) system: String,
+    pub(crate) kind: String,
+    pub(crate) event: &'static str,
+    pub(crate) sha256: String,
+    pub(crate) observed_at: String,
     pub(crate) prev: Option<u64>,
 }
 
+impl NewLeaf {
+    /// The leaf of an evidence entry.
+    fn evidence(
+        idx: u64,
+        record_id: &RecordId,
+        record: &EvidenceRecord,
+        agent: &str,
+        received_at: Timestamp,
+        prev: Option<u64>,
+    ) -> Result<Self, StoreError> {
+        let entry = entry_bytes(record, agent, received_at, prev)?;
+        Ok(Self {
+            idx,
+            record_id: record_id.as_str().to_owned(),
+            leaf: leaf_hash(&entry),
+            entry,
+            source_id: record.source.id.clone(),
+            locator: record.locator.clone(),
+            system: record.system.clone(),
+            kind: record.kind.clone(),
+            event: record.event.as_str(),
+            sha256: record.sha256.as_str().to_owned(),
+            observed_at: record.observed_at.to_string(),
+            prev,
+        })
+    }
+
+    /// The leaf of a confirmation entry; `prev` is the source's previous confirmation.
+    pub(crate) fn confirmation(
+        idx: u64,
+        confirmation: &Confirmation,
+        agent: &str,
+        received_at: Timestamp,
+        prev: Option<u64>,
+    ) -> Result<Self, StoreError> {
+        let id = confirmation
+            .confirmation_id()
+            .map_err(|e| StoreError::Encoding(e.to_string()))?;
+        let entry = LedgerEntry::confirmation(confirmation.clone(), agent, received_at, prev)
+            .canonical_bytes()
+            .map_err(|e| StoreError::Encoding(e.to_string()))?;
+        Ok(Self {
+            idx,
+            record_id: id.as_str().to_owned(),
+            leaf: leaf_hash(&entry),
+            entry,
+            source_id: confirmation.source.id.clone(),
+            locator: String::new(),
+            system: String::new(),
+            kind: String::new(),
+            event: CONFIRMED,
+            sha256: confirmation.digest.as_str().to_owned(),
+            observed_at: confirmation.observed_at.to_string(),
+            prev,
+        })
+    }
+}
+
+/// The canonical bytes of an evidence entry (what its leaf hashes).
+pub fn entry_bytes(
+    record: &EvidenceRecord,
+    agent: &str,
+    received_at: Timestamp,
+    prev: Option<u64>,
+) -> Result<Vec<u8>, StoreError> {
+    LedgerEntry::evidence(record.clone(), agent, received_at, prev)
+        .canonical_bytes()
+        .map_err(|e| StoreError::Encoding(e.to_string()))
+}
+
 /// What an ingest does.
-pub(crate) struct Plan<'a> {
+pub(crate) struct Plan {
     /// `(record_id, leaf_index, duplicate)` per input record.
     pub(crate) results: Vec<(RecordId, u64, bool)>,
     /// The new leaves, in index order starting at the old tree size.
-    pub(crate) leaves: Vec<NewLeaf<'a>>,
+    pub(crate) leaves: Vec<NewLeaf>,
     /// Systems that received new records, in first-seen order.
     pub(crate) touched: Vec<String>,
-}
-
-impl Plan<'_> {
-    /// The leaf hashes of the new leaves, in order.
-    pub(crate) fn leaf_hashes(&self) -> Vec<Hash> {
-        self.leaves.iter().map(|l| l.leaf).collect()
-    }
 }
 
 /// The record ID of every record, in order.
@@ -79,18 +154,18 @@ pub(crate) fn artifact_key(record: &EvidenceRecord) -> ArtifactKey {
 /// Decides the batch. `ids` are [`record_ids`] of `records`; `held` maps record IDs already in the
 /// ledger to their index; `newest` holds the newest ledger entry per artifact key of the batch
 /// (absent: the artifact has no entry yet); `start` is the tree size before the batch.
-pub(crate) fn plan<'a>(
-    records: &'a [EvidenceRecord],
+pub(crate) fn plan(
+    records: &[EvidenceRecord],
     ids: Vec<RecordId>,
     agent: &str,
     received_at: Timestamp,
     start: u64,
     held: &HashMap<String, u64>,
     newest: &HashMap<ArtifactKey, Newest>,
-) -> Result<Plan<'a>, StoreError> {
+) -> Result<Plan, StoreError> {
     let mut next = start;
     let mut results = Vec::with_capacity(records.len());
-    let mut leaves: Vec<NewLeaf<'a>> = Vec::new();
+    let mut leaves: Vec<NewLeaf> = Vec::new();
     let mut batch_ids: HashMap<String, u64> = HashMap::new();
     let mut batch_newest: HashMap<ArtifactKey, Newest> = HashMap::new();
     let mut touched: Vec<String> = Vec::new();
@@ -109,16 +184,15 @@ pub(crate) fn plan<'a>(
             continue;
         }
         let prev = prev.map(|p| p.idx);
-        let entry = entry_bytes(record, agent, received_at, prev)?;
         let idx = next;
-        leaves.push(NewLeaf {
+        leaves.push(NewLeaf::evidence(
             idx,
-            record_id: id.as_str().to_owned(),
-            leaf: leaf_hash(&entry),
-            entry,
+            &id,
             record,
+            agent,
+            received_at,
             prev,
-        });
+        )?);
         batch_ids.insert(id.as_str().to_owned(), idx);
         batch_newest.insert(
             key,
@@ -126,6 +200,7 @@ pub(crate) fn plan<'a>(
                 idx,
                 sha256: record.sha256.as_str().to_owned(),
                 event: record.event.as_str().to_owned(),
+                system: record.system.clone(),
             },
         );
         if !touched.contains(&record.system) {
@@ -139,4 +214,27 @@ pub(crate) fn plan<'a>(
         leaves,
         touched,
     })
+}
+
+/// Which listed artifacts of a confirmation the ledger holds with the listed content (their
+/// newest entry is `observed` with that SHA-256), and the systems those entries belong to.
+/// `newest` holds the newest entry per (source id, locator) of the listing.
+pub(crate) fn matched<'a>(
+    confirmation: &Confirmation,
+    artifacts: &'a [aims_model::ListedArtifact],
+    newest: &HashMap<ArtifactKey, Newest>,
+) -> (Vec<&'a aims_model::ListedArtifact>, Vec<String>) {
+    let mut touched: Vec<String> = Vec::new();
+    let mut out = Vec::new();
+    for a in artifacts {
+        let key = (confirmation.source.id.clone(), a.locator.clone());
+        let Some(n) = newest.get(&key) else { continue };
+        if n.event == aims_model::RecordEvent::Observed.as_str() && n.sha256 == a.sha256.as_str() {
+            out.push(a);
+            if !touched.contains(&n.system) {
+                touched.push(n.system.clone());
+            }
+        }
+    }
+    (out, touched)
 }

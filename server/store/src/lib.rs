@@ -11,17 +11,19 @@
 //! - **Stored bytes are the truth.** The entry bytes that were hashed are stored verbatim; proofs
 //!   and exports never re-serialise them.
 
+mod append;
 mod decode;
 mod error;
 mod hashes;
 mod ingest;
-mod ledger;
 mod postgres;
 mod sqlite;
 mod types;
 
+pub use aims_model::LedgerEntry;
+pub use decode::silent_after_secs;
 pub use error::{StoreError, StoreErrorKind};
-pub use ledger::{LedgerEntry, entry_bytes};
+pub use ingest::entry_bytes;
 pub use postgres::{PgStore, redact_url};
 pub use sqlite::SqliteStore;
 pub use types::*;
@@ -31,7 +33,7 @@ use std::collections::HashMap;
 use aims_model::tlog::merkle::{self, Hash, NodeId};
 use async_trait::async_trait;
 
-use aims_model::wire::{ControlView, SystemSummary};
+use aims_model::wire::{ControlView, SourceHealth, SourceHeartbeat, SystemSummary};
 use aims_model::{EvidenceRecord, Finding, Timestamp};
 
 /// Everything the server persists. Implementations are cheap to share (`Arc<dyn Store>`) and
@@ -49,6 +51,31 @@ pub trait Store: Send + Sync + 'static {
         received_at: Timestamp,
         signer: &(dyn CheckpointSigner + Sync),
     ) -> Result<IngestOutcome, StoreError>;
+
+    /// Appends a confirmation (one leaf, `prev` = the source's previous confirmation), keeps its
+    /// listing by digest and moves the observation time of every listed artifact whose newest
+    /// entry has the listed content, in one transaction. A confirmation already held gets its
+    /// old index back.
+    async fn ingest_confirmation(
+        &self,
+        agent: &str,
+        input: &ConfirmationInput<'_>,
+        received_at: Timestamp,
+        signer: &(dyn CheckpointSigner + Sync),
+    ) -> Result<ConfirmationOutcome, StoreError>;
+
+    /// The listing bytes of a confirmation, by digest.
+    async fn confirmation_listing(&self, digest: &str) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// Records an agent's report of its polls (not in the ledger).
+    async fn put_heartbeats(
+        &self,
+        agent: &str,
+        beats: &[SourceHeartbeat],
+    ) -> Result<(), StoreError>;
+
+    /// Every (agent, source) heard of, judged as of `now`, ordered by agent then source.
+    async fn sources(&self, now: Timestamp) -> Result<Vec<SourceHealth>, StoreError>;
 
     /// Every record of one system, in ledger order.
     async fn history(&self, system: &str) -> Result<Vec<StoredEvidence>, StoreError>;

@@ -36,16 +36,17 @@ use async_trait::async_trait;
 use sqlx::Row;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
 
-use aims_model::tlog::merkle::{self, Hash, NodeId};
-use aims_model::wire::{ControlView, StatusCounts, SystemSummary};
-use aims_model::{ContentHash, EvidenceRecord, Finding, Timestamp};
+use aims_model::tlog::merkle::{Hash, NodeId};
+use aims_model::wire::{ControlView, SourceHealth, SourceHeartbeat, StatusCounts, SystemSummary};
+use aims_model::{EvidenceRecord, Finding, Timestamp};
 
-use crate::hashes::{self, ids_in_order};
-use crate::ingest::{self, ArtifactKey, Newest};
-use crate::ledger::LedgerEntry;
+use crate::append::{AppendOps, append};
+use crate::decode::{self, hash32, signed, ts, unsigned};
+use crate::hashes::ids_in_order;
+use crate::ingest::{self, ArtifactKey, CONFIRMED, NewLeaf, Newest};
 use crate::{
-    CheckpointSigner, IngestOutcome, LedgerEntryRow, NewToken, Store, StoreError, StoredAssessment,
-    StoredCheckpoint, StoredEvidence, TokenInfo,
+    CheckpointSigner, ConfirmationInput, ConfirmationOutcome, IngestOutcome, LedgerEntryRow,
+    NewToken, Store, StoreError, StoredAssessment, StoredCheckpoint, StoredEvidence, TokenInfo,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -60,25 +61,6 @@ const BEGIN_INGEST: &str = "BEGIN ISOLATION LEVEL READ COMMITTED; \
 #[derive(Debug, Clone)]
 pub struct PgStore {
     pool: PgPool,
-}
-
-fn ts(s: &str) -> Result<Timestamp, StoreError> {
-    Timestamp::parse_utc(s).map_err(|e| StoreError::Corrupt(e.to_string()))
-}
-
-fn hash32(v: &[u8]) -> Result<[u8; 32], StoreError> {
-    v.try_into()
-        .map_err(|_| StoreError::Corrupt(format!("hash of {} bytes", v.len())))
-}
-
-/// A stored index or size as `u64` (the schema keeps them non-negative).
-fn unsigned(v: i64) -> Result<u64, StoreError> {
-    u64::try_from(v).map_err(|_| StoreError::Corrupt(format!("negative index {v}")))
-}
-
-/// A `u64` as the BIGINT the schema stores.
-fn signed(v: u64) -> Result<i64, StoreError> {
-    i64::try_from(v).map_err(|_| StoreError::Conflict(format!("{v} is beyond the ledger's range")))
 }
 
 /// `url` with any password replaced by `***`, for error messages and logs.
@@ -158,17 +140,12 @@ async fn fill_hashes(
 }
 
 fn row_to_evidence(row: &PgRow) -> Result<StoredEvidence, StoreError> {
-    let entry: LedgerEntry = serde_json::from_slice(row.try_get::<&[u8], _>("entry")?)?;
-    let record_id = ContentHash::parse(row.try_get::<&str, _>("record_id")?)
-        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    Ok(StoredEvidence {
-        record_id,
-        leaf_index: unsigned(row.try_get::<i64, _>("idx")?)?,
-        agent: entry.agent,
-        received_at: entry.received_at,
-        prev: entry.prev,
-        record: entry.record,
-    })
+    decode::evidence(
+        row.try_get("idx")?,
+        row.try_get("record_id")?,
+        row.try_get("entry")?,
+        row.try_get("confirmed_at")?,
+    )
 }
 
 fn row_to_checkpoint(r: &PgRow) -> Result<StoredCheckpoint, StoreError> {
@@ -208,9 +185,9 @@ async fn newest_entries(
     let (sources, locators): (Vec<&str>, Vec<&str>) =
         keys.iter().map(|(s, l)| (s.as_str(), l.as_str())).unzip();
     let rows = sqlx::query(
-        "SELECT k.source_id, k.locator, e.idx, e.sha256, e.event \
+        "SELECT k.source_id, k.locator, e.idx, e.sha256, e.event, e.system \
          FROM unnest($1::text[], $2::text[]) AS k(source_id, locator) \
-         CROSS JOIN LATERAL (SELECT idx, sha256, event FROM ledger_entries \
+         CROSS JOIN LATERAL (SELECT idx, sha256, event, system FROM ledger_entries \
              WHERE source_id = k.source_id AND locator = k.locator \
              ORDER BY idx DESC LIMIT 1) e",
     )
@@ -226,97 +203,159 @@ async fn newest_entries(
                     idx: unsigned(r.try_get::<i64, _>(2)?)?,
                     sha256: r.try_get(3)?,
                     event: r.try_get(4)?,
+                    system: r.try_get(5)?,
                 },
             ))
         })
         .collect()
 }
 
-/// Appends the planned leaves with one statement.
-async fn insert_leaves(
-    conn: &mut PgConnection,
-    plan: &ingest::Plan<'_>,
-    agent: &str,
-    received_at: Timestamp,
-) -> Result<(), StoreError> {
-    let n = plan.leaves.len();
-    let mut idx = Vec::with_capacity(n);
-    let mut record_id = Vec::with_capacity(n);
-    let mut leaf_hash = Vec::with_capacity(n);
-    let mut entry = Vec::with_capacity(n);
-    let mut source_id = Vec::with_capacity(n);
-    let mut locator = Vec::with_capacity(n);
-    let mut system = Vec::with_capacity(n);
-    let mut kind = Vec::with_capacity(n);
-    let mut event = Vec::with_capacity(n);
-    let mut sha256 = Vec::with_capacity(n);
-    let mut observed_at = Vec::with_capacity(n);
-    let mut prev = Vec::with_capacity(n);
-    for l in &plan.leaves {
-        let r = l.record;
-        idx.push(signed(l.idx)?);
-        record_id.push(l.record_id.as_str());
-        leaf_hash.push(&l.leaf[..]);
-        entry.push(&l.entry[..]);
-        source_id.push(r.source.id.as_str());
-        locator.push(r.locator.as_str());
-        system.push(r.system.as_str());
-        kind.push(r.kind.as_str());
-        event.push(r.event.as_str());
-        sha256.push(r.sha256.as_str());
-        observed_at.push(r.observed_at.to_string());
-        prev.push(l.prev.map(signed).transpose()?);
+/// The PostgreSQL side of the shared append sequence, on the ingest transaction's connection.
+struct Ops<'c>(&'c mut PgConnection);
+
+#[async_trait]
+impl AppendOps for Ops<'_> {
+    /// One statement over arrays, whatever the batch size.
+    async fn insert_leaves(
+        &mut self,
+        leaves: &[NewLeaf],
+        agent: &str,
+        received_at: Timestamp,
+    ) -> Result<(), StoreError> {
+        let n = leaves.len();
+        let mut idx = Vec::with_capacity(n);
+        let mut record_id = Vec::with_capacity(n);
+        let mut leaf_hash = Vec::with_capacity(n);
+        let mut entry = Vec::with_capacity(n);
+        let mut source_id = Vec::with_capacity(n);
+        let mut locator = Vec::with_capacity(n);
+        let mut system = Vec::with_capacity(n);
+        let mut kind = Vec::with_capacity(n);
+        let mut event = Vec::with_capacity(n);
+        let mut sha256 = Vec::with_capacity(n);
+        let mut observed_at = Vec::with_capacity(n);
+        let mut prev = Vec::with_capacity(n);
+        for l in leaves {
+            idx.push(signed(l.idx)?);
+            record_id.push(l.record_id.as_str());
+            leaf_hash.push(&l.leaf[..]);
+            entry.push(&l.entry[..]);
+            source_id.push(l.source_id.as_str());
+            locator.push(l.locator.as_str());
+            system.push(l.system.as_str());
+            kind.push(l.kind.as_str());
+            event.push(l.event);
+            sha256.push(l.sha256.as_str());
+            observed_at.push(l.observed_at.as_str());
+            prev.push(l.prev.map(signed).transpose()?);
+        }
+        sqlx::query(
+            "INSERT INTO ledger_entries (idx, record_id, leaf_hash, entry, agent, received_at, \
+                 source_id, locator, system, kind, event, sha256, observed_at, prev) \
+             SELECT u.idx, u.record_id, u.leaf_hash, u.entry, $1, $2, u.source_id, u.locator, \
+                 u.system, u.kind, u.event, u.sha256, u.observed_at, u.prev \
+             FROM unnest($3::bigint[], $4::text[], $5::bytea[], $6::bytea[], $7::text[], \
+                 $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], \
+                 $14::bigint[]) \
+               AS u(idx, record_id, leaf_hash, entry, source_id, locator, system, kind, event, \
+                 sha256, observed_at, prev)",
+        )
+        .bind(agent)
+        .bind(received_at.to_string())
+        .bind(&idx)
+        .bind(&record_id)
+        .bind(&leaf_hash)
+        .bind(&entry)
+        .bind(&source_id)
+        .bind(&locator)
+        .bind(&system)
+        .bind(&kind)
+        .bind(&event)
+        .bind(&sha256)
+        .bind(&observed_at)
+        .bind(&prev)
+        .execute(&mut *self.0)
+        .await?;
+        Ok(())
     }
-    sqlx::query(
-        "INSERT INTO ledger_entries (idx, record_id, leaf_hash, entry, agent, received_at, \
-             source_id, locator, system, kind, event, sha256, observed_at, prev) \
-         SELECT u.idx, u.record_id, u.leaf_hash, u.entry, $1, $2, u.source_id, u.locator, \
-             u.system, u.kind, u.event, u.sha256, u.observed_at, u.prev \
-         FROM unnest($3::bigint[], $4::text[], $5::bytea[], $6::bytea[], $7::text[], $8::text[], \
-             $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::bigint[]) \
-           AS u(idx, record_id, leaf_hash, entry, source_id, locator, system, kind, event, \
-             sha256, observed_at, prev)",
-    )
-    .bind(agent)
-    .bind(received_at.to_string())
-    .bind(&idx)
-    .bind(&record_id)
-    .bind(&leaf_hash)
-    .bind(&entry)
-    .bind(&source_id)
-    .bind(&locator)
-    .bind(&system)
-    .bind(&kind)
-    .bind(&event)
-    .bind(&sha256)
-    .bind(&observed_at)
-    .bind(&prev)
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
+
+    async fn fill_hashes(
+        &mut self,
+        map: &mut HashMap<NodeId, Hash>,
+        ids: &[NodeId],
+    ) -> Result<(), StoreError> {
+        fill_hashes(self.0, map, ids).await
+    }
+
+    async fn insert_hashes(&mut self, nodes: &[(NodeId, Hash)]) -> Result<(), StoreError> {
+        let levels: Vec<i32> = nodes.iter().map(|(id, _)| i32::from(id.level)).collect();
+        let idxs = nodes
+            .iter()
+            .map(|(id, _)| signed(id.index))
+            .collect::<Result<Vec<i64>, _>>()?;
+        let hs: Vec<&[u8]> = nodes.iter().map(|(_, h)| &h[..]).collect();
+        sqlx::query(
+            "INSERT INTO ledger_hashes (level, idx, hash) \
+             SELECT * FROM unnest($1::int[], $2::bigint[], $3::bytea[])",
+        )
+        .bind(&levels)
+        .bind(&idxs)
+        .bind(&hs)
+        .execute(&mut *self.0)
+        .await?;
+        Ok(())
+    }
+
+    /// Also advances the sequencer row to the new size.
+    async fn insert_checkpoint(&mut self, cp: &StoredCheckpoint) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO ledger_checkpoints (size, root, note, created_at) \
+             VALUES ($1, $2, $3, $4)",
+        )
+        .bind(signed(cp.size)?)
+        .bind(&cp.root[..])
+        .bind(&cp.note)
+        .bind(cp.created_at.to_string())
+        .execute(&mut *self.0)
+        .await?;
+        sqlx::query("UPDATE ledger_head SET size = $1")
+            .bind(signed(cp.size)?)
+            .execute(&mut *self.0)
+            .await?;
+        Ok(())
+    }
 }
 
-/// Stores complete-subtree hashes with one statement.
-async fn insert_hashes(
-    conn: &mut PgConnection,
-    nodes: &[(NodeId, Hash)],
-) -> Result<(), StoreError> {
-    let levels: Vec<i32> = nodes.iter().map(|(id, _)| i32::from(id.level)).collect();
-    let idxs = nodes
-        .iter()
-        .map(|(id, _)| signed(id.index))
-        .collect::<Result<Vec<i64>, _>>()?;
-    let hs: Vec<&[u8]> = nodes.iter().map(|(_, h)| &h[..]).collect();
-    sqlx::query(
-        "INSERT INTO ledger_hashes (level, idx, hash) \
-         SELECT * FROM unnest($1::int[], $2::bigint[], $3::bytea[])",
-    )
-    .bind(&levels)
-    .bind(&idxs)
-    .bind(&hs)
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
+/// Opens the append transaction and takes the sequencer; returns the ledger size.
+async fn lock_head(tx: &mut PgConnection) -> Result<u64, StoreError> {
+    // The sequencer: waits here for any other replica's ingest to finish.
+    let head: i64 = sqlx::query_scalar("SELECT size FROM ledger_head FOR UPDATE")
+        .fetch_one(&mut *tx)
+        .await?;
+    let held_size: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(idx) + 1, 0) FROM ledger_entries")
+        .fetch_one(&mut *tx)
+        .await?;
+    if head != held_size {
+        return Err(StoreError::Corrupt(format!(
+            "ledger_head says {head} leaves but the ledger ends at {held_size}"
+        )));
+    }
+    unsigned(head)
+}
+
+impl PgStore {
+    /// The checkpoint of the newest size at most `size` (what an ingest that appended nothing
+    /// answers with: another replica may have grown the tree since).
+    async fn checkpoint_at_most(&self, size: u64) -> Result<Option<StoredCheckpoint>, StoreError> {
+        let row = sqlx::query(
+            "SELECT size, root, note, created_at FROM ledger_checkpoints \
+             WHERE size <= $1 ORDER BY size DESC LIMIT 1",
+        )
+        .bind(signed(size)?)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(row_to_checkpoint).transpose()
+    }
 }
 
 #[async_trait]
@@ -330,20 +369,7 @@ impl Store for PgStore {
     ) -> Result<IngestOutcome, StoreError> {
         let ids = ingest::record_ids(records)?;
         let mut tx = self.pool.begin_with(BEGIN_INGEST).await?;
-        // The sequencer: waits here for any other replica's ingest to finish.
-        let head: i64 = sqlx::query_scalar("SELECT size FROM ledger_head FOR UPDATE")
-            .fetch_one(&mut *tx)
-            .await?;
-        let held_size: i64 =
-            sqlx::query_scalar("SELECT COALESCE(MAX(idx) + 1, 0) FROM ledger_entries")
-                .fetch_one(&mut *tx)
-                .await?;
-        if head != held_size {
-            return Err(StoreError::Corrupt(format!(
-                "ledger_head says {head} leaves but the ledger ends at {held_size}"
-            )));
-        }
-        let start = unsigned(head)?;
+        let start = lock_head(&mut tx).await?;
         let held = held_ids(&mut tx, &ids).await?;
         let mut seen = HashSet::new();
         let keys: Vec<ArtifactKey> = records
@@ -355,61 +381,20 @@ impl Store for PgStore {
             .collect();
         let newest = newest_entries(&mut tx, &keys).await?;
         let plan = ingest::plan(records, ids, agent, received_at, start, &held, &newest)?;
-        let leaves = plan.leaf_hashes();
-        let next = start + leaves.len() as u64;
-        let checkpoint = if next > start {
-            insert_leaves(&mut tx, &plan, agent, received_at).await?;
-            // Complete-subtree hashes for the new leaves, then the new root, each from one
-            // batch of stored siblings.
-            let ids = hashes::needed(|r| merkle::stored_hashes_for_batch(start, &leaves, r))?;
-            let mut map = HashMap::new();
-            fill_hashes(&mut tx, &mut map, &ids).await?;
-            let nodes = hashes::run(&map, |r| merkle::stored_hashes_for_batch(start, &leaves, r))?;
-            insert_hashes(&mut tx, &nodes).await?;
-            map.extend(nodes.iter().copied());
-            let ids = hashes::needed(|r| merkle::tree_root(next, r))?;
-            fill_hashes(&mut tx, &mut map, &ids).await?;
-            let root = hashes::run(&map, |r| merkle::tree_root(next, r))?;
-            let note = signer.sign(next, &root).map_err(StoreError::Signing)?;
-            let cp = StoredCheckpoint {
-                size: next,
-                root,
-                note,
-                created_at: received_at,
-            };
-            sqlx::query(
-                "INSERT INTO ledger_checkpoints (size, root, note, created_at) \
-                 VALUES ($1, $2, $3, $4)",
-            )
-            .bind(signed(cp.size)?)
-            .bind(&cp.root[..])
-            .bind(&cp.note)
-            .bind(cp.created_at.to_string())
-            .execute(&mut *tx)
-            .await?;
-            sqlx::query("UPDATE ledger_head SET size = $1")
-                .bind(signed(next)?)
-                .execute(&mut *tx)
-                .await?;
-            Some(cp)
-        } else {
-            None
-        };
+        let next = start + plan.leaves.len() as u64;
+        let checkpoint = append(
+            &mut Ops(&mut tx),
+            start,
+            &plan.leaves,
+            agent,
+            received_at,
+            signer,
+        )
+        .await?;
         tx.commit().await?;
         let checkpoint = match checkpoint {
             Some(cp) => Some(cp),
-            // Nothing appended: the checkpoint of the size this ingest saw (another replica
-            // may have grown the tree since the commit).
-            None => {
-                let row = sqlx::query(
-                    "SELECT size, root, note, created_at FROM ledger_checkpoints \
-                     WHERE size <= $1 ORDER BY size DESC LIMIT 1",
-                )
-                .bind(signed(next)?)
-                .fetch_optional(&self.pool)
-                .await?;
-                row.as_ref().map(row_to_checkpoint).transpose()?
-            }
+            None => self.checkpoint_at_most(next).await?,
         };
         Ok(IngestOutcome {
             results: plan.results,
@@ -419,9 +404,172 @@ impl Store for PgStore {
         })
     }
 
+    async fn ingest_confirmation(
+        &self,
+        agent: &str,
+        input: &ConfirmationInput<'_>,
+        received_at: Timestamp,
+        signer: &(dyn CheckpointSigner + Sync),
+    ) -> Result<ConfirmationOutcome, StoreError> {
+        let c = input.confirmation;
+        let id = c
+            .confirmation_id()
+            .map_err(|e| StoreError::Encoding(e.to_string()))?;
+        let mut tx = self.pool.begin_with(BEGIN_INGEST).await?;
+        let start = lock_head(&mut tx).await?;
+        let held = held_ids(&mut tx, std::slice::from_ref(&id)).await?;
+        let mut keys: Vec<ArtifactKey> = input
+            .artifacts
+            .iter()
+            .map(|a| (c.source.id.clone(), a.locator.clone()))
+            .collect();
+        keys.push((c.source.id.clone(), String::new()));
+        let newest = newest_entries(&mut tx, &keys).await?;
+        let (matched, touched) = ingest::matched(c, input.artifacts, &newest);
+        let (leaf_index, duplicate, checkpoint) = match held.get(id.as_str()) {
+            Some(&idx) => (idx, true, None),
+            None => {
+                let prev = newest
+                    .get(&(c.source.id.clone(), String::new()))
+                    .map(|n| n.idx);
+                let leaf = NewLeaf::confirmation(start, c, agent, received_at, prev)?;
+                let cp = append(
+                    &mut Ops(&mut tx),
+                    start,
+                    std::slice::from_ref(&leaf),
+                    agent,
+                    received_at,
+                    signer,
+                )
+                .await?;
+                sqlx::query(
+                    "INSERT INTO confirmation_listings (digest, body) VALUES ($1, $2) \
+                     ON CONFLICT (digest) DO NOTHING",
+                )
+                .bind(c.digest.as_str())
+                .bind(input.listing)
+                .execute(&mut *tx)
+                .await?;
+                let at = c.observed_at.to_string();
+                let locators: Vec<&str> = matched.iter().map(|a| a.locator.as_str()).collect();
+                let shas: Vec<&str> = matched.iter().map(|a| a.sha256.as_str()).collect();
+                sqlx::query(
+                    "INSERT INTO artifact_seen (source_id, locator, sha256, confirmed_at, \
+                         confirmation_idx) \
+                     SELECT $1, u.locator, u.sha256, $2, $3 \
+                     FROM unnest($4::text[], $5::text[]) AS u(locator, sha256) \
+                     ON CONFLICT (source_id, locator) DO UPDATE SET sha256 = excluded.sha256, \
+                         confirmed_at = excluded.confirmed_at, \
+                         confirmation_idx = excluded.confirmation_idx \
+                     WHERE artifact_seen.sha256 <> excluded.sha256 \
+                        OR artifact_seen.confirmed_at < excluded.confirmed_at",
+                )
+                .bind(&c.source.id)
+                .bind(&at)
+                .bind(signed(start)?)
+                .bind(&locators)
+                .bind(&shas)
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query(
+                    "INSERT INTO source_health (agent, source_id, source_type, interval_secs, \
+                         last_confirmed_at) VALUES ($1, $2, $3, 0, $4) \
+                     ON CONFLICT (agent, source_id) DO UPDATE SET last_confirmed_at = \
+                         GREATEST(COALESCE(source_health.last_confirmed_at, ''), \
+                                  excluded.last_confirmed_at)",
+                )
+                .bind(&c.agent)
+                .bind(&c.source.id)
+                .bind(c.source.source_type.as_str())
+                .bind(&at)
+                .execute(&mut *tx)
+                .await?;
+                (start, false, cp)
+            }
+        };
+        tx.commit().await?;
+        let tree_size = if duplicate { start } else { start + 1 };
+        let checkpoint = match checkpoint {
+            Some(cp) => Some(cp),
+            None => self.checkpoint_at_most(tree_size).await?,
+        };
+        let matched_n = matched.len() as u64;
+        Ok(ConfirmationOutcome {
+            confirmation_id: id,
+            leaf_index,
+            duplicate,
+            matched: matched_n,
+            unmatched: input.artifacts.len() as u64 - matched_n,
+            tree_size,
+            checkpoint,
+            systems_touched: if duplicate { Vec::new() } else { touched },
+        })
+    }
+
+    async fn confirmation_listing(&self, digest: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT body FROM confirmation_listings WHERE digest = $1")
+                .bind(digest)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
+    async fn put_heartbeats(
+        &self,
+        agent: &str,
+        beats: &[SourceHeartbeat],
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        for b in beats {
+            let at = b.polled_at.to_string();
+            sqlx::query(
+                "INSERT INTO source_health (agent, source_id, source_type, interval_secs, \
+                     last_poll_at, last_ok_at, last_error, listed, records) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+                 ON CONFLICT (agent, source_id) DO UPDATE SET \
+                     source_type = excluded.source_type, interval_secs = excluded.interval_secs, \
+                     last_poll_at = excluded.last_poll_at, \
+                     last_ok_at = COALESCE(excluded.last_ok_at, source_health.last_ok_at), \
+                     last_error = excluded.last_error, listed = excluded.listed, \
+                     records = excluded.records \
+                 WHERE source_health.last_poll_at IS NULL \
+                    OR source_health.last_poll_at <= excluded.last_poll_at",
+            )
+            .bind(agent)
+            .bind(&b.source.id)
+            .bind(b.source.source_type.as_str())
+            .bind(signed(b.interval_secs)?)
+            .bind(&at)
+            .bind(b.ok.then_some(at.as_str()))
+            .bind(&b.error)
+            .bind(signed(b.listed)?)
+            .bind(signed(b.records)?)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn sources(&self, now: Timestamp) -> Result<Vec<SourceHealth>, StoreError> {
+        let rows: Vec<decode::SourceRow> = sqlx::query_as(&format!(
+            "SELECT {} FROM source_health ORDER BY agent, source_id",
+            decode::SOURCE_COLUMNS
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|r| decode::source_health(r, now))
+            .collect()
+    }
+
     async fn history(&self, system: &str) -> Result<Vec<StoredEvidence>, StoreError> {
         let rows = sqlx::query(
-            "SELECT idx, record_id, entry FROM ledger_entries WHERE system = $1 ORDER BY idx",
+            "SELECT e.idx, e.record_id, e.entry, s.confirmed_at FROM ledger_entries e \
+             LEFT JOIN artifact_seen s ON s.source_id = e.source_id AND s.locator = e.locator \
+                 AND s.sha256 = e.sha256 AND e.event = 'observed' \
+             WHERE e.system = $1 ORDER BY e.idx",
         )
         .bind(system)
         .fetch_all(&self.pool)
@@ -430,11 +578,16 @@ impl Store for PgStore {
     }
 
     async fn evidence(&self, record_id: &str) -> Result<Option<StoredEvidence>, StoreError> {
-        let row =
-            sqlx::query("SELECT idx, record_id, entry FROM ledger_entries WHERE record_id = $1")
-                .bind(record_id)
-                .fetch_optional(&self.pool)
-                .await?;
+        let row = sqlx::query(
+            "SELECT e.idx, e.record_id, e.entry, s.confirmed_at FROM ledger_entries e \
+                 LEFT JOIN artifact_seen s ON s.source_id = e.source_id \
+                     AND s.locator = e.locator AND s.sha256 = e.sha256 AND e.event = 'observed' \
+                 WHERE e.record_id = $1 AND e.event <> $2",
+        )
+        .bind(record_id)
+        .bind(CONFIRMED)
+        .fetch_optional(&self.pool)
+        .await?;
         row.as_ref().map(row_to_evidence).transpose()
     }
 
@@ -457,11 +610,11 @@ impl Store for PgStore {
     }
 
     async fn system_ids(&self) -> Result<Vec<String>, StoreError> {
-        Ok(
-            sqlx::query_scalar("SELECT DISTINCT system FROM ledger_entries ORDER BY system")
-                .fetch_all(&self.pool)
-                .await?,
+        Ok(sqlx::query_scalar(
+            "SELECT DISTINCT system FROM ledger_entries WHERE system <> '' ORDER BY system",
         )
+        .fetch_all(&self.pool)
+        .await?)
     }
 
     async fn put_assessment(&self, a: &StoredAssessment) -> Result<(), StoreError> {

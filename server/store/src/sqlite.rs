@@ -16,18 +16,18 @@ use sqlx::sqlite::{
 use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
 use tokio::sync::Mutex;
 
-use aims_model::wire::{ControlView, StatusCounts, SystemSummary};
+use aims_model::wire::{ControlView, SourceHealth, SourceHeartbeat, StatusCounts, SystemSummary};
 use aims_model::{ContentHash, EvidenceRecord, Finding, Timestamp};
 
-use crate::LedgerEntryRow;
-use crate::hashes::{self, ids_in_order};
-use crate::ingest::{self, ArtifactKey, Newest};
-use crate::ledger::LedgerEntry;
+use crate::append::{AppendOps, append};
+use crate::decode::{self, hash32, signed, ts, unsigned};
+use crate::hashes::ids_in_order;
+use crate::ingest::{self, ArtifactKey, CONFIRMED, NewLeaf, Newest};
 use crate::{
-    CheckpointSigner, IngestOutcome, NewToken, Store, StoreError, StoredAssessment,
-    StoredCheckpoint, StoredEvidence, TokenInfo,
+    CheckpointSigner, ConfirmationInput, ConfirmationOutcome, IngestOutcome, LedgerEntryRow,
+    NewToken, Store, StoreError, StoredAssessment, StoredCheckpoint, StoredEvidence, TokenInfo,
 };
-use aims_model::tlog::merkle::{self, Hash, NodeId};
+use aims_model::tlog::merkle::{Hash, NodeId};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -36,15 +36,6 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite")
 pub struct SqliteStore {
     read: SqlitePool,
     write: Mutex<SqlitePool>,
-}
-
-fn ts(s: &str) -> Result<Timestamp, StoreError> {
-    Timestamp::parse_utc(s).map_err(|e| StoreError::Corrupt(e.to_string()))
-}
-
-fn hash32(v: &[u8]) -> Result<[u8; 32], StoreError> {
-    v.try_into()
-        .map_err(|_| StoreError::Corrupt(format!("hash of {} bytes", v.len())))
 }
 
 impl SqliteStore {
@@ -101,7 +92,8 @@ async fn fill_hashes(
     for chunk in want.chunks(HASH_CHUNK) {
         let mut q = QueryBuilder::<Sqlite>::new("WITH want(level, idx) AS (");
         q.push_values(chunk, |mut b, id| {
-            b.push_bind(i64::from(id.level)).push_bind(id.index as i64);
+            b.push_bind(i64::from(id.level))
+                .push_bind(i64::try_from(id.index).unwrap_or(i64::MAX));
         });
         q.push(
             ") SELECT h.level, h.idx, h.hash FROM ledger_hashes h \
@@ -110,7 +102,7 @@ async fn fill_hashes(
         for row in q.build().fetch_all(&mut *conn).await? {
             let level = u8::try_from(row.try_get::<i64, _>(0)?)
                 .map_err(|_| StoreError::Corrupt("subtree level out of range".to_owned()))?;
-            let id = NodeId::new(level, row.try_get::<i64, _>(1)? as u64);
+            let id = NodeId::new(level, unsigned(row.try_get::<i64, _>(1)?)?);
             map.insert(id, hash32(row.try_get::<&[u8], _>(2)?)?);
         }
     }
@@ -141,7 +133,7 @@ async fn held_records(
         for row in q.build().fetch_all(&mut *conn).await? {
             held.insert(
                 row.try_get::<String, _>(0)?,
-                row.try_get::<i64, _>(1)? as u64,
+                unsigned(row.try_get::<i64, _>(1)?)?,
             );
         }
     }
@@ -161,7 +153,7 @@ async fn newest_entries(
             b.push_bind(&key.0).push_bind(&key.1);
         });
         q.push(
-            ") SELECT e.source_id, e.locator, e.idx, e.sha256, e.event FROM want w \
+            ") SELECT e.source_id, e.locator, e.idx, e.sha256, e.event, e.system FROM want w \
              JOIN ledger_entries e ON e.idx = (SELECT MAX(idx) FROM ledger_entries \
              WHERE source_id = w.s AND locator = w.l)",
         );
@@ -169,9 +161,10 @@ async fn newest_entries(
             newest.insert(
                 (r.try_get(0)?, r.try_get(1)?),
                 Newest {
-                    idx: r.try_get::<i64, _>(2)? as u64,
+                    idx: unsigned(r.try_get::<i64, _>(2)?)?,
                     sha256: r.try_get(3)?,
                     event: r.try_get(4)?,
+                    system: r.try_get(5)?,
                 },
             );
         }
@@ -180,17 +173,110 @@ async fn newest_entries(
 }
 
 fn row_to_evidence(row: &sqlx::sqlite::SqliteRow) -> Result<StoredEvidence, StoreError> {
-    let entry: LedgerEntry = serde_json::from_slice(row.try_get::<&[u8], _>("entry")?)?;
-    let record_id = ContentHash::parse(row.try_get::<&str, _>("record_id")?)
-        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    Ok(StoredEvidence {
-        record_id,
-        leaf_index: row.try_get::<i64, _>("idx")? as u64,
-        agent: entry.agent,
-        received_at: entry.received_at,
-        prev: entry.prev,
-        record: entry.record,
-    })
+    decode::evidence(
+        row.try_get("idx")?,
+        row.try_get("record_id")?,
+        row.try_get("entry")?,
+        row.try_get("confirmed_at")?,
+    )
+}
+
+/// The SQLite side of the shared append sequence, on the ingest transaction's connection.
+struct Ops<'c>(&'c mut SqliteConnection);
+
+#[async_trait]
+impl AppendOps for Ops<'_> {
+    async fn insert_leaves(
+        &mut self,
+        leaves: &[NewLeaf],
+        agent: &str,
+        received_at: Timestamp,
+    ) -> Result<(), StoreError> {
+        let received = received_at.to_string();
+        for chunk in leaves.chunks(ENTRY_CHUNK) {
+            let mut q = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO ledger_entries (idx, record_id, leaf_hash, entry, agent, received_at, \
+                 source_id, locator, system, kind, event, sha256, observed_at, prev) ",
+            );
+            let mut bad = None;
+            q.push_values(chunk, |mut b, leaf| {
+                let idx = signed(leaf.idx).unwrap_or_else(|e| {
+                    bad = Some(e);
+                    0
+                });
+                b.push_bind(idx)
+                    .push_bind(&leaf.record_id)
+                    .push_bind(&leaf.leaf[..])
+                    .push_bind(&leaf.entry)
+                    .push_bind(agent)
+                    .push_bind(&received)
+                    .push_bind(&leaf.source_id)
+                    .push_bind(&leaf.locator)
+                    .push_bind(&leaf.system)
+                    .push_bind(&leaf.kind)
+                    .push_bind(leaf.event)
+                    .push_bind(&leaf.sha256)
+                    .push_bind(&leaf.observed_at)
+                    .push_bind(leaf.prev.and_then(|p| i64::try_from(p).ok()));
+            });
+            if let Some(e) = bad {
+                return Err(e);
+            }
+            q.build().execute(&mut *self.0).await?;
+        }
+        Ok(())
+    }
+
+    async fn fill_hashes(
+        &mut self,
+        map: &mut HashMap<NodeId, Hash>,
+        ids: &[NodeId],
+    ) -> Result<(), StoreError> {
+        fill_hashes(self.0, map, ids).await
+    }
+
+    async fn insert_hashes(&mut self, nodes: &[(NodeId, Hash)]) -> Result<(), StoreError> {
+        for chunk in nodes.chunks(HASH_CHUNK) {
+            let mut q =
+                QueryBuilder::<Sqlite>::new("INSERT INTO ledger_hashes (level, idx, hash) ");
+            let mut bad = None;
+            q.push_values(chunk, |mut b, (node, hash)| {
+                let idx = signed(node.index).unwrap_or_else(|e| {
+                    bad = Some(e);
+                    0
+                });
+                b.push_bind(i64::from(node.level))
+                    .push_bind(idx)
+                    .push_bind(&hash[..]);
+            });
+            if let Some(e) = bad {
+                return Err(e);
+            }
+            q.build().execute(&mut *self.0).await?;
+        }
+        Ok(())
+    }
+
+    async fn insert_checkpoint(&mut self, cp: &StoredCheckpoint) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO ledger_checkpoints (size, root, note, created_at) VALUES (?, ?, ?, ?)",
+        )
+        .bind(signed(cp.size)?)
+        .bind(&cp.root[..])
+        .bind(&cp.note)
+        .bind(cp.created_at.to_string())
+        .execute(&mut *self.0)
+        .await?;
+        Ok(())
+    }
+}
+
+/// The ledger size, read inside the append transaction.
+async fn ledger_size(conn: &mut SqliteConnection) -> Result<u64, StoreError> {
+    let size: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(idx) + 1, 0) FROM ledger_entries")
+        .fetch_one(&mut *conn)
+        .await?;
+    unsigned(size)
 }
 
 #[async_trait]
@@ -204,10 +290,7 @@ impl Store for SqliteStore {
     ) -> Result<IngestOutcome, StoreError> {
         let pool = self.write.lock().await;
         let mut tx = pool.begin().await?;
-        let size: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(idx) + 1, 0) FROM ledger_entries")
-            .fetch_one(&mut *tx)
-            .await?;
-        let start = size as u64;
+        let start = ledger_size(&mut tx).await?;
         let ids = ingest::record_ids(records)?;
         let held = held_records(&mut tx, &ids).await?;
         let mut looked: HashSet<ArtifactKey> = HashSet::new();
@@ -220,74 +303,16 @@ impl Store for SqliteStore {
             .collect();
         let newest = newest_entries(&mut tx, &keys).await?;
         let plan = ingest::plan(records, ids, agent, received_at, start, &held, &newest)?;
-        let received = received_at.to_string();
-        for chunk in plan.leaves.chunks(ENTRY_CHUNK) {
-            let mut q = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO ledger_entries (idx, record_id, leaf_hash, entry, agent, received_at, \
-                 source_id, locator, system, kind, event, sha256, observed_at, prev) ",
-            );
-            q.push_values(chunk, |mut b, leaf| {
-                let record = leaf.record;
-                b.push_bind(leaf.idx as i64)
-                    .push_bind(&leaf.record_id)
-                    .push_bind(&leaf.leaf[..])
-                    .push_bind(&leaf.entry)
-                    .push_bind(agent)
-                    .push_bind(&received)
-                    .push_bind(&record.source.id)
-                    .push_bind(&record.locator)
-                    .push_bind(&record.system)
-                    .push_bind(&record.kind)
-                    .push_bind(record.event.as_str())
-                    .push_bind(record.sha256.as_str())
-                    .push_bind(record.observed_at.to_string())
-                    .push_bind(leaf.prev.map(|p| p as i64));
-            });
-            q.build().execute(&mut *tx).await?;
-        }
-        let leaves = plan.leaf_hashes();
-        let next = start + leaves.len() as u64;
-        let checkpoint = if next > start {
-            // Complete-subtree hashes for the new leaves, then the new root, each from one
-            // batch of stored siblings.
-            let ids = hashes::needed(|r| merkle::stored_hashes_for_batch(start, &leaves, r))?;
-            let mut map = HashMap::new();
-            fill_hashes(&mut tx, &mut map, &ids).await?;
-            let nodes = hashes::run(&map, |r| merkle::stored_hashes_for_batch(start, &leaves, r))?;
-            for chunk in nodes.chunks(HASH_CHUNK) {
-                let mut q =
-                    QueryBuilder::<Sqlite>::new("INSERT INTO ledger_hashes (level, idx, hash) ");
-                q.push_values(chunk, |mut b, (node, hash)| {
-                    b.push_bind(i64::from(node.level))
-                        .push_bind(node.index as i64)
-                        .push_bind(&hash[..]);
-                });
-                q.build().execute(&mut *tx).await?;
-            }
-            map.extend(nodes.iter().copied());
-            let ids = hashes::needed(|r| merkle::tree_root(next, r))?;
-            fill_hashes(&mut tx, &mut map, &ids).await?;
-            let root = hashes::run(&map, |r| merkle::tree_root(next, r))?;
-            let note = signer.sign(next, &root).map_err(StoreError::Signing)?;
-            let cp = StoredCheckpoint {
-                size: next,
-                root,
-                note,
-                created_at: received_at,
-            };
-            sqlx::query(
-                "INSERT INTO ledger_checkpoints (size, root, note, created_at) VALUES (?, ?, ?, ?)",
-            )
-            .bind(cp.size as i64)
-            .bind(&cp.root[..])
-            .bind(&cp.note)
-            .bind(cp.created_at.to_string())
-            .execute(&mut *tx)
-            .await?;
-            Some(cp)
-        } else {
-            None
-        };
+        let next = start + plan.leaves.len() as u64;
+        let checkpoint = append(
+            &mut Ops(&mut tx),
+            start,
+            &plan.leaves,
+            agent,
+            received_at,
+            signer,
+        )
+        .await?;
         tx.commit().await?;
         drop(pool);
         let checkpoint = match checkpoint {
@@ -302,9 +327,174 @@ impl Store for SqliteStore {
         })
     }
 
+    async fn ingest_confirmation(
+        &self,
+        agent: &str,
+        input: &ConfirmationInput<'_>,
+        received_at: Timestamp,
+        signer: &(dyn CheckpointSigner + Sync),
+    ) -> Result<ConfirmationOutcome, StoreError> {
+        let c = input.confirmation;
+        let id = c
+            .confirmation_id()
+            .map_err(|e| StoreError::Encoding(e.to_string()))?;
+        let pool = self.write.lock().await;
+        let mut tx = pool.begin().await?;
+        let start = ledger_size(&mut tx).await?;
+        let held = held_records(&mut tx, std::slice::from_ref(&id)).await?;
+        // Which listed artifacts the ledger holds with the listed content.
+        let mut keys: Vec<ArtifactKey> = input
+            .artifacts
+            .iter()
+            .map(|a| (c.source.id.clone(), a.locator.clone()))
+            .collect();
+        keys.push((c.source.id.clone(), String::new()));
+        let newest = newest_entries(&mut tx, &keys).await?;
+        let (matched, touched) = ingest::matched(c, input.artifacts, &newest);
+        let (leaf_index, duplicate, checkpoint) = match held.get(id.as_str()) {
+            Some(&idx) => (idx, true, None),
+            None => {
+                let prev = newest
+                    .get(&(c.source.id.clone(), String::new()))
+                    .map(|n| n.idx);
+                let leaf = NewLeaf::confirmation(start, c, agent, received_at, prev)?;
+                let cp = append(
+                    &mut Ops(&mut tx),
+                    start,
+                    std::slice::from_ref(&leaf),
+                    agent,
+                    received_at,
+                    signer,
+                )
+                .await?;
+                sqlx::query(
+                    "INSERT OR IGNORE INTO confirmation_listings (digest, body) VALUES (?, ?)",
+                )
+                .bind(c.digest.as_str())
+                .bind(input.listing)
+                .execute(&mut *tx)
+                .await?;
+                let at = c.observed_at.to_string();
+                for chunk in matched.chunks(LOOKUP_CHUNK) {
+                    let mut q = QueryBuilder::<Sqlite>::new(
+                        "INSERT INTO artifact_seen (source_id, locator, sha256, confirmed_at, \
+                         confirmation_idx) ",
+                    );
+                    q.push_values(chunk, |mut b, a| {
+                        b.push_bind(&c.source.id)
+                            .push_bind(&a.locator)
+                            .push_bind(a.sha256.as_str())
+                            .push_bind(&at)
+                            .push_bind(i64::try_from(start).unwrap_or(i64::MAX));
+                    });
+                    q.push(
+                        " ON CONFLICT(source_id, locator) DO UPDATE SET sha256 = excluded.sha256, \
+                         confirmed_at = excluded.confirmed_at, \
+                         confirmation_idx = excluded.confirmation_idx \
+                         WHERE artifact_seen.sha256 <> excluded.sha256 \
+                            OR artifact_seen.confirmed_at < excluded.confirmed_at",
+                    );
+                    q.build().execute(&mut *tx).await?;
+                }
+                sqlx::query(
+                    "INSERT INTO source_health (agent, source_id, source_type, interval_secs, \
+                     last_confirmed_at) VALUES (?, ?, ?, 0, ?) \
+                     ON CONFLICT(agent, source_id) DO UPDATE SET last_confirmed_at = \
+                     MAX(COALESCE(source_health.last_confirmed_at, ''), excluded.last_confirmed_at)",
+                )
+                .bind(&c.agent)
+                .bind(&c.source.id)
+                .bind(c.source.source_type.as_str())
+                .bind(&at)
+                .execute(&mut *tx)
+                .await?;
+                (start, false, cp)
+            }
+        };
+        tx.commit().await?;
+        drop(pool);
+        let tree_size = if duplicate { start } else { start + 1 };
+        let checkpoint = match checkpoint {
+            Some(cp) => Some(cp),
+            None => self.latest_checkpoint().await?,
+        };
+        let matched_n = matched.len() as u64;
+        Ok(ConfirmationOutcome {
+            confirmation_id: id,
+            leaf_index,
+            duplicate,
+            matched: matched_n,
+            unmatched: input.artifacts.len() as u64 - matched_n,
+            tree_size,
+            checkpoint,
+            systems_touched: if duplicate { Vec::new() } else { touched },
+        })
+    }
+
+    async fn confirmation_listing(&self, digest: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT body FROM confirmation_listings WHERE digest = ?")
+                .bind(digest)
+                .fetch_optional(&self.read)
+                .await?,
+        )
+    }
+
+    async fn put_heartbeats(
+        &self,
+        agent: &str,
+        beats: &[SourceHeartbeat],
+    ) -> Result<(), StoreError> {
+        let pool = self.write.lock().await;
+        let mut tx = pool.begin().await?;
+        for b in beats {
+            let at = b.polled_at.to_string();
+            sqlx::query(
+                "INSERT INTO source_health (agent, source_id, source_type, interval_secs, \
+                 last_poll_at, last_ok_at, last_error, listed, records) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) \
+                 ON CONFLICT(agent, source_id) DO UPDATE SET source_type = excluded.source_type, \
+                 interval_secs = excluded.interval_secs, last_poll_at = excluded.last_poll_at, \
+                 last_ok_at = COALESCE(excluded.last_ok_at, source_health.last_ok_at), \
+                 last_error = excluded.last_error, listed = excluded.listed, \
+                 records = excluded.records \
+                 WHERE source_health.last_poll_at IS NULL \
+                    OR source_health.last_poll_at <= excluded.last_poll_at",
+            )
+            .bind(agent)
+            .bind(&b.source.id)
+            .bind(b.source.source_type.as_str())
+            .bind(signed(b.interval_secs)?)
+            .bind(&at)
+            .bind(b.ok.then_some(at.as_str()))
+            .bind(&b.error)
+            .bind(signed(b.listed)?)
+            .bind(signed(b.records)?)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn sources(&self, now: Timestamp) -> Result<Vec<SourceHealth>, StoreError> {
+        let rows: Vec<decode::SourceRow> = sqlx::query_as(&format!(
+            "SELECT {} FROM source_health ORDER BY agent, source_id",
+            decode::SOURCE_COLUMNS
+        ))
+        .fetch_all(&self.read)
+        .await?;
+        rows.into_iter()
+            .map(|r| decode::source_health(r, now))
+            .collect()
+    }
+
     async fn history(&self, system: &str) -> Result<Vec<StoredEvidence>, StoreError> {
         let rows = sqlx::query(
-            "SELECT idx, record_id, entry FROM ledger_entries WHERE system = ? ORDER BY idx",
+            "SELECT e.idx, e.record_id, e.entry, s.confirmed_at FROM ledger_entries e \
+             LEFT JOIN artifact_seen s ON s.source_id = e.source_id AND s.locator = e.locator \
+                 AND s.sha256 = e.sha256 AND e.event = 'observed' \
+             WHERE e.system = ? ORDER BY e.idx",
         )
         .bind(system)
         .fetch_all(&self.read)
@@ -313,11 +503,16 @@ impl Store for SqliteStore {
     }
 
     async fn evidence(&self, record_id: &str) -> Result<Option<StoredEvidence>, StoreError> {
-        let row =
-            sqlx::query("SELECT idx, record_id, entry FROM ledger_entries WHERE record_id = ?")
-                .bind(record_id)
-                .fetch_optional(&self.read)
-                .await?;
+        let row = sqlx::query(
+            "SELECT e.idx, e.record_id, e.entry, s.confirmed_at FROM ledger_entries e \
+             LEFT JOIN artifact_seen s ON s.source_id = e.source_id AND s.locator = e.locator \
+                 AND s.sha256 = e.sha256 AND e.event = 'observed' \
+             WHERE e.record_id = ? AND e.event <> ?",
+        )
+        .bind(record_id)
+        .bind(CONFIRMED)
+        .fetch_optional(&self.read)
+        .await?;
         row.as_ref().map(row_to_evidence).transpose()
     }
 
@@ -325,14 +520,14 @@ impl Store for SqliteStore {
         let rows = sqlx::query(
             "SELECT idx, entry FROM ledger_entries WHERE idx >= ? ORDER BY idx LIMIT ?",
         )
-        .bind(start as i64)
-        .bind(limit as i64)
+        .bind(signed(start)?)
+        .bind(signed(limit)?)
         .fetch_all(&self.read)
         .await?;
         rows.iter()
             .map(|r| {
                 Ok(LedgerEntryRow {
-                    index: r.try_get::<i64, _>(0)? as u64,
+                    index: unsigned(r.try_get::<i64, _>(0)?)?,
                     entry: r.try_get::<Vec<u8>, _>(1)?,
                 })
             })
@@ -340,11 +535,11 @@ impl Store for SqliteStore {
     }
 
     async fn system_ids(&self) -> Result<Vec<String>, StoreError> {
-        Ok(
-            sqlx::query_scalar("SELECT DISTINCT system FROM ledger_entries ORDER BY system")
-                .fetch_all(&self.read)
-                .await?,
+        Ok(sqlx::query_scalar(
+            "SELECT DISTINCT system FROM ledger_entries WHERE system <> '' ORDER BY system",
         )
+        .fetch_all(&self.read)
+        .await?)
     }
 
     async fn put_assessment(&self, a: &StoredAssessment) -> Result<(), StoreError> {
@@ -362,7 +557,7 @@ impl Store for SqliteStore {
         )
         .bind(&a.system)
         .bind(a.assessed_at.to_string())
-        .bind(a.evidence as i64)
+        .bind(signed(a.evidence)?)
         .bind(i64::from(counts.fresh))
         .bind(i64::from(counts.stale))
         .bind(i64::from(counts.drifted))
@@ -411,7 +606,10 @@ impl Store for SqliteStore {
         .await?;
         rows.iter()
             .map(|r| {
-                let n = |c: &str| -> Result<u32, StoreError> { Ok(r.try_get::<i64, _>(c)? as u32) };
+                let n = |c: &str| -> Result<u32, StoreError> {
+                    u32::try_from(r.try_get::<i64, _>(c)?)
+                        .map_err(|_| StoreError::Corrupt(format!("{c} count out of range")))
+                };
                 Ok(SystemSummary {
                     id: r.try_get("id")?,
                     controls: StatusCounts {
@@ -421,7 +619,7 @@ impl Store for SqliteStore {
                         missing: n("missing")?,
                         not_applicable: n("not_applicable")?,
                     },
-                    evidence: r.try_get::<i64, _>("evidence")? as u64,
+                    evidence: unsigned(r.try_get::<i64, _>("evidence")?)?,
                     assessed_at: Some(ts(r.try_get("assessed_at")?)?),
                 })
             })
@@ -518,7 +716,7 @@ impl Store for SqliteStore {
         let n: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(idx) + 1, 0) FROM ledger_entries")
             .fetch_one(&self.read)
             .await?;
-        Ok(n as u64)
+        unsigned(n)
     }
 
     async fn read_hashes(&self, ids: &[NodeId]) -> Result<Vec<Hash>, StoreError> {
@@ -539,7 +737,7 @@ impl Store for SqliteStore {
         let row = sqlx::query(
             "SELECT size, root, note, created_at FROM ledger_checkpoints WHERE size = ?",
         )
-        .bind(size as i64)
+        .bind(signed(size)?)
         .fetch_optional(&self.read)
         .await?;
         row.as_ref().map(row_to_checkpoint).transpose()
@@ -552,7 +750,7 @@ impl Store for SqliteStore {
              ON CONFLICT(size) DO UPDATE SET note = excluded.note, created_at = excluded.created_at \
              WHERE ledger_checkpoints.root = excluded.root",
         )
-        .bind(cp.size as i64)
+        .bind(signed(cp.size)?)
         .bind(&cp.root[..])
         .bind(&cp.note)
         .bind(cp.created_at.to_string())
@@ -564,7 +762,7 @@ impl Store for SqliteStore {
 
 fn row_to_checkpoint(r: &sqlx::sqlite::SqliteRow) -> Result<StoredCheckpoint, StoreError> {
     Ok(StoredCheckpoint {
-        size: r.try_get::<i64, _>("size")? as u64,
+        size: unsigned(r.try_get::<i64, _>("size")?)?,
         root: hash32(r.try_get::<&[u8], _>("root")?)?,
         note: r.try_get("note")?,
         created_at: ts(r.try_get("created_at")?)?,

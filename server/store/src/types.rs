@@ -1,7 +1,7 @@
 //! Values the store hands out and takes in.
 
 use aims_model::wire::ControlView;
-use aims_model::{EvidenceRecord, Finding, RecordId, Timestamp};
+use aims_model::{Confirmation, EvidenceRecord, Finding, ListedArtifact, RecordId, Timestamp};
 
 /// A record as held by the server.
 #[derive(Clone, Debug)]
@@ -18,6 +18,41 @@ pub struct StoredEvidence {
     pub received_at: Timestamp,
     /// Previous leaf for the same (source, locator).
     pub prev: Option<u64>,
+    /// The newest confirmation that the source still listed this content, when it is later than
+    /// the record (set only on records whose content is the artifact's newest).
+    pub confirmed_at: Option<Timestamp>,
+}
+
+/// A confirmation to append: the ledger part and the listing it names.
+#[derive(Clone, Copy, Debug)]
+pub struct ConfirmationInput<'a> {
+    /// What goes into the ledger entry (its digest and count match `listing`).
+    pub confirmation: &'a Confirmation,
+    /// The canonical listing bytes (kept by digest).
+    pub listing: &'a [u8],
+    /// The listing's artifacts, sorted by locator.
+    pub artifacts: &'a [ListedArtifact],
+}
+
+/// Result of appending a confirmation.
+#[derive(Clone, Debug)]
+pub struct ConfirmationOutcome {
+    /// `hex(SHA-256(JCS(confirmation)))`.
+    pub confirmation_id: RecordId,
+    /// Its leaf (the old one when `duplicate`).
+    pub leaf_index: u64,
+    /// The ledger already held this confirmation.
+    pub duplicate: bool,
+    /// Listed artifacts whose newest entry has the listed content.
+    pub matched: u64,
+    /// Listed artifacts without such an entry.
+    pub unmatched: u64,
+    /// Ledger size after the call.
+    pub tree_size: u64,
+    /// The checkpoint for that size.
+    pub checkpoint: Option<StoredCheckpoint>,
+    /// Systems whose evidence got a newer observation time.
+    pub systems_touched: Vec<String>,
 }
 
 /// Result of one ingest call, in input order.

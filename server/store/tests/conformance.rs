@@ -23,6 +23,8 @@ macro_rules! store_test_suite {
             tokens,
             signer_error_rolls_the_batch_back,
             concurrent_ingests_in_one_store,
+            confirmations_are_one_leaf_and_move_observation_time,
+            heartbeats_and_source_health,
         );
     };
     (@tests $backend:ident: $($test:ident),* $(,)?) => {
@@ -226,7 +228,7 @@ mod suite {
         let rows = s.entries(4, 1).await.unwrap();
         let entry: LedgerEntry = serde_json::from_slice(&rows[0].entry).unwrap();
         assert_eq!(entry.prev, Some(3));
-        assert_eq!(entry.record, v1_again);
+        assert_eq!(entry.record, Some(v1_again));
     }
 
     pub async fn gone_is_a_new_entry(s: &dyn Store) {
@@ -330,11 +332,16 @@ mod suite {
         );
         for row in &page {
             let entry: LedgerEntry = serde_json::from_slice(&row.entry).unwrap();
-            assert_eq!(entry.record, batch[row.index as usize]);
+            assert_eq!(entry.record.as_ref(), Some(&batch[row.index as usize]));
             assert_eq!(
                 row.entry,
-                aims_store::entry_bytes(&entry.record, &entry.agent, entry.received_at, entry.prev)
-                    .unwrap(),
+                aims_store::entry_bytes(
+                    entry.record.as_ref().unwrap(),
+                    &entry.agent,
+                    entry.received_at,
+                    entry.prev
+                )
+                .unwrap(),
                 "stored bytes are the canonical entry"
             );
         }
@@ -801,6 +808,211 @@ mod suite {
         assert_eq!(
             s.tree_root(size).await.unwrap(),
             root_from_leaves(&stored_leaves(s).await)
+        );
+    }
+
+    fn listing(items: &[(&str, &str)]) -> (aims_model::Listing, Vec<u8>) {
+        let l = aims_model::Listing::new(
+            items
+                .iter()
+                .map(|(loc, content)| aims_model::ListedArtifact {
+                    locator: (*loc).to_owned(),
+                    sha256: aims_model::ContentHash::of(content.as_bytes()),
+                })
+                .collect(),
+        );
+        let bytes = l.canonical_bytes().unwrap();
+        (l, bytes)
+    }
+
+    fn confirmation(l: &aims_model::Listing, secs: i64) -> aims_model::Confirmation {
+        aims_model::Confirmation::of(
+            "agent-1",
+            aims_model::SourceRef {
+                id: "src".to_owned(),
+                source_type: aims_model::SourceType::Dir,
+            },
+            crate::common::at(secs),
+            l,
+        )
+        .unwrap()
+    }
+
+    /// DESIGN §12.1: one leaf per confirmation however many artifacts; the listing is kept by
+    /// digest; artifacts whose newest record has the listed content get the confirmation's time;
+    /// a changed, gone or unknown artifact does not; a repeat is the same leaf.
+    pub async fn confirmations_are_one_leaf_and_move_observation_time(s: &dyn Store) {
+        let a = record("sys", "a", "x", 0);
+        let b = record("sys", "b", "y", 0);
+        let c = record("sys", "c", "z", 0);
+        s.ingest(
+            "agent-1",
+            &[a.clone(), b.clone(), c.clone()],
+            at(1),
+            &TestSigner,
+        )
+        .await
+        .unwrap();
+        s.ingest("agent-1", &[gone(&c, 5)], at(5), &TestSigner)
+            .await
+            .unwrap();
+        // a unchanged, b listed with other content, c gone, d never shipped.
+        let (l, bytes) = listing(&[("a", "x"), ("b", "other"), ("c", "z"), ("d", "w")]);
+        let conf = confirmation(&l, 100);
+        let input = aims_store::ConfirmationInput {
+            confirmation: &conf,
+            listing: &bytes,
+            artifacts: &l.artifacts,
+        };
+        let out = s
+            .ingest_confirmation("agent-1", &input, at(101), &TestSigner)
+            .await
+            .unwrap();
+        assert_eq!((out.leaf_index, out.duplicate), (4, false));
+        assert_eq!((out.matched, out.unmatched), (1, 3));
+        assert_eq!(out.tree_size, 5);
+        assert_eq!(out.systems_touched, vec!["sys".to_owned()]);
+        assert_eq!(out.checkpoint.as_ref().unwrap().size, 5);
+        assert_eq!(
+            s.confirmation_listing(conf.digest.as_str()).await.unwrap(),
+            Some(bytes.clone())
+        );
+        // The entry is a confirmation entry with no prev; a second one links to it.
+        let row = &s.entries(4, 1).await.unwrap()[0];
+        let entry = LedgerEntry::parse(&row.entry).unwrap();
+        assert_eq!(entry.confirmation.as_ref(), Some(&conf));
+        assert_eq!(entry.prev, None);
+        let h = s.history("sys").await.unwrap();
+        let by_loc = |l: &str| h.iter().rfind(|e| e.record.locator == l).unwrap();
+        assert_eq!(by_loc("a").confirmed_at, Some(at(100)));
+        assert_eq!(by_loc("b").confirmed_at, None);
+        assert_eq!(by_loc("c").confirmed_at, None);
+        assert_eq!(s.system_ids().await.unwrap(), vec!["sys".to_owned()]);
+        assert!(
+            s.evidence(out.confirmation_id.as_str())
+                .await
+                .unwrap()
+                .is_none(),
+            "a confirmation is not an evidence record"
+        );
+        // The same confirmation again: the same leaf, nothing appended.
+        let again = s
+            .ingest_confirmation("agent-1", &input, at(102), &TestSigner)
+            .await
+            .unwrap();
+        assert_eq!(
+            (again.leaf_index, again.duplicate, again.tree_size),
+            (4, true, 5)
+        );
+        // A later one: a new leaf chained to the first, and a newer time.
+        let conf2 = confirmation(&l, 200);
+        let out2 = s
+            .ingest_confirmation(
+                "agent-1",
+                &aims_store::ConfirmationInput {
+                    confirmation: &conf2,
+                    listing: &bytes,
+                    artifacts: &l.artifacts,
+                },
+                at(201),
+                &TestSigner,
+            )
+            .await
+            .unwrap();
+        assert_eq!(out2.leaf_index, 5);
+        let entry = LedgerEntry::parse(&s.entries(5, 1).await.unwrap()[0].entry).unwrap();
+        assert_eq!(entry.prev, Some(4));
+        let h = s.history("sys").await.unwrap();
+        assert_eq!(
+            h.iter()
+                .find(|e| e.record.locator == "a")
+                .unwrap()
+                .confirmed_at,
+            Some(at(200))
+        );
+        // New content for a: the old confirmation no longer applies to it.
+        s.ingest(
+            "agent-1",
+            &[record("sys", "a", "x2", 300)],
+            at(300),
+            &TestSigner,
+        )
+        .await
+        .unwrap();
+        let h = s.history("sys").await.unwrap();
+        assert_eq!(
+            h.iter()
+                .rfind(|e| e.record.locator == "a")
+                .unwrap()
+                .confirmed_at,
+            None
+        );
+        assert_eq!(
+            s.tree_root(7).await.unwrap(),
+            root_from_leaves(&stored_leaves(s).await)
+        );
+        let src = &s.sources(at(300)).await.unwrap()[0];
+        assert_eq!(src.last_confirmed_at, Some(at(200)));
+    }
+
+    pub async fn heartbeats_and_source_health(s: &dyn Store) {
+        use aims_model::wire::{SourceHeartbeat, SourceStatus};
+        let beat = |id: &str, secs: i64, ok: bool| SourceHeartbeat {
+            source: aims_model::SourceRef {
+                id: id.to_owned(),
+                source_type: aims_model::SourceType::Git,
+            },
+            interval_secs: 300,
+            polled_at: at(secs),
+            ok,
+            error: (!ok).then(|| "list failed: unreachable".to_owned()),
+            listed: 7,
+            records: 2,
+        };
+        s.put_heartbeats(
+            "agent-1",
+            &[beat("repo", 0, true), beat("bucket", 0, false)],
+        )
+        .await
+        .unwrap();
+        let now = at(60);
+        let got = s.sources(now).await.unwrap();
+        assert_eq!(got.len(), 2);
+        assert_eq!(
+            (got[0].source.as_str(), got[0].status),
+            ("bucket", SourceStatus::Failing)
+        );
+        assert_eq!(
+            got[0].last_error.as_deref(),
+            Some("list failed: unreachable")
+        );
+        assert_eq!(
+            (got[1].source.as_str(), got[1].status),
+            ("repo", SourceStatus::Ok)
+        );
+        assert_eq!(got[1].last_poll_at, Some(at(0)));
+        assert_eq!(
+            (got[1].listed, got[1].records, got[1].interval_secs),
+            (7, 2, 300)
+        );
+        // Recovery clears the error; an older heartbeat arriving late changes nothing.
+        s.put_heartbeats("agent-1", &[beat("bucket", 30, true)])
+            .await
+            .unwrap();
+        s.put_heartbeats("agent-1", &[beat("bucket", 10, false)])
+            .await
+            .unwrap();
+        let got = s.sources(now).await.unwrap();
+        assert_eq!(got[0].status, SourceStatus::Ok);
+        assert_eq!(got[0].last_error, None);
+        assert_eq!(got[0].last_poll_at, Some(at(30)));
+        // Silent after 3 intervals, at least an hour: 300 s interval → 3600 s.
+        let later = s.sources(at(3601)).await.unwrap();
+        assert_eq!(later[1].status, SourceStatus::Silent);
+        assert_eq!(later[1].silent_since, Some(at(0)));
+        assert_eq!(
+            s.sources(at(3600)).await.unwrap()[1].status,
+            SourceStatus::Ok
         );
     }
 }

@@ -110,7 +110,7 @@ async fn two_replicas_never_fork() {
         .iter()
         .map(|row| {
             let e: aims_store::LedgerEntry = serde_json::from_slice(&row.entry).unwrap();
-            let id = e.record.record_id().unwrap();
+            let id = e.record.as_ref().unwrap().record_id().unwrap();
             assert_eq!(index_of.get(&id), Some(&row.index));
             id
         })

@@ -7,7 +7,6 @@ use std::fmt;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
-use serde::Deserialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -16,7 +15,7 @@ use aims_model::tlog::merkle::{self, Hash};
 use aims_model::tlog::note::{self, NoteError, Verifier};
 use aims_model::tlog::policy::TrustPolicy;
 use aims_model::tlog::proof_file::{ProofFileError, TlogProof};
-use aims_model::{EvidenceRecord, Timestamp};
+use aims_model::{Confirmation, EvidenceRecord, LedgerEntry, Listing, Timestamp};
 
 use crate::bundle::Bundle;
 use crate::layout::{self, Manifest, Scope};
@@ -86,22 +85,6 @@ fn line_leaf(line: usize, leaf: u64) -> String {
 
 type Step = Result<String, Failure>;
 
-/// The ledger entry as the server wraps a record (`v`, `type`, `record`, `agent`,
-/// `received_at`, `prev`); unknown fields are refused.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct EntryV1 {
-    v: u32,
-    #[serde(rename = "type")]
-    entry_type: String,
-    record: EvidenceRecord,
-    #[allow(dead_code)] // parsed to check the shape
-    agent: String,
-    #[allow(dead_code)] // parsed to check the shape
-    received_at: Timestamp,
-    prev: Option<u64>,
-}
-
 /// One exported entry.
 struct Entry<'a> {
     /// Leaf index.
@@ -115,8 +98,12 @@ struct Entry<'a> {
 }
 
 struct Parsed {
+    /// The record id or confirmation id.
     record_id: String,
-    record: EvidenceRecord,
+    /// Evidence entries.
+    record: Option<EvidenceRecord>,
+    /// Confirmation entries.
+    confirmation: Option<Confirmation>,
 }
 
 struct Ctx<'a> {
@@ -711,29 +698,20 @@ fn check_ledger(ctx: &mut Ctx<'_>) -> Step {
                 "entry is not in RFC 8785 canonical form",
             ));
         }
-        let record_value = value
+        let subject = value
             .get("record")
+            .or_else(|| value.get("confirmation"))
             .ok_or_else(|| fail_at(layout::ENTRIES, &at, "entry has no record"))?;
-        let record_id = serde_json_canonicalizer::to_vec(record_value)
+        let record_id = serde_json_canonicalizer::to_vec(subject)
             .map(|b| sha256_hex(&b))
             .map_err(|err| fail_at(layout::ENTRIES, &at, err.to_string()))?;
-        let entry: EntryV1 = serde_json::from_value(value).map_err(|err| {
+        let entry = LedgerEntry::parse(e.bytes).map_err(|err| {
             fail_at(
                 layout::ENTRIES,
                 &at,
                 format!("not an aims-evidence ledger entry: {err}"),
             )
         })?;
-        if entry.v != 1 || entry.entry_type != "evidence" {
-            return Err(fail_at(
-                layout::ENTRIES,
-                &at,
-                format!(
-                    "unsupported entry version {} type {:?}",
-                    entry.v, entry.entry_type
-                ),
-            ));
-        }
         if let Some(first) = ids.insert(record_id.clone(), e.index) {
             return Err(fail_at(
                 layout::ENTRIES,
@@ -741,7 +719,9 @@ fn check_ledger(ctx: &mut Ctx<'_>) -> Step {
                 format!("record {record_id} already appears at leaf {first}"),
             ));
         }
-        let key = (entry.record.source.id.clone(), entry.record.locator.clone());
+        let key = entry
+            .chain_key()
+            .ok_or_else(|| fail_at(layout::ENTRIES, &at, "entry has no body"))?;
         let expected = last.get(&key).copied();
         if entry.prev != expected {
             let show = |p: Option<u64>| p.map_or("null".to_owned(), |p| format!("leaf {p}"));
@@ -768,6 +748,7 @@ fn check_ledger(ctx: &mut Ctx<'_>) -> Step {
         e.parsed = Some(Parsed {
             record_id,
             record: entry.record,
+            confirmation: entry.confirmation,
         });
     }
     let manifest = ctx.manifest()?;
@@ -781,12 +762,13 @@ fn check_ledger(ctx: &mut Ctx<'_>) -> Step {
             ),
         ));
     }
+    let confirmations = check_confirmations(ctx)?;
     Ok(match scope {
         Scope::Full => format!(
-            "{count} entries = checkpoint size; root recomputed over every entry matches; record ids unique, prev links consistent"
+            "{count} entries = checkpoint size; root recomputed over every entry matches; record ids unique, prev links consistent{confirmations}"
         ),
         Scope::Partial => format!(
-            "{count} of {} entries (partial: each is anchored by its receipt); record ids unique, prev chains complete",
+            "{count} of {} entries (partial: each is anchored by its receipt); record ids unique, prev chains complete{confirmations}",
             cp.size
         ),
     })
@@ -998,16 +980,86 @@ fn check_proofs(ctx: &mut Ctx<'_>) -> Step {
     Ok(detail)
 }
 
+// ---- 5b. confirmations --------------------------------------------------------------------------
+
+/// Every confirmation entry's listing is in the bundle, canonical, and hashes to the digest the
+/// signed entry names, with the count it names; every listing file belongs to some confirmation.
+/// This is what lets an auditor show offline that artifact X was still listed with content Y at
+/// the confirmation's time. Part of the ledger check; returns a clause for its detail.
+fn check_confirmations(ctx: &Ctx<'_>) -> Step {
+    let mut wanted: BTreeMap<String, (usize, u64)> = BTreeMap::new();
+    let mut n = 0u64;
+    let mut artifacts = 0u64;
+    for e in &ctx.entries {
+        let Some(c) = e.parsed.as_ref().and_then(|p| p.confirmation.as_ref()) else {
+            continue;
+        };
+        n += 1;
+        let path = format!("{}{}.json", layout::LISTINGS_DIR, c.digest);
+        let at = line_leaf(e.line, e.index);
+        let data = ctx.bundle.get(&path).ok_or_else(|| {
+            fail_at(
+                layout::ENTRIES,
+                &at,
+                format!("the listing of this confirmation ({path}) is not in the bundle"),
+            )
+        })?;
+        let listing = Listing::parse_canonical(data)
+            .map_err(|err| fail(&path, format!("not a canonical listing: {err}")))?;
+        if sha256_hex(data) != c.digest.as_str() {
+            return Err(fail(
+                &path,
+                "content does not hash to the confirmation's digest",
+            ));
+        }
+        if listing.artifacts.len() as u64 != c.count {
+            return Err(fail(
+                &path,
+                format!(
+                    "{} artifacts but the confirmation at {at} says {}",
+                    listing.artifacts.len(),
+                    c.count
+                ),
+            ));
+        }
+        artifacts += c.count;
+        wanted.insert(path, (e.line, c.count));
+    }
+    let mut files = 0u64;
+    for (path, _) in ctx.bundle.under(layout::LISTINGS_DIR) {
+        if !wanted.contains_key(path) {
+            return Err(fail(
+                path,
+                "no confirmation entry in the bundle names this listing",
+            ));
+        }
+        files += 1;
+    }
+    let counts = &ctx.manifest()?.counts;
+    if counts.confirmations != n || counts.listings != files {
+        return Err(fail(
+            layout::MANIFEST,
+            format!(
+                "counts.confirmations/listings are {}/{} but the bundle has {n}/{files}",
+                counts.confirmations, counts.listings
+            ),
+        ));
+    }
+    if n == 0 {
+        return Ok(String::new());
+    }
+    Ok(format!(
+        "; {n} confirmations ({artifacts} listed artifacts in {files} listing files) hash to the digests their signed entries name"
+    ))
+}
+
 // ---- 6. blobs ------------------------------------------------------------------------------------
 
 fn check_blobs(ctx: &mut Ctx<'_>) -> Step {
     let mut by_hash: HashMap<&str, Vec<u64>> = HashMap::new();
     for e in &ctx.entries {
-        if let Some(p) = &e.parsed {
-            by_hash
-                .entry(p.record.sha256.as_str())
-                .or_default()
-                .push(p.record.size);
+        if let Some(r) = e.parsed.as_ref().and_then(|p| p.record.as_ref()) {
+            by_hash.entry(r.sha256.as_str()).or_default().push(r.size);
         }
     }
     let mut n = 0usize;
@@ -1105,7 +1157,11 @@ fn check_oscal(ctx: &mut Ctx<'_>) -> Step {
     let by_id: HashMap<&str, &Entry<'_>> = ctx
         .entries
         .iter()
-        .filter_map(|e| Some((e.parsed.as_ref()?.record_id.as_str(), e)))
+        .filter_map(|e| {
+            let p = e.parsed.as_ref()?;
+            p.record.as_ref()?;
+            Some((p.record_id.as_str(), e))
+        })
         .collect();
     let mut observations = 0u64;
     let mut linked = 0u64;
@@ -1149,14 +1205,14 @@ fn check_oscal(ctx: &mut Ctx<'_>) -> Step {
                         format!("record-id {rid} is not in the bundle's entries"),
                     )
                 })?;
-                let Some(parsed) = entry.parsed.as_ref() else {
+                let Some(record) = entry.parsed.as_ref().and_then(|p| p.record.as_ref()) else {
                     continue;
                 };
                 for (n, v) in &all_props {
                     let ok = match *n {
                         "ledger-index" => v.parse::<u64>().ok() == Some(entry.index),
-                        "sha256" => *v == parsed.record.sha256.as_str(),
-                        "locator" => *v == parsed.record.locator,
+                        "sha256" => *v == record.sha256.as_str(),
+                        "locator" => *v == record.locator,
                         _ => true,
                     };
                     if !ok {
@@ -1197,14 +1253,14 @@ fn check_oscal(ctx: &mut Ctx<'_>) -> Step {
                         let alg = h.get("algorithm").and_then(Value::as_str).unwrap_or("");
                         let val = h.get("value").and_then(Value::as_str).unwrap_or("");
                         if alg.eq_ignore_ascii_case("SHA-256")
-                            && !val.eq_ignore_ascii_case(parsed.record.sha256.as_str())
+                            && !val.eq_ignore_ascii_case(record.sha256.as_str())
                         {
                             return Err(fail_at(
                                 layout::OSCAL_AR,
                                 &at,
                                 format!(
                                     "back-matter resource {uuid} hash {val} does not match record {rid} sha256 {}",
-                                    parsed.record.sha256
+                                    record.sha256
                                 ),
                             ));
                         }

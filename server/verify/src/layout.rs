@@ -35,6 +35,8 @@ pub const PROOF_SUFFIX: &str = ".tlog-proof";
 pub const CONSISTENCY_DIR: &str = "consistency/";
 /// Content-addressed artifacts: `blobs/sha256/<hex>`.
 pub const BLOBS_DIR: &str = "blobs/sha256/";
+/// Confirmation listings by digest: `confirmations/<sha256>.json`.
+pub const LISTINGS_DIR: &str = "confirmations/";
 /// OSCAL assessment results.
 pub const OSCAL_AR: &str = "oscal/assessment-results.json";
 
@@ -84,6 +86,12 @@ pub struct ManifestCounts {
     pub blobs: u64,
     /// Observations in the OSCAL assessment results.
     pub observations: u64,
+    /// Confirmation entries among the entries.
+    #[serde(default)]
+    pub confirmations: u64,
+    /// Listing files under `confirmations/`.
+    #[serde(default)]
+    pub listings: u64,
 }
 
 /// `MANIFEST.json`.
