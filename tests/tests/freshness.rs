@@ -303,3 +303,215 @@ async fn unchanged_evidence_the_agent_still_sees_stays_fresh() {
         "{report}"
     );
 }
+
+/// Bad input around sources: a source the agent cannot reach is `failing` with its error (no
+/// credential in it), the other source still ships, nothing is reported removed; a confirmation
+/// for a source the token may not write is refused with 403 and nothing is stored.
+#[tokio::test]
+async fn unreachable_sources_fail_alone_and_scoped_tokens_cannot_confirm_others() {
+    let work = tempfile::tempdir().unwrap();
+    let server = ServerProcess::start(&work.path().join("server")).unwrap();
+    let agent = aims_e2e::create_token_with(
+        &server.database,
+        "agent",
+        "cluster-a",
+        &["--agent-id", "cluster-a", "--source", "ml-repo,broken"],
+    )
+    .unwrap();
+    let viewer = server.token("viewer", "lead").unwrap();
+    let repo = work.path().join("repo");
+    std::fs::create_dir_all(&repo).unwrap();
+    git(&repo, &["init", "-q", "-b", "main"]).unwrap();
+    std::fs::write(repo.join("CODEOWNERS"), "* @acme\n").unwrap();
+    git(&repo, &["add", "-A"]).unwrap();
+    git(&repo, &["commit", "-q", "-m", "owners"]).unwrap();
+    let cfg = work.path().join("agent.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "version: 1\nagent: {{ id: cluster-a }}\nserver: {{ url: \"{url}\", token: \"{agent}\" }}\n\
+             spool_dir: \"{spool}\"\nsources:\n  - {{ id: ml-repo, type: git, path: \"{repo}\", system: fraud }}\n  \
+             - {{ id: broken, type: git, url: \"http://bob:hunter2@127.0.0.1:9/nowhere.git\", system: fraud }}\n",
+            url = server.url,
+            spool = work.path().join("spool").display(),
+            repo = repo.display()
+        ),
+    )
+    .unwrap();
+    let run = agent_once(&cfg, &[], Duration::from_secs(120)).unwrap();
+    assert_eq!(
+        run.code,
+        Some(1),
+        "a failed source fails the run: {}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("ml-repo: 1 listed, 1 fetched"),
+        "{}",
+        run.stderr
+    );
+    let sources = get(&format!("{}/v1/sources", server.url), &viewer).await;
+    let list = sources["sources"].as_array().unwrap();
+    let broken = list.iter().find(|s| s["source"] == "broken").unwrap();
+    assert_eq!(broken["status"], "failing", "{sources:#}");
+    let err = broken["last_error"].as_str().unwrap();
+    assert!(!err.contains("hunter2") && !err.is_empty(), "{err}");
+    let ok = list.iter().find(|s| s["source"] == "ml-repo").unwrap();
+    assert_eq!(ok["status"], "ok", "{sources:#}");
+    // A second failing run removes nothing.
+    let run = agent_once(&cfg, &[], Duration::from_secs(120)).unwrap();
+    assert!(run.stderr.contains("0 gone"), "{}", run.stderr);
+    let findings = get(&format!("{}/v1/findings?kind=gone", server.url), &viewer).await;
+    assert_eq!(
+        findings["findings"].as_array().unwrap().len(),
+        0,
+        "{findings:#}"
+    );
+
+    // The scoped token confirms its own sources only.
+    let v2 = viewer.clone();
+    let cp = move |url: String| {
+        let v = v2.clone();
+        async move {
+            http()
+                .unwrap()
+                .get(url)
+                .bearer_auth(&v)
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+        }
+    };
+    let before = cp(format!("{}/v1/log/checkpoint", server.url)).await;
+    let listing = aims_model::Listing::new(vec![]);
+    for (agent_id, source) in [("cluster-a", "other-source"), ("cluster-b", "ml-repo")] {
+        let c = aims_model::Confirmation::of(
+            agent_id,
+            aims_model::SourceRef {
+                id: source.into(),
+                source_type: aims_model::SourceType::Git,
+            },
+            aims_model::Timestamp::now(),
+            &listing,
+        )
+        .unwrap();
+        let resp = http()
+            .unwrap()
+            .post(format!("{}/v1/confirmations", server.url))
+            .bearer_auth(&agent)
+            .json(&serde_json::json!({"confirmation": c, "artifacts": []}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 403, "{agent_id}/{source}");
+        let body: Value = resp.json().await.unwrap();
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("confirmation"),
+            "{body}"
+        );
+    }
+    // A confirmation whose digest does not match its listing: 400.
+    let mut c = aims_model::Confirmation::of(
+        "cluster-a",
+        aims_model::SourceRef {
+            id: "ml-repo".into(),
+            source_type: aims_model::SourceType::Git,
+        },
+        aims_model::Timestamp::now(),
+        &listing,
+    )
+    .unwrap();
+    c.count = 1;
+    let resp = http()
+        .unwrap()
+        .post(format!("{}/v1/confirmations", server.url))
+        .bearer_auth(&agent)
+        .json(&serde_json::json!({"confirmation": c, "artifacts": []}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    assert_eq!(
+        cp(format!("{}/v1/log/checkpoint", server.url)).await,
+        before,
+        "nothing stored"
+    );
+}
+
+/// The grid's totals count the cells it shows: a monitoring report also supports A.8.4, which
+/// is not a column, and is not counted.
+#[tokio::test]
+async fn grid_totals_count_what_the_grid_shows() {
+    let work = tempfile::tempdir().unwrap();
+    let server = ServerProcess::start(&work.path().join("server")).unwrap();
+    let agent = server.token("agent", "cluster-a").unwrap();
+    let viewer = server.token("viewer", "lead").unwrap();
+    let dir = work.path().join("reports");
+    std::fs::create_dir_all(&dir).unwrap();
+    let now = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ");
+    std::fs::write(
+        dir.join("monitoring.json"),
+        format!(
+            r#"{{"kind":"monitoring_report","model":{{"name":"fraud","version":"3"}},"metrics":[{{"name":"psi","value":0.05,"threshold":0.2,"direction":"max"}}],"generated_at":"{now}"}}"#
+        ),
+    )
+    .unwrap();
+    let cfg = work.path().join("agent.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "version: 1\nagent: {{ id: cluster-a }}\nserver: {{ url: \"{}\", token: \"{agent}\" }}\n\
+             spool_dir: \"{}\"\nsources:\n  - {{ id: reports, type: dir, path: \"{}\", system: fraud }}\n",
+            server.url,
+            work.path().join("spool").display(),
+            dir.display()
+        ),
+    )
+    .unwrap();
+    let run = agent_once(&cfg, &[], Duration::from_secs(120)).unwrap();
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let controls = get(
+        &format!("{}/v1/systems/fraud/controls", server.url),
+        &viewer,
+    )
+    .await;
+    assert!(
+        controls["controls"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["control"] == "A.8.4" && c["status"] == "fresh"),
+        "A.8.4 is assessed: {controls:#}"
+    );
+    let html = http()
+        .unwrap()
+        .get(format!("{}/", server.url))
+        .header("cookie", format!("aims_token={viewer}"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let row_at = html.find("data-system=\"fraud\"").unwrap();
+    let row = &html[row_at..row_at + html[row_at..].find("</tr>").unwrap()];
+    let shown_fresh = row.matches("class=\"st fresh\"").count();
+    let cells: Vec<&str> = row
+        .split("<td>")
+        .skip(1)
+        .map(|c| c.split('<').next().unwrap())
+        .collect();
+    assert_eq!(cells.len(), 4, "{row}");
+    assert_eq!(
+        cells[0],
+        shown_fresh.to_string(),
+        "fresh total = fresh cells: {row}"
+    );
+    assert_eq!(shown_fresh, 1, "A.6.2.6 only: {row}");
+}

@@ -239,8 +239,10 @@ async fn render_index(state: &AppState) -> Result<Markup, ApiError> {
                                         (status_label(st))
                                     }
                                 }
-                                td { (s.controls.fresh) } td { (s.controls.stale) }
-                                td { (s.controls.drifted) } td { (s.controls.missing) }
+                                // Totals of the cells shown, not of every assessed control.
+                                @let shown = shown_counts(&controls, views);
+                                td { (shown.fresh) } td { (shown.stale) }
+                                td { (shown.drifted) } td { (shown.missing) }
                             }
                         }
                     }
@@ -254,6 +256,23 @@ async fn render_index(state: &AppState) -> Result<Markup, ApiError> {
             }
         },
     ))
+}
+
+/// Status counts over the grid's columns only (a control that is assessed but not a column, such
+/// as A.8.4 through a monitoring report, is not counted).
+fn shown_counts(
+    columns: &[&aims_catalog::Control],
+    views: &[ControlView],
+) -> aims_model::wire::StatusCounts {
+    let mut counts = aims_model::wire::StatusCounts::default();
+    for c in columns {
+        let st = views
+            .iter()
+            .find(|v| v.control == c.id)
+            .map_or(ControlStatus::NotApplicable, |v| v.status);
+        counts.add(st);
+    }
+    counts
 }
 
 fn control_row(v: &ControlView) -> Markup {
