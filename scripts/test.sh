@@ -15,16 +15,36 @@ export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$cache/target}
 log() { printf '==> %s\n' "$*" >&2; }
 
 # --- system packages (Debian) -------------------------------------------------------------
+if [ "$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi
 need=()
 command -v git >/dev/null || need+=(git)
 command -v chromium >/dev/null || need+=(chromium)
 command -v openssl >/dev/null || need+=(openssl)
 python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
+# Virtual-host S3 (tests/tests/sources.rs) addresses http://BUCKET.localhost:PORT: glibc resolves
+# *.localhost to loopback through nss-myhostname.
+dpkg-query -W -f='${Status}' libnss-myhostname 2>/dev/null | grep -q 'ok installed' || need+=(libnss-myhostname)
+# libfaketime moves the wall clock of the real binaries in time tests (tests/tests/freshness.rs).
+command -v faketime >/dev/null || need+=(faketime)
 if ((${#need[@]})); then
   log "installing ${need[*]}"
-  if [ "$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+# The package's postinst normally adds `myhostname` to the hosts: line; make sure (idempotent),
+# right after `files` so *.localhost never waits for DNS.
+if ! grep -Eq '^hosts:.*[[:space:]]myhostname([[:space:]]|$)' /etc/nsswitch.conf 2>/dev/null; then
+  log "adding myhostname to the hosts: line of /etc/nsswitch.conf"
+  nss=$(mktemp)
+  if grep -q '^hosts:' /etc/nsswitch.conf 2>/dev/null; then
+    awk '/^hosts:/ { out = $1; i = 2; if ($2 == "files") { out = out " files"; i = 3 }
+           out = out " myhostname"; for (; i <= NF; i++) out = out " " $i; print out; next }
+         { print }' /etc/nsswitch.conf >"$nss"
+  else
+    { cat /etc/nsswitch.conf 2>/dev/null; echo "hosts: files myhostname dns"; } >"$nss"
+  fi
+  $SUDO cp "$nss" /etc/nsswitch.conf
+  rm -f "$nss"
 fi
 export AIMS_CHROMIUM=${AIMS_CHROMIUM:-$(command -v chromium || true)}
 

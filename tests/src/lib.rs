@@ -12,7 +12,20 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
+pub mod deploy;
 pub mod seeds;
+
+/// The source types `tests/sources.rs` drives end to end through the binaries, each with the
+/// test function that does. `tests/examples.rs` checks that these functions exist and that the
+/// types are exactly those the agent accepts and the shipped examples name.
+pub const SOURCE_TYPE_TESTS: &[(&str, &str)] = &[
+    ("git", "git_repository"),
+    ("dir", "plain_directory"),
+    ("mlflow", "mlflow_registry"),
+    ("s3", "s3_path_style"),
+    ("s3", "s3_virtual_host_style"),
+    ("github", "github_repository"),
+];
 
 /// The directory holding the workspace's binaries (`target/debug` or `target/release`).
 pub fn bin_dir() -> Result<PathBuf> {

@@ -17,51 +17,30 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use aims_agent::config::AgentConfig;
+use aims_e2e::deploy::{self, str_at};
 use aims_e2e::workspace_root;
 use serde_yaml::Value;
 
 fn deploy() -> PathBuf {
-    workspace_root().join("deploy")
+    deploy::deploy_dir()
 }
 
 fn chart() -> PathBuf {
-    deploy().join("helm/aims-evidence")
+    deploy::chart_dir()
 }
 
 fn read(path: &Path) -> String {
-    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    deploy::read(path).unwrap_or_else(|e| panic!("{e:#}"))
 }
 
 /// Files in `dir` ending in `suffix`, sorted.
 fn files(dir: &Path, suffix: &str) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.is_file() && p.to_string_lossy().ends_with(suffix))
-        .collect();
-    v.sort();
-    v
+    deploy::files(dir, suffix).unwrap_or_else(|e| panic!("{e:#}"))
 }
 
 /// Every YAML document in `text` (empty documents skipped).
 fn documents(text: &str, what: &str) -> Vec<Value> {
-    let mut docs = Vec::new();
-    for (i, de) in serde_yaml::Deserializer::from_str(text).enumerate() {
-        let v = <Value as serde::Deserialize>::deserialize(de)
-            .unwrap_or_else(|e| panic!("{what}: document {i}: {e}"));
-        if !v.is_null() {
-            docs.push(v);
-        }
-    }
-    docs
-}
-
-fn str_at<'a>(v: &'a Value, path: &[&str]) -> Option<&'a str> {
-    let mut cur = v;
-    for k in path {
-        cur = cur.get(*k)?;
-    }
-    cur.as_str()
+    deploy::documents(text, what).unwrap_or_else(|e| panic!("{e:#}"))
 }
 
 /// (kind, name) of every object; panics on a document without apiVersion/kind/metadata.name.
@@ -84,18 +63,12 @@ fn object_ids(docs: &[Value], what: &str) -> BTreeSet<(String, String)> {
 }
 
 fn k8s_documents() -> Vec<(String, Value)> {
-    let files = files(&deploy().join("k8s"), ".yaml");
+    let all = deploy::k8s_documents().unwrap_or_else(|e| panic!("{e:#}"));
+    let files: BTreeSet<&str> = all.iter().map(|(f, _)| f.as_str()).collect();
     assert!(
         files.len() >= 3,
         "expected namespace, server and agent manifests"
     );
-    let mut all = Vec::new();
-    for f in files {
-        let name = f.file_name().unwrap().to_string_lossy().into_owned();
-        let docs = documents(&read(&f), &name);
-        assert!(!docs.is_empty(), "{name} has no documents");
-        all.extend(docs.into_iter().map(|d| (name.clone(), d)));
-    }
     all
 }
 
@@ -140,14 +113,7 @@ fn k8s_manifests_parse_and_are_complete() {
 }
 
 fn configmap_entry(docs: &[(String, Value)], name: &str, key: &str) -> String {
-    docs.iter()
-        .find(|(_, d)| {
-            str_at(d, &["kind"]) == Some("ConfigMap")
-                && str_at(d, &["metadata", "name"]) == Some(name)
-        })
-        .and_then(|(_, d)| str_at(d, &["data", key]))
-        .unwrap_or_else(|| panic!("ConfigMap {name} has no {key}"))
-        .to_owned()
+    deploy::configmap_entry(docs, name, key).unwrap_or_else(|e| panic!("{e:#}"))
 }
 
 fn deployment<'a>(docs: &'a [(String, Value)], name: &str) -> &'a Value {
@@ -218,8 +184,7 @@ fn k8s_configmaps_load_with_the_real_loaders() {
 }
 
 fn values() -> Value {
-    let text = read(&chart().join("values.yaml"));
-    serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("values.yaml: {e}"))
+    deploy::chart_values().unwrap_or_else(|e| panic!("{e:#}"))
 }
 
 #[test]
@@ -249,15 +214,9 @@ fn chart_metadata_and_values_parse() {
 
 #[test]
 fn chart_agent_config_loads_with_the_real_loader() {
-    let v = values();
-    let config = &v["agent"]["config"];
-    assert!(config.is_mapping(), "values.yaml has no agent.config");
+    let config = deploy::chart_agent_config().unwrap_or_else(|e| panic!("{e:#}"));
     let tmp = tempfile::tempdir().unwrap();
-    let path = write_temp(
-        tmp.path(),
-        "agent.yaml",
-        &serde_yaml::to_string(config).unwrap(),
-    );
+    let path = write_temp(tmp.path(), "agent.yaml", &config);
     let cfg = AgentConfig::load_and_validate(&path).unwrap_or_else(|e| panic!("{e}"));
     assert!(!cfg.sources.is_empty());
     // The chart mounts the spool and the token Secret at these paths.

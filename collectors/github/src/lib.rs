@@ -14,11 +14,16 @@
 //!
 //! Tokens come from `token_env` or `token_file` (neither: unauthenticated, 60 requests an hour).
 //! A token is handed to octocrab and never logged or put into an error message.
+//!
+//! Feature `testkit`: [`testkit::FakeGithub`], recorded REST responses served over real HTTP,
+//! for this crate's tests and the end-to-end suite.
 
 pub mod api;
 pub mod collector;
 mod documents;
 pub mod error;
+#[cfg(any(test, feature = "testkit"))]
+pub mod testkit;
 
 use std::path::Path;
 use std::time::Duration;

@@ -1,22 +1,21 @@
-//! The GitHub source against recorded REST responses served over real HTTP (see `support`):
+//! The GitHub source against recorded REST responses served over real HTTP (see
+//! `aims_collect_github::testkit`):
 //! the shared compliance harness, pagination, conditional re-polls, rate limits, unprotected
 //! branches and the metadata of environment approvals.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test helpers panic by design
-
-mod support;
 
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use aims_collect::testkit::{SourceFixture, assert_collector_compliance, catalog, poll_once};
 use aims_collect::{CollectErrorKind, Collector, Cursor, GithubSource, SourceConfig, SystemRule};
+use aims_collect_github::testkit::{COMMIT, FakeGithub, OWNER, REPO, fixture, fixture_json};
 use aims_collect_github::{GithubCollector, GithubError, build};
 use aims_model::{EvidenceRecord, Timestamp};
 use async_trait::async_trait;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-use support::{COMMIT, FakeGithub, OWNER, REPO, fixture_json};
 
 fn cfg(gh: &FakeGithub) -> GithubSource {
     GithubSource {
@@ -497,7 +496,7 @@ async fn blob_json_and_raw_agree() {
     .await;
     assert_eq!(
         bytes,
-        support::fixture("blobs/6eb6fd99757cd3a1a8327c1f44918c2bfa43bc32")
+        fixture("blobs/6eb6fd99757cd3a1a8327c1f44918c2bfa43bc32")
     );
     let raw = gh
         .log()

@@ -21,12 +21,18 @@
 //!
 //! HTTP goes through `reqwest` with rustls and the ring provider ([`install_crypto_provider`]);
 //! a bearer token from `token_env` / `token_file` is sent when configured and never logged.
+//!
+//! Feature `testkit`: [`testkit::MlflowServer`], a real `mlflow server` on a free port, and
+//! [`testkit::Mlf`], a REST client that builds registries, for this crate's tests and the
+//! end-to-end suite.
 
 pub mod api;
 pub mod collector;
 pub mod docs;
 pub mod error;
 pub mod locator;
+#[cfg(any(test, feature = "testkit"))]
+pub mod testkit;
 
 use std::sync::Once;
 

@@ -2,21 +2,15 @@
 //! 127.0.0.1: the shared compliance harness, the listing and documents, the alias timeline,
 //! and error classes.
 //!
-//! The server is found through `AIMS_MLFLOW` (path to the `mlflow` executable) or at
-//! `$HOME/.cache/aims-evidence/venv-mlflow/bin/mlflow` (`python3 -m venv V && V/bin/pip install
-//! mlflow`). One server is shared by all tests of this file (startup takes ~15 s); it runs in its
-//! own process group under a small `sh` wrapper that kills the group and removes the data
-//! directory as soon as this test process exits (its stdin pipe closes). Tests take a shared
-//! lock so each sees a registry nobody else is changing, and each uses its own model names.
+//! The server and the REST client that builds registries come from `aims_collect_mlflow::testkit`
+//! (`AIMS_MLFLOW` or the cache virtualenv). One server is shared by all tests of this file
+//! (startup takes ~15 s); it is killed, and its data directory removed, as soon as this test
+//! process exits. Tests take a shared lock so each sees a registry nobody else is changing, and
+//! each uses its own model names.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test helpers panic by design
 
-use std::io::{Read, Write};
-use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, Instant};
 
 use aims_collect::testkit::{
     CountingCollector, SourceFixture, assert_collector_compliance, catalog, poll_once,
@@ -24,6 +18,7 @@ use aims_collect::testkit::{
 use aims_collect::{
     ArtifactRef, CollectErrorKind, Collector, Cursor, MlflowSource, PollOutcome, SystemRule,
 };
+use aims_collect_mlflow::testkit::{Mlf, MlflowServer, free_port, write_artifact as write};
 use aims_collect_mlflow::{MlflowCollector, MlflowOptions, build};
 use aims_model::{EvidenceRecord, RecordEvent, Timestamp};
 use async_trait::async_trait;
@@ -31,245 +26,18 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 // ---------------------------------------------------------------------------------------------
-// The shared server
+// The shared server and the registry client (`aims_collect_mlflow::testkit`)
 
-struct Server {
-    url: String,
-    /// The `sh` wrapper, leader of the server's process group.
-    child: Mutex<Child>,
-    /// Closing this pipe (process exit) makes the wrapper kill the server group.
-    _stdin: Mutex<ChildStdin>,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Ok(child) = self.child.get_mut() {
-            let _ = Command::new("kill")
-                .args(["-TERM", "--", &format!("-{}", child.id())])
-                .status();
-            let _ = child.wait();
-        }
-    }
-}
-
-static SERVER: OnceLock<Server> = OnceLock::new();
+static SERVER: OnceLock<MlflowServer> = OnceLock::new();
 /// Serialises the tests: each one owns the registry while it runs.
 static LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-fn mlflow_bin() -> PathBuf {
-    if let Some(p) = std::env::var_os("AIMS_MLFLOW") {
-        return PathBuf::from(p);
-    }
-    let home = std::env::var_os("HOME").expect("HOME is not set");
-    let p = Path::new(&home).join(".cache/aims-evidence/venv-mlflow/bin/mlflow");
-    assert!(
-        p.exists(),
-        "no mlflow executable: set AIMS_MLFLOW or run \
-         `python3 -m venv ~/.cache/aims-evidence/venv-mlflow && \
-         ~/.cache/aims-evidence/venv-mlflow/bin/pip install mlflow`"
-    );
-    p
+fn server() -> &'static MlflowServer {
+    SERVER.get_or_init(MlflowServer::start)
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// `GET path` with HTTP/1.0; returns the whole response, or `None` when nothing answers.
-fn raw_get(port: u16, path: &str) -> Option<String> {
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
-    let mut out = String::new();
-    s.read_to_string(&mut out).ok()?;
-    Some(out)
-}
-
-const WRAPPER: &str = r#"MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false "$0" server --host 127.0.0.1 --port "$1" \
-  --backend-store-uri "sqlite:///$2/mlflow.db" --default-artifact-root "$2/artifacts" \
-  --workers 1 >"$2/server.log" 2>&1 &
-read _ignored
-trap '' TERM
-kill -TERM 0
-wait
-rm -rf "$2""#;
-
-fn start() -> Server {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    let dir = std::env::temp_dir().join(format!("aims-mlflow-test-{}-{nanos}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let port = free_port();
-    let mut child = Command::new("sh")
-        .arg("-c")
-        .arg(WRAPPER)
-        .arg(mlflow_bin())
-        .arg(port.to_string())
-        .arg(&dir)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .process_group(0)
-        .spawn()
-        .unwrap();
-    let stdin = child.stdin.take().unwrap();
-    let server = Server {
-        url: format!("http://127.0.0.1:{port}"),
-        child: Mutex::new(child),
-        _stdin: Mutex::new(stdin),
-    };
-    let deadline = Instant::now() + Duration::from_secs(90);
-    loop {
-        if raw_get(port, "/health").is_some_and(|r| r.contains(" 200 ") && r.ends_with("OK")) {
-            return server;
-        }
-        let log = || std::fs::read_to_string(dir.join("server.log")).unwrap_or_default();
-        let exited = server.child.lock().unwrap().try_wait();
-        if let Ok(Some(status)) = exited {
-            panic!("mlflow server exited with {status}:\n{}", log());
-        }
-        if Instant::now() > deadline {
-            panic!("mlflow server not healthy after 90 s:\n{}", log());
-        }
-        std::thread::sleep(Duration::from_millis(250));
-    }
-}
-
-fn server() -> &'static Server {
-    SERVER.get_or_init(start)
-}
-
-// ---------------------------------------------------------------------------------------------
-// Driving the registry through its REST API
-
-struct Mlf {
-    http: reqwest::Client,
-    base: String,
-}
-
-impl Mlf {
-    fn new() -> Self {
-        aims_collect_mlflow::install_crypto_provider();
-        Self {
-            http: reqwest::Client::new(),
-            base: format!("{}/api/2.0/mlflow", server().url),
-        }
-    }
-
-    async fn call(&self, method: reqwest::Method, path: &str, body: Value) -> Value {
-        let resp = self
-            .http
-            .request(method.clone(), format!("{}/{path}", self.base))
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        let status = resp.status();
-        let text = resp.text().await.unwrap();
-        assert!(
-            status.is_success(),
-            "{method} {path} {body}: {status} {text}"
-        );
-        serde_json::from_str(&text).unwrap()
-    }
-
-    async fn post(&self, path: &str, body: Value) -> Value {
-        self.call(reqwest::Method::POST, path, body).await
-    }
-
-    async fn delete(&self, path: &str, body: Value) -> Value {
-        self.call(reqwest::Method::DELETE, path, body).await
-    }
-
-    async fn experiment(&self, name: &str) -> String {
-        let r = self.post("experiments/create", json!({"name": name})).await;
-        r["experiment_id"].as_str().unwrap().to_owned()
-    }
-
-    /// A finished run with metrics and params; returns (run id, local artifact directory).
-    async fn run(
-        &self,
-        exp: &str,
-        metrics: &[(&str, f64)],
-        params: &[(&str, &str)],
-    ) -> (String, PathBuf) {
-        let r = self
-            .post(
-                "runs/create",
-                json!({"experiment_id": exp, "start_time": 1_795_000_000_000_i64}),
-            )
-            .await;
-        let id = r["run"]["info"]["run_id"].as_str().unwrap().to_owned();
-        let dir = PathBuf::from(r["run"]["info"]["artifact_uri"].as_str().unwrap());
-        for (k, v) in metrics {
-            self.post(
-                "runs/log-metric",
-                json!({"run_id": id, "key": k, "value": v, "timestamp": 1_795_000_001_000_i64}),
-            )
-            .await;
-        }
-        for (k, v) in params {
-            self.post(
-                "runs/log-parameter",
-                json!({"run_id": id, "key": k, "value": v}),
-            )
-            .await;
-        }
-        self.post(
-            "runs/update",
-            json!({"run_id": id, "status": "FINISHED", "end_time": 1_795_000_002_000_i64}),
-        )
-        .await;
-        (id, dir)
-    }
-
-    async fn model(&self, name: &str) {
-        self.post("registered-models/create", json!({"name": name}))
-            .await;
-    }
-
-    async fn version(&self, name: &str, run: Option<&str>, tags: &[(&str, &str)]) -> String {
-        let tags: Vec<Value> = tags
-            .iter()
-            .map(|(k, v)| json!({"key": k, "value": v}))
-            .collect();
-        let body = match run {
-            Some(r) => {
-                json!({"name": name, "source": format!("runs:/{r}/model"), "run_id": r, "tags": tags})
-            }
-            None => json!({"name": name, "source": format!("s3://bucket/{name}"), "tags": tags}),
-        };
-        let r = self.post("model-versions/create", body).await;
-        r["model_version"]["version"].as_str().unwrap().to_owned()
-    }
-
-    async fn alias(&self, name: &str, alias: &str, version: &str) {
-        self.post(
-            "registered-models/alias",
-            json!({"name": name, "alias": alias, "version": version}),
-        )
-        .await;
-    }
-
-    async fn version_tag(&self, name: &str, version: &str, key: &str, value: &str) {
-        self.post(
-            "model-versions/set-tag",
-            json!({"name": name, "version": version, "key": key, "value": value}),
-        )
-        .await;
-    }
-}
-
-fn write(dir: &Path, rel: &str, bytes: &[u8]) {
-    let p = dir.join(rel);
-    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-    std::fs::write(p, bytes).unwrap();
+fn mlf() -> Mlf {
+    Mlf::new(&server().url)
 }
 
 fn cfg(url: &str) -> MlflowSource {
@@ -355,7 +123,7 @@ impl SourceFixture for RegistryFixture {
 #[tokio::test]
 async fn compliance() {
     let _g = LOCK.lock().await;
-    let mlf = Mlf::new();
+    let mlf = mlf();
     let exp = mlf.experiment("compliance").await;
     let (run, dir) = mlf
         .run(&exp, &[("auc", 0.9)], &[("threshold.auc", "0.8")])
@@ -391,7 +159,7 @@ async fn compliance() {
 #[tokio::test]
 async fn listing_documents_and_classification() {
     let _g = LOCK.lock().await;
-    let mlf = Mlf::new();
+    let mlf = mlf();
     let exp = mlf.experiment("listing").await;
     let (run, dir) = mlf
         .run(
@@ -561,7 +329,7 @@ async fn listing_documents_and_classification() {
 #[tokio::test]
 async fn alias_moves_are_a_timeline() {
     let _g = LOCK.lock().await;
-    let mlf = Mlf::new();
+    let mlf = mlf();
     let model = "hist-model";
     mlf.model(model).await;
     for _ in 0..3 {

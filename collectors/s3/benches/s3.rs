@@ -15,18 +15,15 @@
     clippy::print_stdout
 )]
 
-#[path = "../tests/support/mod.rs"]
-mod support;
-
 use std::io::Write;
 use std::time::{Duration, Instant};
 
 use aims_collect::testkit::{CountingCollector, catalog, poll_once};
 use aims_collect::{Collector, Cursor, SourceConfig};
 use aims_collect_s3::aws_sdk_s3::primitives::ByteStream;
+use aims_collect_s3::testkit::{Moto, create_bucket, pseudo_random};
 use aims_model::Timestamp;
 use sha2::{Digest, Sha256};
-use support::{Moto, create_bucket, pseudo_random};
 
 fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name)

@@ -13,9 +13,14 @@
 //! ([`S3Error::kind`]) and never credentials. The AWS SDK stays in this crate; other crates see it
 //! only through [`aws_config`] / [`aws_sdk_s3`] re-exported here for callers that build their own
 //! [`aws_config::SdkConfig`] (e.g. static test credentials) for [`S3Collector::new`].
+//!
+//! Feature `testkit`: [`testkit::Moto`], a real moto S3 server started on a free port, for this
+//! crate's tests and bench and the end-to-end suite.
 
 pub mod collector;
 pub mod error;
+#[cfg(any(test, feature = "testkit"))]
+pub mod testkit;
 
 pub use aws_config;
 pub use aws_sdk_s3;

@@ -1,12 +1,10 @@
-//! The s3 source against a real moto server (see `support`): the shared compliance harness in
+//! The s3 source against a real moto server (see `aims_collect_s3::testkit`): the shared compliance harness in
 //! current-object and versions mode, plus the S3-specific behaviour (paging, prefix scoping,
 //! directory markers, empty and large objects, If-Match, error classes, `build` and the
 //! credential chain). Downloads are counted twice: by the testkit's `CountingCollector` and in
 //! moto's own request log.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test helpers panic by design
-
-mod support;
 
 use std::collections::BTreeMap;
 
@@ -16,12 +14,12 @@ use aims_collect::testkit::{
 use aims_collect::{CollectErrorKind, Collector, Cursor, SourceConfig, SystemRule};
 use aims_collect_s3::aws_sdk_s3::Client;
 use aims_collect_s3::aws_sdk_s3::types::{BucketVersioningStatus, VersioningConfiguration};
+use aims_collect_s3::testkit::{Moto, create_bucket, delete, pseudo_random, put};
 use aims_collect_s3::{S3Error, build};
 use aims_model::{ContentHash, RecordEvent, Timestamp};
 use async_trait::async_trait;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use support::{Moto, create_bucket, delete, pseudo_random, put};
 use tokio::io::AsyncReadExt;
 
 const VALIDATION: &[u8] = br#"{"kind":"validation_report","model":{"name":"fraud","version":"3"},"metrics":[{"name":"auc","value":0.91,"threshold":0.85,"direction":"min"}],"decision":"pass","evaluated_at":"2026-11-20T10:00:00Z"}"#;

@@ -6,6 +6,7 @@
 //! ```
 //!
 //! Suites: `ledger-append`, `ledger-append-pg`, `proof-gen`, `verify`, `hash`, `repoll-git`,
+//! `confirm-git`,
 //! `rss`, `scale` (default: all, in that order). Every suite reports rows of (measurement, ours, reference, ratio, goal, met?);
 //! the ratio is always "ours relative to the reference, in throughput terms": above 1 means ours
 //! is faster (or smaller). A suite that fails reports its error as a row and the run goes on.
@@ -15,6 +16,7 @@
 // Standard output is this command's interface: the results table (also written to --out).
 #![allow(clippy::print_stdout)]
 
+mod confirm;
 mod hash;
 mod ledger;
 mod ledger_pg;
@@ -33,13 +35,14 @@ use anyhow::{Context, Result, bail};
 use report::{Results, Row};
 
 /// Every suite, in the order they run.
-const SUITES: [&str; 8] = [
+const SUITES: [&str; 9] = [
     "ledger-append",
     "ledger-append-pg",
     "proof-gen",
     "verify",
     "hash",
     "repoll-git",
+    "confirm-git",
     "rss",
     "scale",
 ];
@@ -54,7 +57,8 @@ struct Args {
 }
 
 const USAGE: &str = "usage: aims-bench [--quick] [--out FILE] [--hash-bytes N] [SUITE...]\n\
-suites: ledger-append ledger-append-pg proof-gen verify hash repoll-git rss scale (default: all)";
+suites: ledger-append ledger-append-pg proof-gen verify hash repoll-git confirm-git rss scale
+(default: all)";
 
 fn parse_args() -> Result<Args> {
     let mut args = Args {
@@ -191,6 +195,7 @@ fn main() -> Result<()> {
             "verify" => verify::run(&mut ctx),
             "hash" => hash::run(&mut ctx),
             "repoll-git" => repoll::run(&mut ctx),
+            "confirm-git" => confirm::run(&mut ctx),
             "rss" => rss::run(&mut ctx),
             "scale" => scale::run(&mut ctx),
             other => Err(anyhow::anyhow!("unknown suite {other}")),

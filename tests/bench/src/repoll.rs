@@ -44,7 +44,7 @@ fn git(dir: &Path, args: &[&str]) -> Result<()> {
 }
 
 /// `files` small JSON reports under `systems/sys-NN/reports/`, one commit.
-fn make_repo(dir: &Path, files: usize) -> Result<()> {
+pub(crate) fn make_repo(dir: &Path, files: usize) -> Result<()> {
     std::fs::create_dir_all(dir)?;
     git(dir, &["init", "-q", "-b", "main"])?;
     for i in 0..files {

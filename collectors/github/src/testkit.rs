@@ -1,11 +1,16 @@
-//! A recorded-response GitHub: the JSON fixtures under `tests/fixtures/` (real REST API shapes)
-//! served over real HTTP on 127.0.0.1:0, routed by path, with `Link` pagination
-//! (`?page=N`), ETags and `304 Not Modified` on `If-None-Match`, the blobs API in both media
-//! types, and a switch that answers `403` with `x-ratelimit-remaining: 0` until a reset time.
-//! Every request is logged (path with query, status, whether it was authenticated) so tests can
-//! count what the collector asked for.
+//! A recorded-response GitHub for tests (feature `testkit`): JSON fixtures with the REST API's
+//! real shapes (`tests/fixtures/` of this crate) served over real HTTP on 127.0.0.1:0, routed
+//! by path, with `Link` pagination (`?page=N`), ETags and `304 Not Modified` on
+//! `If-None-Match`, the blobs API in both media types, and a switch that answers `403` with
+//! `x-ratelimit-remaining: 0` until a reset time. Every request is logged (path with query,
+//! status, whether it was authenticated) so tests can count what the collector asked for.
+//!
+//! Used by this crate's tests and by the end-to-end suite (`tests/tests/sources.rs`), which points
+//! a real `aims-agent` at [`FakeGithub::url`] through the source's `api_url`. [`FakeGithub::start`]
+//! spawns the server on the caller's tokio runtime.
 
-#![allow(dead_code)]
+// A test helper: failing loudly is its job, and it only builds for tests.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -22,11 +27,15 @@ use base64::Engine;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
+/// Owner of the served repository.
 pub const OWNER: &str = "acme";
+/// Name of the served repository.
 pub const REPO: &str = "fraud";
+/// The commit `main` points to in the fixtures.
 pub const COMMIT: &str = "d7c60d99a308ed6b8bb189fd2afe3054769a9df7";
 const R: &str = "/repos/acme/fraud";
 
+/// A canned response.
 #[derive(Clone, Debug)]
 pub struct Route {
     pub status: u16,
@@ -34,6 +43,7 @@ pub struct Route {
     pub content_type: String,
 }
 
+/// One request the server answered.
 #[derive(Clone, Debug)]
 pub struct Logged {
     pub path: String,
@@ -42,6 +52,7 @@ pub struct Logged {
     pub authorization: Option<String>,
 }
 
+/// The routes, the request log and the rate-limit switch.
 #[derive(Default)]
 pub struct ServerState {
     pub base: String,
@@ -52,19 +63,24 @@ pub struct ServerState {
     pub limited_until: Option<i64>,
 }
 
+/// The running server (it stops with the tokio runtime that started it).
 pub struct FakeGithub {
+    /// `http://127.0.0.1:PORT`: the `api_url` of a `github` source.
     pub url: String,
     pub state: Arc<Mutex<ServerState>>,
 }
 
+/// The recorded responses: `tests/fixtures/` of this crate.
 pub fn fixtures_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
 }
 
+/// A fixture's bytes.
 pub fn fixture(name: &str) -> Vec<u8> {
     std::fs::read(fixtures_dir().join(name)).unwrap()
 }
 
+/// A fixture parsed as JSON.
 pub fn fixture_json(name: &str) -> Value {
     serde_json::from_slice(&fixture(name)).unwrap()
 }
@@ -161,6 +177,7 @@ impl FakeGithub {
         );
     }
 
+    /// Serves `route` at `key` (a path, or `path?page=N`).
     pub fn set(&self, key: &str, route: Route) {
         self.state
             .lock()
@@ -169,20 +186,24 @@ impl FakeGithub {
             .insert(key.to_owned(), route);
     }
 
+    /// Serves a JSON body at `key`.
     pub fn set_json(&self, key: &str, v: &Value) {
         self.set(key, json_route(v));
     }
 
+    /// Serves a JSON body with `status` at `key`.
     pub fn set_status(&self, key: &str, status: u16, v: &Value) {
         let mut r = json_route(v);
         r.status = status;
         self.set(key, r);
     }
 
+    /// Stops serving `key` (it answers 404).
     pub fn remove(&self, key: &str) {
         self.state.lock().unwrap().routes.remove(key);
     }
 
+    /// Serves a blob of the repository.
     pub fn set_blob(&self, sha: &str, bytes: &[u8]) {
         self.set(
             &format!("{R}/git/blobs/{sha}"),
@@ -194,6 +215,7 @@ impl FakeGithub {
         );
     }
 
+    /// A served blob.
     pub fn blob(&self, sha: &str) -> Option<Vec<u8>> {
         let s = self.state.lock().unwrap();
         s.routes
@@ -201,11 +223,13 @@ impl FakeGithub {
             .map(|r| r.body.clone())
     }
 
+    /// The recursive tree served for `commit`.
     pub fn tree(&self, commit: &str) -> Value {
         let s = self.state.lock().unwrap();
         serde_json::from_slice(&s.routes[&format!("{R}/git/trees/{commit}")].body).unwrap()
     }
 
+    /// The commit `main` points to now.
     pub fn current_commit(&self) -> String {
         let s = self.state.lock().unwrap();
         String::from_utf8(s.routes[&format!("{R}/commits/main")].body.clone()).unwrap()
@@ -232,19 +256,23 @@ impl FakeGithub {
         self.state.lock().unwrap().limited_until = Some(reset);
     }
 
+    /// Every request answered so far.
     pub fn log(&self) -> Vec<Logged> {
         self.state.lock().unwrap().log.clone()
     }
 
+    /// Forgets the request log.
     pub fn clear_log(&self) {
         self.state.lock().unwrap().log.clear();
     }
 
+    /// How many logged requests match `pred`.
     pub fn count(&self, pred: impl Fn(&Logged) -> bool) -> usize {
         self.log().iter().filter(|l| pred(l)).count()
     }
 }
 
+/// The route key of page `page` of `path`.
 pub fn paged(path: &str, page: u32) -> String {
     if page <= 1 {
         path.to_owned()

@@ -1,11 +1,23 @@
-//! A real moto S3 server for tests and the benchmark, plus an SDK client pointed at it.
+//! A real moto S3 server for tests and the benchmark (feature `testkit`), plus an SDK client
+//! pointed at it. Used by this crate's tests and bench and by the end-to-end suite
+//! (`tests/tests/sources.rs`), which points a real `aims-agent` at [`Moto::endpoint`].
 //!
 //! `moto_server` is found through `AIMS_MOTO_SERVER` (a path) or
 //! `$HOME/.cache/aims-evidence/venv-s3/bin/moto_server`; when neither exists the virtualenv is
 //! created there (`python3 -m venv` + `pip install 'moto[server]' boto3`, about a minute once).
 //! Each [`Moto`] runs on its own free port with its own request log and is killed on drop.
+//!
+//! Addressing: path style (`http://127.0.0.1:PORT/BUCKET/KEY`) always works. Virtual-host style
+//! (`force_path_style: false` with endpoint [`Moto::virtual_host_endpoint`],
+//! `http://localhost:PORT`) makes the SDK send `Host: BUCKET.localhost:PORT`; moto takes the
+//! bucket from that Host header by itself (only hosts *starting* with `localhost` are path
+//! style to it), as long as `S3_IGNORE_SUBDOMAIN_BUCKETNAME` is unset, which [`Moto::start`]
+//! ensures. The client must resolve `BUCKET.localhost` to loopback: glibc does with
+//! `myhostname` on the `hosts:` line of `/etc/nsswitch.conf` (Debian's `libnss-myhostname`,
+//! which the test command installs).
 
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+// A test helper: failing loudly is its job, and it only builds for tests.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -13,12 +25,12 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use crate::S3Collector;
 use aims_collect::S3Source;
-use aims_collect_s3::S3Collector;
-use aims_collect_s3::aws_config::{BehaviorVersion, Region, SdkConfig};
-use aims_collect_s3::aws_sdk_s3::Client;
-use aims_collect_s3::aws_sdk_s3::config::{Credentials, SharedCredentialsProvider};
-use aims_collect_s3::aws_sdk_s3::primitives::ByteStream;
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_s3::Client;
+use aws_sdk_s3::config::{Credentials, SharedCredentialsProvider};
+use aws_sdk_s3::primitives::ByteStream;
 
 static INSTALL: Mutex<()> = Mutex::new(());
 
@@ -78,6 +90,8 @@ impl Moto {
             let child = Command::new(&bin)
                 .args(["-H", "127.0.0.1", "-p", &port.to_string()])
                 .env("PYTHONUNBUFFERED", "1")
+                // Take the bucket from a virtual-host `Host` header (see the module docs).
+                .env_remove("S3_IGNORE_SUBDOMAIN_BUCKETNAME")
                 .stdin(Stdio::null())
                 .stdout(out)
                 .stderr(err)
@@ -108,10 +122,22 @@ impl Moto {
         );
     }
 
+    /// `http://localhost:PORT`: the endpoint for virtual-host addressing (`force_path_style:
+    /// false`), under which the SDK addresses `http://BUCKET.localhost:PORT`.
+    pub fn virtual_host_endpoint(&self) -> String {
+        self.endpoint.replace("127.0.0.1", "localhost")
+    }
+
     /// The requests moto served so far, as `(METHOD, PATH?QUERY)`.
     pub fn requests(&self) -> Vec<(String, String)> {
         // The log line is written as the response goes out: give it a moment.
         std::thread::sleep(Duration::from_millis(200));
+        self.logged_requests()
+    }
+
+    /// The requests in moto's log right now, as `(METHOD, PATH?QUERY)` (a request whose
+    /// response just went out may not be logged yet: see [`Moto::wait_for_requests`]).
+    pub fn logged_requests(&self) -> Vec<(String, String)> {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
         text.lines()
             .filter_map(|line| {
@@ -123,6 +149,23 @@ impl Moto {
                 Some((parts.next()?.to_owned(), parts.next()?.to_owned()))
             })
             .collect()
+    }
+
+    /// Polls moto's log (every 20 ms, at most `timeout`) until `done` holds for the requests
+    /// logged so far; returns them either way, for the caller's assertion and message.
+    pub fn wait_for_requests(
+        &self,
+        timeout: Duration,
+        done: impl Fn(&[(String, String)]) -> bool,
+    ) -> Vec<(String, String)> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let requests = self.logged_requests();
+            if done(&requests) || Instant::now() >= deadline {
+                return requests;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// Object downloads (`GET /bucket/key`, not listings) served so far for `bucket`.
@@ -164,7 +207,7 @@ impl Moto {
 
     /// A plain SDK client (path style) for setting up buckets and objects.
     pub fn client(&self) -> Client {
-        let conf = aims_collect_s3::aws_sdk_s3::config::Builder::from(&self.sdk_config())
+        let conf = aws_sdk_s3::config::Builder::from(&self.sdk_config())
             .endpoint_url(&self.endpoint)
             .force_path_style(true)
             .build();
