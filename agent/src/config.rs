@@ -32,6 +32,8 @@ pub const ENV_PREFIX: &str = "AIMS_AGENT";
 pub const ENV_SEPARATOR: &str = "__";
 /// The environment variable that overrides the server token.
 pub const ENV_TOKEN: &str = "AIMS_AGENT__SERVER__TOKEN";
+/// The smallest `spool_max_bytes`: one batch of the largest size the spool writes.
+pub const MIN_SPOOL_MAX_BYTES: u64 = crate::spool::MAX_BATCH_BYTES as u64;
 
 const fn default_timeout_secs() -> u64 {
     30
@@ -45,6 +47,14 @@ const fn default_batch_size() -> usize {
 /// Once a day: a source's unchanged artifacts are confirmed at most this often.
 const fn default_confirm_interval_secs() -> u64 {
     86_400
+}
+/// 15 minutes: one source's poll (list, fetches, hashing) may take at most this long.
+const fn default_poll_timeout_secs() -> u64 {
+    900
+}
+/// 1 GiB of batches waiting for the server.
+const fn default_spool_max_bytes() -> u64 {
+    1024 * 1024 * 1024
 }
 
 /// A bearer token. `Debug` and `Display` never show it; call [`SecretToken::expose`] only where
@@ -148,6 +158,17 @@ pub struct AgentConfig {
     /// it still sees stays fresh. Default one day; at least 1.
     #[serde(default = "default_confirm_interval_secs")]
     pub confirm_interval_secs: u64,
+    /// Deadline of one source's poll cycle (listing, downloads, hashing), in seconds. A poll
+    /// still running then is abandoned (it has written nothing): that source is reported
+    /// failing for the cycle and the others go on. Default 900 (15 min); at least 1.
+    #[serde(default = "default_poll_timeout_secs")]
+    pub poll_timeout_secs: u64,
+    /// Most bytes of batches the spool holds while the server does not take them. When full,
+    /// new batches are not written (the oldest are kept) and the polling source's cursor does
+    /// not move, so nothing is lost: those artifacts are collected again once the spool drained.
+    /// Default 1 GiB; at least 1 MiB.
+    #[serde(default = "default_spool_max_bytes")]
+    pub spool_max_bytes: u64,
     /// The sources to poll (file only).
     #[serde(default)]
     pub sources: Vec<SourceConfig>,
@@ -282,10 +303,10 @@ impl AgentConfig {
                     .source(Some(overrides)),
             )
             .build()
-            .map_err(|e| load_err(e.to_string()))?;
+            .map_err(|e| load_err(redact_secrets(&e.to_string(), text, env)))?;
         let mut cfg: AgentConfig = built
             .try_deserialize()
-            .map_err(|e| load_err(e.to_string()))?;
+            .map_err(|e| load_err(redact_secrets(&e.to_string(), text, env)))?;
         cfg.file = file.to_path_buf();
         cfg.server.token_from_env = token_from_env;
         Ok(cfg)
@@ -380,6 +401,15 @@ impl AgentConfig {
         if self.confirm_interval_secs == 0 {
             return Err(bad("confirm_interval_secs", "must be at least 1".into()));
         }
+        if self.poll_timeout_secs == 0 {
+            return Err(bad("poll_timeout_secs", "must be at least 1".into()));
+        }
+        if self.spool_max_bytes < MIN_SPOOL_MAX_BYTES {
+            return Err(bad(
+                "spool_max_bytes",
+                format!("must be at least {MIN_SPOOL_MAX_BYTES} (one full batch)"),
+            ));
+        }
         let max = aims_model::wire::MAX_BATCH_RECORDS;
         if self.batch_size == 0 || self.batch_size > max {
             return Err(bad("batch_size", format!("must be 1 to {max}")));
@@ -400,6 +430,11 @@ impl AgentConfig {
             })?;
         }
         Ok(())
+    }
+
+    /// The per-source poll deadline.
+    pub fn poll_timeout(&self) -> Duration {
+        Duration::from_secs(self.poll_timeout_secs)
     }
 
     /// `spool_dir/spool`.
@@ -476,6 +511,93 @@ impl ServerConfig {
         }
         Err(err("server.token", "no token configured".into()))
     }
+}
+
+/// Whether a configuration key names a secret value (`token`, `secret`, `password`, `api_key`,
+/// …). Keys that only name where a secret is (`token_file`, `token_env`) do not.
+fn is_secret_key(key: &str) -> bool {
+    let k = key
+        .trim()
+        .trim_matches(|c| c == '"' || c == '\'')
+        .to_ascii_lowercase();
+    if k.ends_with("_file") || k.ends_with("_env") {
+        return false;
+    }
+    [
+        "token",
+        "secret",
+        "password",
+        "passwd",
+        "api_key",
+        "apikey",
+        "credential",
+    ]
+    .iter()
+    .any(|w| k.contains(w))
+}
+
+/// The values that `text` (a YAML, TOML or JSON config) and `env` give to secret keys, as
+/// written (quotes stripped), for [`redact_secrets`].
+fn secret_values(text: &str, env: &HashMap<String, String>) -> Vec<String> {
+    let mut out = Vec::new();
+    for line in text.lines() {
+        // `key = value` (TOML), `key: value` (YAML, also in flow mappings), `"key": value` (JSON).
+        for (i, _) in line.match_indices(['=', ':']) {
+            let key = line[..i]
+                .rsplit(|c: char| c == '{' || c == ',' || c.is_whitespace())
+                .find(|k| !k.is_empty())
+                .unwrap_or("");
+            if !is_secret_key(key) {
+                continue;
+            }
+            let value = line[i + 1..].trim_start();
+            let value = value
+                .split([',', '}', '#'])
+                .next()
+                .unwrap_or("")
+                .trim()
+                .trim_matches(|c| c == '"' || c == '\'')
+                .trim();
+            if value.len() >= 3 {
+                out.push(value.to_owned());
+            }
+        }
+    }
+    for (k, v) in env {
+        if k.to_ascii_uppercase().starts_with(ENV_PREFIX) && is_secret_key(k) && v.len() >= 3 {
+            out.push(v.trim().to_owned());
+        }
+    }
+    // Longest first, so a value containing another is replaced whole.
+    out.sort_by_key(|v| std::cmp::Reverse(v.len()));
+    out.dedup();
+    out
+}
+
+/// A loader error fit to print (issue 18, L): the `config`/`toml`/`yaml` crates quote the
+/// offending line, and type errors quote the value, so a syntax error on the token's line would
+/// print the token. Every value the file or the environment gives to a secret key is replaced by
+/// `[redacted]`, and so is the rest of any quoted line that names a secret key.
+pub fn redact_secrets(message: &str, text: &str, env: &HashMap<String, String>) -> String {
+    let mut out = message.to_owned();
+    for v in secret_values(text, env) {
+        out = out.replace(&v, "[redacted]");
+    }
+    out.lines()
+        .map(|line| {
+            for (i, _) in line.match_indices(['=', ':']) {
+                let key = line[..i]
+                    .rsplit(|c: char| c == '{' || c == ',' || c == '|' || c.is_whitespace())
+                    .find(|k| !k.is_empty())
+                    .unwrap_or("");
+                if is_secret_key(key) {
+                    return format!("{} [redacted]", &line[..=i]);
+                }
+            }
+            line.to_owned()
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// Source ids may contain `/`, `:` and `@`; map them to one safe path segment. Ids that needed

@@ -12,8 +12,12 @@
 //!    runs ahead of the spool, so a crash re-sends records instead of losing them.
 //! 2. A spool file is deleted only after the server acknowledged every record in it with the
 //!    record's own id. The server deduplicates by record id, so re-sending is harmless.
-//! 3. Nothing is dropped silently: refused or unreadable batches go to `spool/rejected/` with a
-//!    reason file and an ERROR log.
+//! 3. Nothing is dropped silently: batches aims-server refuses with a typed error, and unreadable
+//!    ones, go to `spool/rejected/` with a reason file and an ERROR log (`aims-agent spool retry`
+//!    offers them again); any other answer (a proxy's 404, a redirect) keeps the spool.
+//! 4. Bounded against hostile servers and sources (issue 18): credentials go only to the
+//!    configured origin, response bodies and downloads are read with limits, every request and
+//!    every poll has a deadline, and the spool has a maximum size.
 
 pub mod config;
 pub mod confirm;

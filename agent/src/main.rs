@@ -75,6 +75,11 @@ enum Command {
         #[arg(long, default_value_t = 30)]
         ship_interval_secs: u64,
     },
+    /// Inspect the spool, or offer rejected batches to the server again.
+    Spool {
+        #[command(subcommand)]
+        action: SpoolAction,
+    },
     /// Check the configuration file and build every source, without contacting any source.
     ///
     /// Refuses exactly what `once` and `run` would refuse at start-up: unknown keys, bad values,
@@ -87,9 +92,40 @@ enum Command {
     },
 }
 
+#[derive(Debug, Subcommand)]
+enum SpoolAction {
+    /// List the pending and the rejected batches, with their record counts and, for rejected
+    /// ones, why the server refused them.
+    List {
+        /// Agent configuration file (.yaml, .yml or .toml).
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Move every batch in `spool/rejected/` back to the pending spool; the next `once` or `run`
+    /// offers it to the server again. Prints how many were moved.
+    Retry {
+        /// Agent configuration file (.yaml, .yml or .toml).
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Spool { action } => {
+            if let Err(code) = telemetry(cli.log_format, None) {
+                return code;
+            }
+            let config = match &action {
+                SpoolAction::List { config } | SpoolAction::Retry { config } => config,
+            };
+            let cfg = match load(config) {
+                Ok(cfg) => cfg,
+                Err(e) => return config_failure(&e),
+            };
+            report_result(spool_command(&cfg, &action))
+        }
         Command::Validate { config } => {
             if let Err(code) = telemetry(cli.log_format, None) {
                 return code;
@@ -187,6 +223,56 @@ fn main() -> ExitCode {
             code
         }
     }
+}
+
+/// `spool list` and `spool retry`.
+fn spool_command(cfg: &AgentConfig, action: &SpoolAction) -> anyhow::Result<bool> {
+    use aims_agent::Spool;
+    let dir = cfg.spool_path();
+    let spool = Spool::open_existing(&dir)
+        .with_context(|| format!("no spool at {} (has the agent run yet?)", dir.display()))?;
+    match action {
+        SpoolAction::Retry { .. } => {
+            let moved = spool.retry_rejected().context("moving rejected batches")?;
+            println!(
+                "moved {} rejected batches back to the spool ({})",
+                moved.len(),
+                dir.display()
+            );
+        }
+        SpoolAction::List { .. } => {
+            let describe = |p: &Path| match spool.read(p) {
+                Ok(b) => format!("{} records", b.records.len()),
+                Err(e) => format!("unreadable: {e}"),
+            };
+            let name = |p: &Path| {
+                p.file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default()
+            };
+            let pending = spool.pending().context("listing the spool")?;
+            for p in &pending {
+                println!("pending   {}  {}", name(p), describe(p));
+            }
+            let rejected = spool.rejected().context("listing rejected batches")?;
+            for p in &rejected {
+                let mut reason_path = p.clone().into_os_string();
+                reason_path.push(".reason");
+                let reason = std::fs::read_to_string(&reason_path)
+                    .ok()
+                    .and_then(|r| r.lines().next().map(str::to_owned))
+                    .unwrap_or_else(|| "(no reason recorded)".into());
+                println!("rejected  {}  {}: {reason}", name(p), describe(p));
+            }
+            println!(
+                "{} pending batches ({} bytes), {} rejected batches",
+                pending.len(),
+                spool.pending_bytes().unwrap_or(0),
+                rejected.len()
+            );
+        }
+    }
+    Ok(true)
 }
 
 fn load(path: &Path) -> Result<AgentConfig, aims_agent::ConfigError> {

@@ -111,6 +111,11 @@ const SPOOL_DEPTH: (&str, &str) = (
     "Batch files waiting in the spool.",
 );
 
+const SPOOL_FULL: (&str, &str) = (
+    "aims_agent_spool_full",
+    "1 when the spool reached spool_max_bytes and refused new records, else 0.",
+);
+
 fn snapshot() -> BTreeMap<String, SourceCounters> {
     SOURCES.lock().map(|m| m.clone()).unwrap_or_default()
 }
@@ -140,11 +145,19 @@ pub fn register_otel(meter: &opentelemetry::metrics::Meter, spool: Spool) {
     let _gauge = meter
         .u64_observable_gauge(SPOOL_DEPTH.0)
         .with_description(SPOOL_DEPTH.1)
-        .with_callback(move |obs| {
-            if let Ok(p) = spool.pending() {
-                obs.observe(p.len() as u64, &[]);
+        .with_callback({
+            let spool = spool.clone();
+            move |obs| {
+                if let Ok(p) = spool.pending() {
+                    obs.observe(p.len() as u64, &[]);
+                }
             }
         })
+        .build();
+    let _full = meter
+        .u64_observable_gauge(SPOOL_FULL.0)
+        .with_description(SPOOL_FULL.1)
+        .with_callback(move |obs| obs.observe(u64::from(spool.is_full()), &[]))
         .build();
 }
 
@@ -170,6 +183,9 @@ pub fn render(spool: &Spool) -> String {
     head(&mut out, name, help, "gauge");
     let depth = spool.pending().map(|p| p.len()).unwrap_or(0);
     let _ = writeln!(out, "{name} {depth}");
+    let (name, help) = SPOOL_FULL;
+    head(&mut out, name, help, "gauge");
+    let _ = writeln!(out, "{name} {}", u64::from(spool.is_full()));
     out
 }
 

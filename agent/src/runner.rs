@@ -7,6 +7,12 @@
 //! server deduplicates them by record id, so nothing is lost and nothing is counted twice. A
 //! source whose poll fails keeps its old cursor and is reported; other sources carry on.
 //!
+//! Every poll has a deadline (`poll_timeout_secs`, issue 18 A5): a source that never finishes
+//! (endless pagination, a body trickling one byte at a time, long rate-limit waits) is abandoned
+//! when it passes — safe, since a poll writes nothing — and reported failing for that cycle. A
+//! full spool (`spool_max_bytes`) refuses the cycle's records: the cursor stays, so they are
+//! collected again later, and the `aims_agent_spool_full` gauge is 1.
+//!
 //! - [`run_once`]: every source once (at most `max_concurrent_fetches` at a time), then ship
 //!   everything pending, including batches left by earlier runs.
 //! - [`run`]: one tokio task per source, each on its `interval_secs` with ±10% jitter, a
@@ -155,19 +161,24 @@ struct Agent {
 
 impl Agent {
     async fn build(cfg: &AgentConfig, opts: &RunOptions) -> Result<Self, RunError> {
+        // State directories are private (0700): records, cursors and caches describe what the
+        // sources hold. `spool_dir` itself keeps its mode when it already exists.
         for d in [
             cfg.spool_path(),
             cfg.spool_dir.join("cursors"),
             cfg.spool_dir.join("cache"),
         ] {
-            std::fs::create_dir_all(&d).map_err(|source| RunError::Dir { path: d, source })?;
+            aims_collect::fsutil::create_private_dir_all(&d)
+                .and_then(|()| aims_collect::fsutil::make_private_dir(&d))
+                .map_err(|source| RunError::Dir { path: d, source })?;
         }
         let catalog = match &cfg.catalog_dir {
             Some(dir) => Catalog::load_dir(dir)
                 .map_err(|e| RunError::Catalog(format!("{}: {e}", dir.display())))?,
             None => Catalog::embedded().map_err(|e| RunError::Catalog(e.to_string()))?,
         };
-        let spool = Spool::open(cfg.spool_path(), cfg.batch_size)?;
+        let spool =
+            Spool::open_with_limit(cfg.spool_path(), cfg.batch_size, Some(cfg.spool_max_bytes))?;
         if let Some(meter) = &opts.meter {
             crate::metrics::register_otel(meter, spool.clone());
         }
@@ -220,8 +231,20 @@ async fn poll_source(
         now,
         max_parse_bytes: aims_collect::DEFAULT_MAX_PARSE_BYTES,
     };
-    let outcome = aims_collect::poll(collector, &cursor, &ctx)
+    let deadline = agent.cfg.poll_timeout();
+    let outcome = tokio::time::timeout(deadline, aims_collect::poll(collector, &cursor, &ctx))
         .await
+        .map_err(|_| {
+            tracing::warn!(
+                collector.id = %id,
+                poll_timeout_secs = deadline.as_secs(),
+                "poll deadline passed, poll abandoned"
+            );
+            format!(
+                "poll abandoned after poll_timeout_secs ({} s): the source did not finish in time",
+                deadline.as_secs()
+            )
+        })?
         .map_err(|e| format!("poll failed: {e}"))?;
     let s = &outcome.stats;
     let mut report = SourceReport::new(&id);
@@ -266,6 +289,17 @@ async fn commit(
             Ok(paths) => {
                 report.spooled = n;
                 tracing::info!(collector.id = %id, records = n, files = paths.len(), "records spooled");
+            }
+            Err(e @ SpoolError::Full { .. }) => {
+                // Nothing written: the old cursor makes a later cycle produce them again.
+                tracing::error!(
+                    collector.id = %id,
+                    records = n,
+                    error = %e,
+                    "spool full, records not written and cursor not advanced"
+                );
+                report.errors.push(e.to_string());
+                return (report, None);
             }
             Err(e) => {
                 // Nothing durable: keep the old cursor so the next cycle produces them again.

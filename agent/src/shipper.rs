@@ -2,9 +2,15 @@
 //! the server acknowledged every record in it.
 //!
 //! Contract:
-//! - One `reqwest::Client` per shipper, with a per-request timeout and rustls (ring provider,
-//!   installed once per process). Trust is the platform verifier reqwest uses, plus the PEM
-//!   certificates of `server.ca_file` when configured.
+//! - One `reqwest::Client` per shipper, with a connect and a total per-request timeout and rustls
+//!   (ring provider, installed once per process). Trust is the platform verifier reqwest uses,
+//!   plus the PEM certificates of `server.ca_file` when configured. The same client carries the
+//!   witness's proof requests and the confirmation and heartbeat posts.
+//! - **No redirects** (issue 18, A1): the token and the evidence go to `server.url` and nowhere
+//!   else. A 3xx answer is an error naming its `Location`; nothing is re-sent.
+//! - **Bounded answers** (issue 18, A4): a response body is read up to
+//!   [`MAX_RESPONSE_BYTES`] (acknowledgements, confirmations, proofs) and error bodies up to
+//!   [`MAX_ERROR_BODY_BYTES`]; a larger answer is an error, never buffered whole.
 //! - Batches are sent oldest first, one at a time (so the ledger sees them in spool order).
 //! - Each send has a typed [`SendOutcome`]:
 //!   - `Delivered`: a 2xx with a parseable [`IngestResponse`]. The batch is deleted only if the
@@ -14,15 +20,21 @@
 //!     the same).
 //!   - `Retryable`: 5xx, 408, 429, timeouts, connection errors, an unparseable 2xx. Retried with
 //!     exponential backoff and jitter (500 ms doubling, capped at 60 s); a `Retry-After: <secs>`
-//!     header is honoured instead. Retries are bounded per [`Shipper::ship_pending`] call by
-//!     [`RetryPolicy::max_attempts`] per batch and an overall [`RetryPolicy::deadline`]; when the
-//!     budget is spent the call returns, leaving the rest in the spool. There is never a hot
-//!     loop: every retry sleeps first.
+//!     header is honoured instead, up to [`RetryPolicy::max_retry_after`] (60 s) and only when
+//!     the wait still ends within the deadline. Retries are bounded per
+//!     [`Shipper::ship_pending`] call by [`RetryPolicy::max_attempts`] per batch and an overall
+//!     [`RetryPolicy::deadline`]; when the budget is spent the call returns, leaving the rest in
+//!     the spool. There is never a hot loop: every retry sleeps first.
 //!   - `Refused`: 401/403. The agent's credentials are wrong, not the batch; the batch is kept,
 //!     shipping stops for this call and an ERROR is logged.
-//!   - `Rejected`: any other 4xx. The batch is moved to `spool/rejected/` with the server's
-//!     error message in a `.reason` file, and an ERROR is logged (evidence was not accepted and
-//!     an operator must act).
+//!   - `Rejected`: a 4xx that is aims-server's own verdict on the batch: its body parses as
+//!     `{"error":{"code","message"}}` with a code the ingest endpoint uses for bad batches
+//!     ([`REJECTION_CODES`]). The batch is moved to `spool/rejected/` with the server's error
+//!     message in a `.reason` file, and an ERROR is logged (evidence was not accepted and an
+//!     operator must act; `aims-agent spool retry` offers it again).
+//!   - `Stopped` (issue 18, A3): any other answer that is not a delivery — a 3xx, a 404 or 413
+//!     from a proxy, an HTML or empty 4xx, a 405. It says nothing about the batch: the batch is
+//!     kept, shipping stops for this call and the problem is reported (so `once` exits 1).
 //! - Resending is always safe: the server deduplicates by record id.
 
 use std::path::{Path, PathBuf};
@@ -51,6 +63,8 @@ pub struct RetryPolicy {
     pub max_attempts: u32,
     /// Overall time budget for one call; no retry sleep starts that would end past it.
     pub deadline: Option<Duration>,
+    /// Longest `Retry-After` honoured; a server asking for more is retried after this long.
+    pub max_retry_after: Duration,
 }
 
 impl Default for RetryPolicy {
@@ -60,9 +74,28 @@ impl Default for RetryPolicy {
             max_backoff: Duration::from_secs(60),
             max_attempts: 6,
             deadline: Some(Duration::from_secs(120)),
+            max_retry_after: MAX_RETRY_AFTER,
         }
     }
 }
+
+/// Default cap on an honoured `Retry-After`.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
+/// Largest response body read (acknowledgements list every record: 1,000 records take ~200
+/// KiB, so this is far above any honest answer).
+pub const MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
+/// Largest error body read (only its message is kept).
+pub const MAX_ERROR_BODY_BYTES: usize = 64 * 1024;
+/// The `error.code`s with which aims-server's ingest refuses a batch itself (malformed JSON,
+/// invalid records, duplicates within the batch, a batch over the size limits). Only these move
+/// a batch to `rejected/`.
+pub const REJECTION_CODES: &[&str] = &[
+    "invalid_json",
+    "invalid_request",
+    "invalid_record",
+    "duplicate_record",
+    "payload_too_large",
+];
 
 impl RetryPolicy {
     /// The delay before retry number `retry` (1-based): `initial * 2^(retry-1)` capped at
@@ -163,6 +196,15 @@ pub enum SendOutcome {
         status: u16,
         /// Response body.
         body: String,
+    },
+    /// An answer that is neither a delivery nor aims-server's verdict on the batch (a redirect,
+    /// a proxy's 404 or 413, an HTML error page): the batch is kept and shipping stops for this
+    /// pass.
+    Stopped {
+        /// HTTP status.
+        status: u16,
+        /// What the answer was, for the report.
+        reason: String,
     },
 }
 
@@ -295,6 +337,7 @@ pub struct Shipper {
     spool: Spool,
     base_url: Url,
     witness: Option<crate::witness::Witness>,
+    max_response_bytes: usize,
 }
 
 impl Shipper {
@@ -311,6 +354,8 @@ impl Shipper {
         let mut builder = reqwest::Client::builder()
             .timeout(settings.timeout)
             .connect_timeout(settings.timeout.min(Duration::from_secs(10)))
+            // Credentials and evidence go only to the configured origin (issue 18, A1).
+            .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("aims-agent/", env!("CARGO_PKG_VERSION")));
         if let Some(path) = &settings.ca_file {
             let pem = std::fs::read(path).map_err(|e| ShipError::CaFile {
@@ -348,7 +393,14 @@ impl Shipper {
             spool,
             base_url: settings.url,
             witness,
+            max_response_bytes: MAX_RESPONSE_BYTES,
         })
+    }
+
+    /// Changes the largest response body read (default [`MAX_RESPONSE_BYTES`]).
+    pub fn with_max_response_bytes(mut self, bytes: usize) -> Self {
+        self.max_response_bytes = bytes;
+        self
     }
 
     /// The spool this shipper drains.
@@ -391,11 +443,22 @@ impl Shipper {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok())
             .map(Duration::from_secs);
-        let text = match resp.text().await {
+        if status.is_redirection() {
+            return SendOutcome::Stopped {
+                status: status.as_u16(),
+                reason: redirect_error("POST /v1/evidence", &resp),
+            };
+        }
+        let limit = if status.is_success() {
+            self.max_response_bytes
+        } else {
+            MAX_ERROR_BODY_BYTES
+        };
+        let text = match read_limited(resp, limit).await {
             Ok(t) => t,
             Err(e) => {
                 return SendOutcome::Retryable {
-                    reason: format!("reading the response failed: {}", error_chain(&e)),
+                    reason: format!("reading the response failed: {e}"),
                     retry_after,
                 };
             }
@@ -493,6 +556,19 @@ impl Shipper {
                         ));
                         continue 'files;
                     }
+                    SendOutcome::Stopped { status, reason } => {
+                        tracing::error!(
+                            path = %path.display(),
+                            status,
+                            reason = %reason,
+                            "unexpected answer to a delivery, batch kept and shipping stopped"
+                        );
+                        report.errors.push(format!(
+                            "{}: not delivered, HTTP {status}: {reason}",
+                            path.display()
+                        ));
+                        break 'files;
+                    }
                     SendOutcome::Refused { status, body } => {
                         let msg = server_message(&body);
                         tracing::error!(
@@ -522,7 +598,9 @@ impl Shipper {
                             ));
                             break 'files;
                         }
-                        let delay = retry_after.unwrap_or_else(|| self.retry.backoff(attempt));
+                        let delay = retry_after
+                            .map(|d| d.min(self.retry.max_retry_after))
+                            .unwrap_or_else(|| self.retry.backoff(attempt));
                         let past_deadline = self
                             .retry
                             .deadline
@@ -574,10 +652,17 @@ impl Shipper {
             .await
             .map_err(|e| format!("POST {path}: {}", error_chain(&e)))?;
         let status = resp.status();
-        let text = resp
-            .text()
+        if status.is_redirection() {
+            return Err(redirect_error(&format!("POST {path}"), &resp));
+        }
+        let limit = if status.is_success() {
+            self.max_response_bytes
+        } else {
+            MAX_ERROR_BODY_BYTES
+        };
+        let text = read_limited(resp, limit)
             .await
-            .map_err(|e| format!("POST {path}: reading the response: {}", error_chain(&e)))?;
+            .map_err(|e| format!("POST {path}: reading the response: {e}"))?;
         Ok((status, text))
     }
 
@@ -632,6 +717,42 @@ impl Shipper {
     }
 }
 
+/// Up to `limit` bytes of a response body as text; a longer body is an error (read no further).
+pub(crate) async fn read_limited(
+    mut resp: reqwest::Response,
+    limit: usize,
+) -> Result<String, String> {
+    if let Some(len) = resp.content_length()
+        && len > limit as u64
+    {
+        return Err(format!(
+            "the answer is {len} bytes, more than the {limit} bytes read"
+        ));
+    }
+    let mut out = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(|e| error_chain(&e))? {
+        if out.len() + chunk.len() > limit {
+            return Err(format!("the answer is longer than the {limit} bytes read"));
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok(String::from_utf8_lossy(&out).into_owned())
+}
+
+/// The error for a redirect answer: redirects are never followed (see the module docs).
+pub(crate) fn redirect_error(what: &str, resp: &reqwest::Response) -> String {
+    let location = resp
+        .headers()
+        .get(reqwest::header::LOCATION)
+        .map(|v| crate::confirm::redact(&String::from_utf8_lossy(v.as_bytes())))
+        .unwrap_or_else(|| "(no Location)".into());
+    format!(
+        "{what}: HTTP {} redirect to {location} not followed: the agent sends its token and \
+         evidence only to server.url (set it to the server's real address)",
+        resp.status().as_u16()
+    )
+}
+
 /// Maps a status and body to an outcome.
 fn classify(status: StatusCode, retry_after: Option<Duration>, body: String) -> SendOutcome {
     let code = status.as_u16();
@@ -650,7 +771,23 @@ fn classify(status: StatusCode, retry_after: Option<Duration>, body: String) -> 
             reason: format!("HTTP {code}: {}", server_message(&body)),
             retry_after,
         },
-        400..=499 => SendOutcome::Rejected { status: code, body },
+        400..=499 => match serde_json::from_str::<ErrorBody>(&body) {
+            Ok(b) if REJECTION_CODES.contains(&b.error.code.as_str()) => {
+                SendOutcome::Rejected { status: code, body }
+            }
+            _ => SendOutcome::Stopped {
+                status: code,
+                reason: format!(
+                    "not aims-server's verdict on the batch (a proxy or another service \
+                     answered?): {}",
+                    server_message(&body)
+                ),
+            },
+        },
+        300..=399 => SendOutcome::Stopped {
+            status: code,
+            reason: "redirect not followed".into(),
+        },
         _ => SendOutcome::Retryable {
             reason: format!("HTTP {code}: {}", server_message(&body)),
             retry_after,
@@ -720,9 +857,35 @@ mod tests {
                 ..
             }
         ));
+        let typed = |code: &str| format!(r#"{{"error":{{"code":"{code}","message":"m"}}}}"#);
+        assert!(matches!(
+            classify(s(400), None, typed("invalid_record")),
+            SendOutcome::Rejected { status: 400, .. }
+        ));
+        assert!(matches!(
+            classify(s(413), None, typed("payload_too_large")),
+            SendOutcome::Rejected { status: 413, .. }
+        ));
+        // Not the server's verdict on the batch: kept.
         assert!(matches!(
             classify(s(400), None, String::new()),
-            SendOutcome::Rejected { status: 400, .. }
+            SendOutcome::Stopped { status: 400, .. }
+        ));
+        assert!(matches!(
+            classify(s(404), None, "<html>Not Found</html>".into()),
+            SendOutcome::Stopped { status: 404, .. }
+        ));
+        assert!(matches!(
+            classify(s(404), None, typed("not_found")),
+            SendOutcome::Stopped { status: 404, .. }
+        ));
+        assert!(matches!(
+            classify(s(413), None, "<html>Request Entity Too Large</html>".into()),
+            SendOutcome::Stopped { status: 413, .. }
+        ));
+        assert!(matches!(
+            classify(s(405), None, String::new()),
+            SendOutcome::Stopped { status: 405, .. }
         ));
         assert!(matches!(
             classify(s(401), None, String::new()),

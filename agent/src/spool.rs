@@ -4,27 +4,42 @@
 //! - `<seq:020>-<source>.json`: one batch, `{"v":1,"records":[…]}`, at most `batch_size` records
 //!   (and never more than [`MAX_BATCH_RECORDS`]). `seq` increases monotonically across restarts,
 //!   so sorting the names gives the order in which batches were written.
-//! - `.tmp-…`: a batch being written. Leftovers of a crash are incomplete by definition and are
-//!   removed when the spool is opened; their records were never acknowledged to the caller, so the
-//!   cursor did not advance and the next poll produces them again.
-//! - `rejected/<name>` + `rejected/<name>.reason`: batches the server refused (4xx) or that could
-//!   not be parsed. They are kept for an operator, never deleted by the agent.
+//! - `.<name>.tmp-<pid>` (and `.tmp-…` from older versions): a batch being written. Leftovers of
+//!   a crash are incomplete by definition and are removed when the spool is opened; their records
+//!   were never acknowledged to the caller, so the cursor did not advance and the next poll
+//!   produces them again.
+//! - `rejected/<name>` + `rejected/<name>.reason`: batches aims-server refused with a typed
+//!   error, or that could not be parsed. They are kept for an operator, never deleted by the
+//!   agent; [`Spool::retry_rejected`] (`aims-agent spool retry`) moves them back to the pending
+//!   spool.
+//!
+//! Files are written 0600 and the spool directories are 0700 (records name what a source holds).
+//!
+//! **Bound.** With a maximum ([`Spool::open_with_limit`], the config's `spool_max_bytes`), an
+//! append that would take the pending batches past it writes nothing and fails with
+//! [`SpoolError::Full`]: the oldest evidence is kept, the caller's cursor does not move, so the
+//! refused records are produced again by a later poll once the server drained the spool.
+//! [`Spool::is_full`] tells whether the last append was refused (the `aims_agent_spool_full`
+//! gauge).
 //!
 //! Durability contract:
 //! - [`Spool::append`] returns only after every batch file is written to a temp file, fsynced,
-//!   renamed into place and the directory fsynced. Callers advance their cursor *after* it
-//!   returns: a crash in between re-sends records (the server dedups by record id) and never
-//!   loses them.
+//!   renamed into place and the directory fsynced ([`aims_collect::fsutil::write_atomic`]).
+//!   Callers advance their cursor *after* it returns: a crash in between re-sends records (the
+//!   server dedups by record id) and never loses them.
 //! - [`Spool::ack`] deletes a batch; call it only after the server acknowledged every record.
 //! - A file that cannot be parsed is moved to `rejected/` with an ERROR log, never deleted.
 //!
 //! All methods do blocking filesystem IO; async callers run them in `spawn_blocking`. A `Spool`
 //! is cheap to clone and safe to share between threads (sequence numbers come from one mutex).
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write as _};
+use std::fs::{self, File};
+use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+
+use aims_collect::fsutil;
 
 use aims_model::EvidenceRecord;
 use aims_model::wire::MAX_BATCH_RECORDS;
@@ -72,6 +87,19 @@ pub enum SpoolError {
     /// Records could not be encoded.
     #[error("cannot encode spool batch: {0}")]
     Encode(#[source] serde_json::Error),
+    /// The batches would take the spool past its maximum; nothing was written.
+    #[error(
+        "spool full: {pending} bytes pending + {needed} new would exceed spool_max_bytes ({max}); \
+         nothing written, the records are collected again once the server drains the spool"
+    )]
+    Full {
+        /// Bytes of the pending batch files.
+        pending: u64,
+        /// Bytes the refused batches would have taken.
+        needed: u64,
+        /// The maximum.
+        max: u64,
+    },
 }
 
 impl SpoolError {
@@ -94,6 +122,11 @@ struct Inner {
     dir: PathBuf,
     rejected: PathBuf,
     batch_size: usize,
+    /// Most bytes of pending batch files, if bounded.
+    max_bytes: Option<u64>,
+    /// Whether the last append was refused for lack of room (cleared by a successful append
+    /// or an acknowledgement).
+    full: AtomicBool,
     /// The next sequence number to hand out.
     next_seq: Mutex<u64>,
 }
@@ -101,18 +134,66 @@ struct Inner {
 impl Spool {
     /// Opens (creating if needed) the spool in `dir` (normally `spool_dir/spool`), removes temp
     /// files left by a crash and continues the sequence after the highest existing file.
-    /// `batch_size` is clamped to `1..=MAX_BATCH_RECORDS`.
+    /// `batch_size` is clamped to `1..=MAX_BATCH_RECORDS`. Unbounded; see
+    /// [`Spool::open_with_limit`].
     pub fn open(dir: impl Into<PathBuf>, batch_size: usize) -> Result<Self, SpoolError> {
+        Self::open_with_limit(dir, batch_size, None)
+    }
+
+    /// [`Spool::open`] with a maximum of `max_bytes` of pending batch files (see the module
+    /// docs). The directories are created 0700 (and made 0700 if an older version created them
+    /// otherwise).
+    pub fn open_with_limit(
+        dir: impl Into<PathBuf>,
+        batch_size: usize,
+        max_bytes: Option<u64>,
+    ) -> Result<Self, SpoolError> {
+        Self::open_inner(dir.into(), batch_size, max_bytes, true)
+    }
+
+    /// Opens an existing spool to inspect it or move rejected batches back (`aims-agent spool`),
+    /// possibly while an agent is running on it: creates nothing and leaves temp files alone
+    /// (they may be a running agent's writes in progress). Not for appending.
+    pub fn open_existing(dir: impl Into<PathBuf>) -> Result<Self, SpoolError> {
         let dir = dir.into();
+        for d in [dir.clone(), dir.join(REJECTED_DIR)] {
+            if let Err(e) = fs::metadata(&d) {
+                return Err(SpoolError::io(&d, e));
+            }
+        }
+        Self::open_inner(dir, MAX_BATCH_RECORDS, None, false)
+    }
+
+    fn open_inner(
+        dir: PathBuf,
+        batch_size: usize,
+        max_bytes: Option<u64>,
+        owner: bool,
+    ) -> Result<Self, SpoolError> {
         let rejected = dir.join(REJECTED_DIR);
-        fs::create_dir_all(&rejected).map_err(|e| SpoolError::io(&rejected, e))?;
+        if !owner {
+            return Ok(Self {
+                inner: Arc::new(Inner {
+                    dir,
+                    rejected,
+                    batch_size,
+                    max_bytes,
+                    full: AtomicBool::new(false),
+                    next_seq: Mutex::new(u64::MAX),
+                }),
+            });
+        }
+        fsutil::create_private_dir_all(&rejected).map_err(|e| SpoolError::io(&rejected, e))?;
+        for d in [&dir, &rejected] {
+            fsutil::make_private_dir(d).map_err(|e| SpoolError::io(d, e))?;
+        }
         let mut max_seq = 0u64;
         for d in [&dir, &rejected] {
             for entry in fs::read_dir(d).map_err(|e| SpoolError::io(d, e))? {
                 let entry = entry.map_err(|e| SpoolError::io(d, e))?;
                 let name = entry.file_name();
                 let Some(name) = name.to_str() else { continue };
-                if name.starts_with(TMP_PREFIX) {
+                if name.starts_with(TMP_PREFIX) || fsutil::is_temp_name(name) {
                     let p = entry.path();
                     tracing::warn!(path = %p.display(), "removing incomplete spool temp file left by a crash");
                     fs::remove_file(&p).map_err(|e| SpoolError::io(&p, e))?;
@@ -128,6 +209,8 @@ impl Spool {
                 dir,
                 rejected,
                 batch_size: batch_size.clamp(1, MAX_BATCH_RECORDS),
+                max_bytes,
+                full: AtomicBool::new(false),
                 next_seq: Mutex::new(max_seq.saturating_add(1)),
             }),
         })
@@ -144,7 +227,8 @@ impl Spool {
     }
 
     /// Writes `records` as one or more durable batch files (see the module docs) and returns
-    /// their paths in order. Nothing is written for an empty slice.
+    /// their paths in order. Nothing is written for an empty slice. With a maximum, either every
+    /// batch fits and all are written, or none is ([`SpoolError::Full`]).
     pub fn append(
         &self,
         source: &str,
@@ -155,26 +239,101 @@ impl Spool {
             return Ok(paths);
         }
         let tag = file_tag(source);
-        for chunk in byte_bounded_chunks(records, self.inner.batch_size, MAX_BATCH_BYTES) {
-            let body = serde_json::to_vec(&BatchRef {
-                v: SPOOL_FORMAT_VERSION,
-                records: chunk,
+        let bodies = byte_bounded_chunks(records, self.inner.batch_size, MAX_BATCH_BYTES)
+            .into_iter()
+            .map(|chunk| {
+                serde_json::to_vec(&BatchRef {
+                    v: SPOOL_FORMAT_VERSION,
+                    records: chunk,
+                })
+                .map(|body| (chunk.len(), body))
+                .map_err(SpoolError::Encode)
             })
-            .map_err(SpoolError::Encode)?;
+            .collect::<Result<Vec<_>, _>>()?;
+        if let Some(max) = self.inner.max_bytes {
+            let needed: u64 = bodies.iter().map(|(_, b)| b.len() as u64).sum();
+            let pending = self.pending_bytes()?;
+            if pending.saturating_add(needed) > max {
+                self.inner.full.store(true, Ordering::Relaxed);
+                return Err(SpoolError::Full {
+                    pending,
+                    needed,
+                    max,
+                });
+            }
+        }
+        for (count, body) in bodies {
             // Never replace an existing batch, even one placed by hand after `open`.
-            let (name, path) = loop {
+            let path = loop {
                 let seq = self.next_seq();
-                let name = format!("{seq:0SEQ_DIGITS$}-{tag}.json");
-                let path = self.inner.dir.join(&name);
+                let path = self
+                    .inner
+                    .dir
+                    .join(format!("{seq:0SEQ_DIGITS$}-{tag}.json"));
                 if fs::symlink_metadata(&path).is_err() {
-                    break (name, path);
+                    break path;
                 }
             };
-            write_atomic(&self.inner.dir, &name, &body)?;
-            tracing::debug!(path = %path.display(), records = chunk.len(), "spooled batch");
+            fsutil::write_atomic(&path, &body).map_err(|e| SpoolError::io(&path, e))?;
+            tracing::debug!(path = %path.display(), records = count, "spooled batch");
             paths.push(path);
         }
+        self.inner.full.store(false, Ordering::Relaxed);
         Ok(paths)
+    }
+
+    /// Whether the last append was refused because the spool was full (and nothing was
+    /// acknowledged since).
+    pub fn is_full(&self) -> bool {
+        self.inner.full.load(Ordering::Relaxed)
+    }
+
+    /// The maximum of pending bytes, if bounded.
+    pub fn max_bytes(&self) -> Option<u64> {
+        self.inner.max_bytes
+    }
+
+    /// Total size of the pending batch files.
+    pub fn pending_bytes(&self) -> Result<u64, SpoolError> {
+        let mut total = 0u64;
+        for p in self.pending()? {
+            match fs::metadata(&p) {
+                Ok(md) => total = total.saturating_add(md.len()),
+                // Acknowledged meanwhile.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(SpoolError::io(&p, e)),
+            }
+        }
+        Ok(total)
+    }
+
+    /// Moves every rejected batch back to the pending spool (its `.reason` file is removed), so
+    /// the next shipping pass offers it to the server again; returns the batches moved. Their
+    /// names keep their sequence numbers, so they ship in the order they were first written.
+    pub fn retry_rejected(&self) -> Result<Vec<PathBuf>, SpoolError> {
+        let mut moved = Vec::new();
+        for p in self.rejected()? {
+            let Some(name) = p.file_name() else { continue };
+            let target = self.inner.dir.join(name);
+            if fs::symlink_metadata(&target).is_ok() {
+                tracing::warn!(path = %target.display(), "a pending batch has the rejected batch's name, left in rejected");
+                continue;
+            }
+            fs::rename(&p, &target).map_err(|e| SpoolError::io(&p, e))?;
+            let mut reason = p.clone().into_os_string();
+            reason.push(".reason");
+            match fs::remove_file(&reason) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(SpoolError::io(Path::new(&reason), e)),
+            }
+            moved.push(target);
+        }
+        if !moved.is_empty() {
+            sync_dir(&self.inner.dir)?;
+            sync_dir(&self.inner.rejected)?;
+        }
+        Ok(moved)
     }
 
     /// Pending batch files, oldest first.
@@ -242,6 +401,7 @@ impl Spool {
             }
             Err(e) => return Err(SpoolError::io(path, e)),
         }
+        self.inner.full.store(false, Ordering::Relaxed);
         sync_dir(&self.inner.dir)
     }
 
@@ -259,7 +419,8 @@ impl Spool {
         let rej = &self.inner.rejected;
         let mut body = reason.as_bytes().to_vec();
         body.push(b'\n');
-        write_atomic(rej, &format!("{name}.reason"), &body)?;
+        let reason_path = rej.join(format!("{name}.reason"));
+        fsutil::write_atomic(&reason_path, &body).map_err(|e| SpoolError::io(&reason_path, e))?;
         let target = rej.join(&name);
         fs::rename(path, &target).map_err(|e| SpoolError::io(path, e))?;
         sync_dir(rej)?;
@@ -338,28 +499,6 @@ fn file_tag(source: &str) -> String {
         })
         .collect();
     if t.is_empty() { "source".into() } else { t }
-}
-
-/// Writes `dir/name` atomically: temp file in the same directory, fsync, rename, fsync dir.
-pub(crate) fn write_atomic(dir: &Path, name: &str, body: &[u8]) -> Result<(), SpoolError> {
-    let tmp = dir.join(format!("{TMP_PREFIX}{name}"));
-    let target = dir.join(name);
-    let res = (|| {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&tmp)?;
-        f.write_all(body)?;
-        f.sync_all()?;
-        drop(f);
-        fs::rename(&tmp, &target)
-    })();
-    if let Err(e) = res {
-        let _ = fs::remove_file(&tmp);
-        return Err(SpoolError::io(&target, e));
-    }
-    sync_dir(dir)
 }
 
 fn sync_dir(dir: &Path) -> Result<(), SpoolError> {

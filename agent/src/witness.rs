@@ -56,6 +56,9 @@ pub struct Witness {
     policy: Option<TrustPolicy>,
 }
 
+/// Largest consistency-proof answer read.
+const MAX_PROOF_BYTES: usize = 1024 * 1024;
+
 #[derive(Deserialize)]
 struct ConsistencyBody {
     hashes: Vec<String>,
@@ -154,13 +157,13 @@ impl Witness {
                 return Ok(new);
             }
         }
-        let tmp = self.path.with_extension("tmp");
-        std::fs::write(&tmp, note)
-            .and_then(|()| std::fs::rename(&tmp, &self.path))
-            .map_err(|source| WitnessError::Io {
+        // 0600, fsynced, renamed, directory fsynced.
+        aims_collect::fsutil::write_atomic(&self.path, note.as_bytes()).map_err(|source| {
+            WitnessError::Io {
                 path: self.path.clone(),
                 source,
-            })?;
+            }
+        })?;
         Ok(new)
     }
 }
@@ -184,13 +187,21 @@ async fn fetch_consistency(
         .send()
         .await
         .map_err(|e| WitnessError::Fetch(e.to_string()))?;
+    if resp.status().is_redirection() {
+        return Err(WitnessError::Fetch(crate::shipper::redirect_error(
+            "GET /v1/log/proof/consistency",
+            &resp,
+        )));
+    }
     if !resp.status().is_success() {
         return Err(WitnessError::Fetch(format!("HTTP {}", resp.status())));
     }
-    let body: ConsistencyBody = resp
-        .json()
+    // A proof is at most ~64 hashes: anything near this bound is not one.
+    let text = crate::shipper::read_limited(resp, MAX_PROOF_BYTES)
         .await
-        .map_err(|e| WitnessError::Fetch(e.to_string()))?;
+        .map_err(WitnessError::Fetch)?;
+    let body: ConsistencyBody =
+        serde_json::from_str(&text).map_err(|e| WitnessError::Fetch(e.to_string()))?;
     body.hashes
         .iter()
         .map(|h| {

@@ -31,6 +31,7 @@ fn opts() -> RunOptions {
             max_backoff: Duration::from_millis(50),
             max_attempts: 2,
             deadline: Some(Duration::from_secs(10)),
+            ..RetryPolicy::default()
         },
         ..RunOptions::default()
     }

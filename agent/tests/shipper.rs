@@ -29,6 +29,7 @@ fn fast_retry() -> RetryPolicy {
         max_backoff: Duration::from_millis(200),
         max_attempts: 4,
         deadline: Some(Duration::from_secs(20)),
+        ..RetryPolicy::default()
     }
 }
 

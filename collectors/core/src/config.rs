@@ -89,6 +89,11 @@ pub struct DirSource {
     /// Globs of paths to ignore.
     #[serde(default)]
     pub exclude: Vec<String>,
+    /// Read files through symlinks that resolve outside `path` (default: such files are skipped,
+    /// so a link planted in the tree cannot make the agent read and report files elsewhere).
+    /// Symlinks to files inside the root are always read; directory symlinks are never followed.
+    #[serde(default)]
+    pub follow_symlinks: bool,
 }
 
 /// An `mlflow` source (implemented in its own crate). The system defaults to the registered

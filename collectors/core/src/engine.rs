@@ -7,6 +7,11 @@
 //!   as it arrives (≈50 µs per chunk, short enough to stay on the async thread), and only the
 //!   first `max_parse_bytes` are kept for the parser. Larger artifacts are hashed but not parsed
 //!   (`metadata.parse_skipped = "too large"`). Parsing big buffers runs on the blocking pool.
+//! - A fetch stream is read no further than the listing said (issue 18, A4): an artifact listed
+//!   with a size fails (an error of that artifact) as soon as its stream yields one byte more,
+//!   and also when it ends short; an artifact listed without a size is read up to
+//!   [`MAX_UNSIZED_ARTIFACT_BYTES`]. A hostile or broken source can therefore not make the agent
+//!   hash more than it announced, and a record's size is always the listed one.
 //! - A changed version token with identical bytes (same SHA-256) updates the cursor silently.
 //! - A locator in the cursor but absent from the listing yields exactly one `gone` record and
 //!   leaves the cursor.
@@ -41,6 +46,9 @@ pub const DEFAULT_MAX_PARSE_BYTES: usize = 4 * 1024 * 1024;
 const INLINE_PARSE_BYTES: usize = 64 * 1024;
 /// Metadata larger than this (canonical JSON) is replaced by a stub so records stay valid.
 const MAX_METADATA_BYTES: usize = 32 * 1024;
+/// Most bytes read from an artifact whose listing gave no size (synthesised API documents,
+/// sources that cannot tell): more fails the artifact.
+pub const MAX_UNSIZED_ARTIFACT_BYTES: u64 = 1024 * 1024 * 1024;
 
 /// Everything a poll needs besides the collector and the cursor.
 #[derive(Clone, Copy, Debug)]
@@ -208,6 +216,12 @@ enum ArtifactError {
         #[source]
         source: std::io::Error,
     },
+    #[error("the source served more than the {listed} bytes its listing announced")]
+    Longer { listed: u64 },
+    #[error("the source served {read} bytes, its listing announced {listed}")]
+    Shorter { read: u64, listed: u64 },
+    #[error("larger than {limit} bytes, the limit for an artifact listed without a size")]
+    Unsized { limit: u64 },
     #[error("record rejected: {0}")]
     Record(#[from] RecordError),
 }
@@ -226,8 +240,20 @@ async fn collect_one(
     let mut head: Vec<u8> = Vec::new();
     let mut buf = vec![0u8; CHUNK_SIZE];
     let mut size: u64 = 0;
+    // Never read past the announced size (plus the one byte that proves the stream is longer).
+    let limit = artifact.size.unwrap_or(MAX_UNSIZED_ARTIFACT_BYTES);
     loop {
-        let n = match reader.read(&mut buf).await {
+        if size > limit {
+            stats.bytes_hashed += limit;
+            return Err(match artifact.size {
+                Some(listed) => ArtifactError::Longer { listed },
+                None => ArtifactError::Unsized { limit },
+            });
+        }
+        let want = usize::try_from(limit.saturating_add(1) - size)
+            .unwrap_or(usize::MAX)
+            .min(CHUNK_SIZE);
+        let n = match reader.read(&mut buf[..want]).await {
             Ok(0) => break,
             Ok(n) => n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
@@ -236,9 +262,17 @@ async fn collect_one(
                 return Err(ArtifactError::Read { read: size, source });
             }
         };
-        let chunk = &buf[..n];
-        hasher.update(chunk);
+        let mut chunk = &buf[..n];
         size += n as u64;
+        if size > limit {
+            // The extra byte (`want` allows one) is not part of the listed state: not hashed.
+            let extra = usize::try_from(size - limit).unwrap_or(n).min(n);
+            chunk = &chunk[..n - extra];
+            hasher.update(chunk);
+            crate::progress::add_bytes(chunk.len() as u64);
+            continue;
+        }
+        hasher.update(chunk);
         crate::progress::add_bytes(n as u64);
         // Keep one byte beyond the limit so "exactly at the limit" is still parsed.
         if head.len() <= ctx.max_parse_bytes {
@@ -252,7 +286,7 @@ async fn collect_one(
     if let Some(listed) = artifact.size
         && listed != size
     {
-        tracing::debug!(locator = %artifact.locator, listed, read = size, "size differs from listing");
+        return Err(ArtifactError::Shorter { read: size, listed });
     }
 
     let too_large = head.len() > ctx.max_parse_bytes;
@@ -323,6 +357,9 @@ async fn collect_one(
             .or(extra.artifact_time)
             .or(artifact.artifact_time),
     };
+    // Parsed fields may carry NUL or bidi controls, which the server refuses: keep the artifact,
+    // neutralise the characters.
+    aims_model::record::sanitize_metadata(&mut record.metadata);
     if let Err(RecordError::TooLarge { .. }) = record.validate() {
         record.metadata = stub_metadata(artifact, format);
     }
@@ -592,5 +629,105 @@ mod tests {
         assert_eq!(out.stats.errors.len(), 1);
         assert!(out.records.is_empty());
         assert_eq!(out.cursor, first.cursor, "old entry kept for the retry");
+    }
+
+    /// A source whose listing announces one size and whose stream serves another.
+    struct Liar {
+        source: SourceRef,
+        listed: Option<u64>,
+        served: u64,
+        reads: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    }
+
+    /// Counts the bytes handed out by an inner reader.
+    struct Counted<R> {
+        inner: R,
+        reads: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    }
+
+    impl<R: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for Counted<R> {
+        fn poll_read(
+            mut self: std::pin::Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+            buf: &mut tokio::io::ReadBuf<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            let before = buf.filled().len();
+            let r = std::pin::Pin::new(&mut self.inner).poll_read(cx, buf);
+            let n = (buf.filled().len() - before) as u64;
+            self.reads
+                .fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+            r
+        }
+    }
+
+    #[async_trait]
+    impl Collector for Liar {
+        fn source(&self) -> &SourceRef {
+            &self.source
+        }
+        async fn check(&self) -> Result<(), CollectError> {
+            Ok(())
+        }
+        async fn list(&self) -> Result<Vec<ArtifactRef>, CollectError> {
+            let mut a = ArtifactRef::new("systems/a/report.json", "mem://report", "1");
+            a.size = self.listed;
+            Ok(vec![a])
+        }
+        async fn fetch(&self, _: &ArtifactRef) -> Result<ArtifactReader, CollectError> {
+            use tokio::io::AsyncReadExt as _;
+            Ok(Box::new(Counted {
+                inner: tokio::io::repeat(b'x').take(self.served),
+                reads: self.reads.clone(),
+            }))
+        }
+    }
+
+    /// Issue 18, A4: an artifact listed at 28 bytes and served as 2 GB was hashed whole. The
+    /// engine reads no more than the listed size plus one byte and fails that artifact; a short
+    /// stream fails it too.
+    #[tokio::test]
+    async fn issue_18_a4_fetch_streams_stop_at_the_listed_size() {
+        let reads = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let liar = |listed, served| Liar {
+            source: SourceRef {
+                id: "liar".into(),
+                source_type: SourceType::Dir,
+            },
+            listed,
+            served,
+            reads: reads.clone(),
+        };
+        let two_gb = 2 * 1024 * 1024 * 1024;
+        let out = run(&liar(Some(28), two_gb), &Cursor::new(), 1024).await;
+        assert!(out.records.is_empty(), "no record of an oversized stream");
+        assert!(
+            out.cursor.entries.is_empty(),
+            "nothing remembered, retried next cycle"
+        );
+        assert_eq!(out.stats.errors.len(), 1);
+        assert!(
+            out.stats.errors[0].contains("more than the 28 bytes its listing announced"),
+            "{:?}",
+            out.stats.errors
+        );
+        let read = reads.swap(0, std::sync::atomic::Ordering::Relaxed);
+        assert!(read <= 29, "read {read} bytes of a stream listed at 28");
+        assert_eq!(out.stats.bytes_hashed, 28);
+
+        let out = run(&liar(Some(28), 10), &Cursor::new(), 1024).await;
+        assert!(out.records.is_empty());
+        assert!(
+            out.stats.errors[0].contains("served 10 bytes, its listing announced 28"),
+            "{:?}",
+            out.stats.errors
+        );
+
+        let out = run(&liar(Some(28), 28), &Cursor::new(), 1024).await;
+        assert_eq!(out.records.len(), 1, "{:?}", out.stats.errors);
+        assert_eq!(out.records[0].size, 28);
+        // Without a listed size the same bound is MAX_UNSIZED_ARTIFACT_BYTES (not exercised
+        // here: it would hash a gigabyte).
+        let out = run(&liar(None, 5), &Cursor::new(), 1024).await;
+        assert_eq!(out.records.len(), 1, "{:?}", out.stats.errors);
     }
 }

@@ -1,7 +1,8 @@
 //! Durable file replacement, shared by everything the agent persists (cursors, confirmation
 //! state): write a temp file in the same directory, fsync it, rename it over the target, fsync
 //! the directory. A crash leaves the old file or the new one, never a torn one. Files are created
-//! with mode 0600 on Unix (they describe what a source holds).
+//! with mode 0600 on Unix (they describe what a source holds), and the directories the agent
+//! creates for its state with 0700 ([`create_private_dir_all`]).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -12,12 +13,12 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
         _ => PathBuf::from("."),
     };
-    std::fs::create_dir_all(&dir)?;
+    create_private_dir_all(&dir)?;
     let file_name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "file".into());
-    let tmp = dir.join(format!(".{file_name}.tmp-{}", std::process::id()));
+    let tmp = dir.join(format!("{}{}", temp_prefix(&file_name), std::process::id()));
     let result = (|| {
         let mut opts = std::fs::OpenOptions::new();
         opts.write(true).create(true).truncate(true);
@@ -37,6 +38,43 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     result
 }
 
+/// The prefix of [`write_atomic`]'s temporary file for `name` (`.{name}.tmp-`): what a crash
+/// can leave behind next to the target.
+pub fn temp_prefix(name: &str) -> String {
+    format!(".{name}.tmp-")
+}
+
+/// Whether `name` is a temporary file [`write_atomic`] left behind (a crash mid-write).
+pub fn is_temp_name(name: &str) -> bool {
+    name.starts_with('.') && name.contains(".tmp-")
+}
+
+/// Creates `dir` and its missing parents with mode 0700 on Unix (existing directories keep their
+/// mode: a state directory given by the operator, such as `/var/lib/aims-agent`, is theirs).
+pub fn create_private_dir_all(dir: &Path) -> std::io::Result<()> {
+    let mut b = std::fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
+    b.create(dir)
+}
+
+/// Sets `dir`'s mode to 0700 on Unix (for directories the agent owns outright, such as its spool,
+/// created with a looser mode by an older version).
+pub fn make_private_dir(dir: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(dir)?.permissions().mode() & 0o777;
+        if mode != 0o700 {
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = dir;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -54,6 +92,14 @@ mod tests {
             use std::os::unix::fs::PermissionsExt;
             let mode = std::fs::metadata(&p).unwrap().permissions().mode() & 0o777;
             assert_eq!(mode, 0o600);
+            let mode = std::fs::metadata(dir.path().join("a"))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777;
+            assert_eq!(mode, 0o700, "directories it creates are private");
         }
+        assert!(is_temp_name(&format!("{}42", temp_prefix("b.json"))));
+        assert!(!is_temp_name("b.json"));
     }
 }

@@ -16,6 +16,7 @@
 pub mod collector;
 pub mod config;
 pub mod cursor;
+pub mod deadline;
 pub mod engine;
 pub mod formats;
 pub mod fsutil;
@@ -33,7 +34,10 @@ pub use config::{
     SourceConfig,
 };
 pub use cursor::{Cursor, CursorEntry, CursorError};
-pub use engine::{DEFAULT_MAX_PARSE_BYTES, PollContext, PollOutcome, PollStats, poll};
+pub use deadline::DeadlineReader;
+pub use engine::{
+    DEFAULT_MAX_PARSE_BYTES, MAX_UNSIZED_ARTIFACT_BYTES, PollContext, PollOutcome, PollStats, poll,
+};
 pub use formats::{Parsed, parse};
 pub use sources::dir::DirCollector;
 pub use system::SystemRule;

@@ -11,14 +11,25 @@
 //!
 //! **Rate limits.** A `403`/`429` carrying `retry-after` waits that many seconds; one carrying
 //! `x-ratelimit-remaining: 0` waits until `x-ratelimit-reset` (epoch seconds). A wait longer than
-//! the configured maximum is not attempted: the request fails with
-//! [`GithubError::RateLimited`] naming the reset time (a transient error, so the next poll tries
-//! again). At most [`MAX_RATE_LIMIT_WAITS`] waits per request, and every wait is at least one
+//! the configured maximum (default [`DEFAULT_MAX_RATE_LIMIT_WAIT`], one minute) is not
+//! attempted: the request fails with [`GithubError::RateLimited`] naming the reset time (a
+//! transient error, so the next poll tries again). At most [`MAX_RATE_LIMIT_WAITS`] waits per request, and every wait is at least one
 //! second, so a misbehaving server can never make this loop hot. octocrab's own retry layer is
 //! switched off so waits are not doubled. Other `403`s (permissions) are returned as errors.
 //!
-//! **Bodies.** JSON bodies are read whole but bounded ([`MAX_JSON_BODY`]); artifact bodies are
-//! streamed ([`Api::stream`]), never buffered.
+//! **Bodies.** JSON bodies are read whole but bounded ([`MAX_JSON_BODY`], more is an error);
+//! artifact bodies are streamed ([`Api::stream`]), never buffered.
+//!
+//! **Time.** Every request has a total limit ([`REQUEST_TIMEOUT`], response and JSON body) on top
+//! of octocrab's connect and per-read timeouts; a streamed artifact must finish within
+//! [`DOWNLOAD_TIMEOUT`].
+//!
+//! **Redirects** (issue 18, A1). octocrab is built without its redirect layer (which re-sent the
+//! token after a cross-host hop followed by a same-host one). This layer follows a redirect only
+//! when its `Location` is on the API's origin and under its base path (a renamed repository's
+//! `301`), at most [`MAX_REDIRECTS`] times, re-issued through octocrab so the token is attached
+//! exactly as for any API request; any other redirect fails the request
+//! ([`GithubError::Redirect`], naming the `Location`) and nothing is sent to the other host.
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -45,12 +56,19 @@ pub const ACCEPT_RAW: &str = "application/vnd.github.raw+json";
 pub const ACCEPT_SHA: &str = "application/vnd.github.sha";
 /// The REST API version requested.
 pub const API_VERSION: &str = "2022-11-28";
-/// Largest JSON body read (a recursive tree of a very large repository stays below this).
-pub const MAX_JSON_BODY: usize = 64 * 1024 * 1024;
+/// Largest JSON body read (a recursive tree is at most 100,000 entries, ~7 MB, by GitHub's own
+/// limit).
+pub const MAX_JSON_BODY: usize = 32 * 1024 * 1024;
 /// Rate-limit waits per request before giving up.
 pub const MAX_RATE_LIMIT_WAITS: u32 = 3;
-/// Default cap on one rate-limit wait.
-pub const DEFAULT_MAX_RATE_LIMIT_WAIT: Duration = Duration::from_secs(15 * 60);
+/// Default cap on one rate-limit wait (`retry-after` or the reset time).
+pub const DEFAULT_MAX_RATE_LIMIT_WAIT: Duration = Duration::from_secs(60);
+/// Total time of one request: the response, and for JSON the whole body.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+/// Total time of one streamed artifact download.
+pub const DOWNLOAD_TIMEOUT: Duration = Duration::from_secs(10 * 60);
+/// Same-origin redirects followed per request.
+pub const MAX_REDIRECTS: u32 = 5;
 /// Wait for a `429` that names neither `retry-after` nor a reset (GitHub's advice: a minute).
 const SECONDARY_LIMIT_WAIT: Duration = Duration::from_secs(60);
 /// Version of the on-disk cache file.
@@ -101,6 +119,7 @@ pub struct Api {
     /// The API base URL without a trailing `/` (used to make `Link` URLs relative).
     base: String,
     max_wait: Duration,
+    max_json_bytes: usize,
     cache: Mutex<CacheState>,
     cache_file: Option<PathBuf>,
 }
@@ -200,6 +219,7 @@ impl Api {
             client,
             base: base.trim_end_matches('/').to_owned(),
             max_wait,
+            max_json_bytes: MAX_JSON_BODY,
             cache: Mutex::new(CacheState::default()),
             cache_file,
         }
@@ -210,6 +230,11 @@ impl Api {
         self.max_wait = max_wait;
     }
 
+    /// Changes the largest JSON body read.
+    pub fn set_max_json_bytes(&mut self, bytes: usize) {
+        self.max_json_bytes = bytes;
+    }
+
     /// Turns a `Link` target into a path relative to the base URL; refuses other hosts.
     fn relative(&self, link: &str) -> Result<String, GithubError> {
         if let Some(rest) = link.strip_prefix(&self.base)
@@ -217,7 +242,8 @@ impl Api {
         {
             return Ok(rest.to_owned());
         }
-        if link.starts_with('/') {
+        // A path on the same host; `//host/…` is another host.
+        if link.starts_with('/') && !link.starts_with("//") {
             return Ok(link.to_owned());
         }
         Err(GithubError::Decode {
@@ -248,17 +274,47 @@ impl Api {
             headers.insert(IF_NONE_MATCH, v);
         }
         let mut waits = 0;
+        let mut redirects = 0;
+        let mut target = path.to_owned();
         loop {
-            let resp = self
-                .client
-                ._get_with_headers(path, Some(headers.clone()))
-                .await
-                .map_err(|source| GithubError::Http {
-                    path: path.to_owned(),
-                    source,
-                })?;
+            let resp = tokio::time::timeout(
+                REQUEST_TIMEOUT,
+                self.client
+                    ._get_with_headers(&target, Some(headers.clone())),
+            )
+            .await
+            .map_err(|_| GithubError::Timeout {
+                path: path.to_owned(),
+                secs: REQUEST_TIMEOUT.as_secs(),
+            })?
+            .map_err(|source| GithubError::Http {
+                path: path.to_owned(),
+                source,
+            })?;
             let status = resp.status();
             tracing::debug!(path, status = status.as_u16(), "github request");
+            if status.is_redirection() && status != StatusCode::NOT_MODIFIED {
+                let location = resp
+                    .headers()
+                    .get(http::header::LOCATION)
+                    .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+                    .unwrap_or_default();
+                match self.relative(&location) {
+                    Ok(next) if redirects < MAX_REDIRECTS && !location.is_empty() => {
+                        redirects += 1;
+                        tracing::debug!(path, next = %next, "same-origin redirect followed");
+                        target = next;
+                        continue;
+                    }
+                    _ => {
+                        return Err(GithubError::Redirect {
+                            path: path.to_owned(),
+                            status: status.as_u16(),
+                            location: location.chars().take(300).collect(),
+                        });
+                    }
+                }
+            }
             let Some((wait, until)) = rate_limit_wait(status, resp.headers(), now_millis()) else {
                 return Ok(resp);
             };
@@ -284,13 +340,24 @@ impl Api {
         }
     }
 
-    /// Reads a whole (bounded) body.
+    /// Reads a whole (bounded in size and time) body.
     async fn read_body(&self, path: &str, resp: Response<Body>) -> Result<Bytes, GithubError> {
-        Limited::new(resp.into_body(), MAX_JSON_BODY)
-            .collect()
-            .await
-            .map(|c| c.to_bytes())
-            .map_err(|e| self.decode(path, format!("reading body: {e}")))
+        tokio::time::timeout(
+            REQUEST_TIMEOUT,
+            Limited::new(resp.into_body(), self.max_json_bytes).collect(),
+        )
+        .await
+        .map_err(|_| GithubError::Timeout {
+            path: path.to_owned(),
+            secs: REQUEST_TIMEOUT.as_secs(),
+        })?
+        .map(|c| c.to_bytes())
+        .map_err(|e| {
+            self.decode(
+                path,
+                format!("reading body (at most {} bytes): {e}", self.max_json_bytes),
+            )
+        })
     }
 
     /// Turns a non-success response into an error (reading a bounded part of the body).
@@ -469,7 +536,10 @@ impl Api {
         }
         let stream =
             BodyDataStream::new(resp.into_body()).map_err(|e| std::io::Error::other(e.to_string()));
-        Ok(Box::new(tokio_util::io::StreamReader::new(stream)))
+        Ok(Box::new(aims_collect::DeadlineReader::new(
+            tokio_util::io::StreamReader::new(stream),
+            DOWNLOAD_TIMEOUT,
+        )))
     }
 
     /// Persists the responses used since the last save, plus `state`, to the cache file
@@ -499,24 +569,17 @@ impl Api {
             context: "encoding the github cache".into(),
             source: std::io::Error::other(e),
         })?;
-        let io = |context: String| move |source| GithubError::Io { context, source };
-        if let Some(dir) = file.parent() {
-            tokio::fs::create_dir_all(dir)
+        // 0600 in a 0700 directory, fsynced and renamed (the shared durable write).
+        let path = file.clone();
+        let written =
+            tokio::task::spawn_blocking(move || aims_collect::fsutil::write_atomic(&path, &data))
                 .await
-                .map_err(io(format!("creating {}", dir.display())))?;
-        }
-        let tmp = file.with_extension(format!("tmp-{}", std::process::id()));
-        let write = async {
-            let mut f = tokio::fs::File::create(&tmp).await?;
-            tokio::io::AsyncWriteExt::write_all(&mut f, &data).await?;
-            f.sync_all().await?;
-            tokio::fs::rename(&tmp, file).await
-        };
-        if let Err(e) = write.await {
-            let _ = tokio::fs::remove_file(&tmp).await;
-            return Err(io(format!("writing {}", file.display()))(e));
-        }
-        Ok(())
+                .map_err(std::io::Error::other)
+                .and_then(|r| r);
+        written.map_err(|source| GithubError::Io {
+            context: format!("writing {}", file.display()),
+            source,
+        })
     }
 }
 

@@ -31,6 +31,15 @@
 //! version (remembered in memory and in the cache file), so the engine does not report it gone;
 //! when the window covered everything, a missing artifact really is gone.
 //!
+//! A listing is never taken as complete when part of it failed (issue 18, A2): any failed
+//! request fails `list` (the engine keeps its cursor), with three deliberate exceptions that
+//! cannot produce a false `gone` — a deployment whose statuses answer 404 is left out only if it
+//! was never listed before (a deletion racing the listing; otherwise the listing fails), a
+//! workflow run whose approvals answer 404 keeps its remembered artifact (GitHub expires old
+//! runs; the approval evidence stands), and branch protection the token cannot read is left out
+//! only if it was never listed (a token that could read it before and cannot now fails the
+//! listing: an operator must look). A truncated sub-tree while walking a large tree fails too.
+//!
 //! `fetch` rebuilds a document from the API (a handful of requests, most answered `304` from
 //! the ETag cache) and never depends on an earlier `list`, so a restarted collector fetches
 //! exactly what a running one would.
@@ -57,6 +66,8 @@ pub struct Limits {
     pub pull_pages: usize,
     /// Trees read one by one when a recursive tree is truncated.
     pub max_trees: usize,
+    /// Largest JSON answer read ([`crate::api::MAX_JSON_BODY`]).
+    pub max_json_bytes: usize,
 }
 
 impl Default for Limits {
@@ -65,6 +76,7 @@ impl Default for Limits {
             deployment_pages: 2,
             pull_pages: 3,
             max_trees: 10_000,
+            max_json_bytes: crate::api::MAX_JSON_BODY,
         }
     }
 }
@@ -80,6 +92,9 @@ enum Family {
     Deployment,
     Approval,
     Pull,
+    /// Not windowed: remembered so that protection the token can no longer read is an error,
+    /// not a `gone`.
+    Protection,
 }
 
 /// An artifact of a windowed family as remembered between listings.
@@ -232,8 +247,9 @@ impl GithubCollector {
         self
     }
 
-    /// Changes how much of the windowed listings is read.
+    /// Changes how much of the windowed listings is read, and the JSON size bound.
     pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.api.set_max_json_bytes(limits.max_json_bytes);
         self.limits = limits;
         self
     }
@@ -300,10 +316,16 @@ impl GithubCollector {
                     reason: format!("more than {} trees", self.limits.max_trees),
                 });
             }
-            let sub: Tree = self
-                .api
-                .get_json(&self.repo_path(&format!("git/trees/{sha}")))
-                .await?;
+            let sub_path = self.repo_path(&format!("git/trees/{sha}"));
+            let sub: Tree = self.api.get_json(&sub_path).await?;
+            if sub.truncated {
+                // Files left out of a truncated tree would be reported gone.
+                return Err(GithubError::Decode {
+                    path: sub_path,
+                    reason: "tree truncated by the API: the file listing would be incomplete"
+                        .into(),
+                });
+            }
             for e in sub.tree {
                 let full = format!("{prefix}{}", e.path);
                 if e.kind == "tree" {
@@ -326,6 +348,7 @@ impl GithubCollector {
 
     async fn deployments(
         &self,
+        remembered: &BTreeMap<String, Remembered>,
     ) -> Result<(Vec<ArtifactRef>, BTreeMap<u64, RunLink>, bool), GithubError> {
         let (items, complete) = self
             .api
@@ -343,7 +366,12 @@ impl GithubCollector {
             };
             let statuses = match self.statuses(id).await {
                 Ok(s) => s,
-                Err(e) if e.is_not_found() => {
+                // Listed a moment ago, never seen before: a deletion racing this listing.
+                Err(e)
+                    if e.is_not_found()
+                        && !remembered
+                            .contains_key(&format!("{}deployments/{id}", self.locator_base)) =>
+                {
                     tracing::debug!(deployment = id, "deployment vanished while listing");
                     continue;
                 }
@@ -398,13 +426,24 @@ impl GithubCollector {
     async fn approvals(
         &self,
         runs: &BTreeMap<u64, RunLink>,
+        remembered: &BTreeMap<String, Remembered>,
     ) -> Result<Vec<ArtifactRef>, GithubError> {
         let mut out = Vec::new();
         for (run, link) in runs {
             let approvals = match self.approvals_json(*run).await {
                 Ok(v) => v,
                 Err(e) if e.is_not_found() => {
-                    tracing::debug!(run, "workflow run has no approvals history");
+                    let locator = format!("{}actions/runs/{run}/approvals", self.locator_base);
+                    if let Some(old) = remembered.get(&locator) {
+                        // An expired run: the approvals it had stand as last seen.
+                        tracing::debug!(
+                            run,
+                            "workflow run gone, its approvals kept as last listed"
+                        );
+                        out.push(old.to_ref());
+                    } else {
+                        tracing::debug!(run, "workflow run has no approvals history");
+                    }
                     continue;
                 }
                 Err(e) => return Err(e),
@@ -568,8 +607,22 @@ impl GithubCollector {
         }
     }
 
-    async fn protection(&self, branch: &str) -> Result<Option<ArtifactRef>, GithubError> {
+    async fn protection(
+        &self,
+        branch: &str,
+        listed_before: bool,
+    ) -> Result<Option<ArtifactRef>, GithubError> {
         let Some(doc) = self.protection_doc(branch).await? else {
+            if listed_before {
+                // Readable before, refused now: not evidence that the protection went away.
+                return Err(GithubError::Status {
+                    path: self.repo_path(&format!("branches/{branch}/protection")),
+                    status: 403,
+                    message: "branch protection was readable before and is not any more \
+                              (token permissions changed?)"
+                        .into(),
+                });
+            }
             return Ok(None);
         };
         let bytes = documents::to_bytes(&doc);
@@ -649,8 +702,8 @@ impl GithubCollector {
         }
         let files = out.len();
 
-        let (deployments, runs, deployments_complete) = self.deployments().await?;
-        let approvals = self.approvals(&runs).await?;
+        let (deployments, runs, deployments_complete) = self.deployments(&state.windowed).await?;
+        let approvals = self.approvals(&runs, &state.windowed).await?;
         let (pulls, pulls_complete) = self.pulls(&mut state).await?;
 
         let mut windowed = BTreeMap::new();
@@ -672,6 +725,8 @@ impl GithubCollector {
             let partial = match old.family {
                 Family::Deployment | Family::Approval => !deployments_complete,
                 Family::Pull => !pulls_complete,
+                // Listed every time (or the listing fails): never carried over.
+                Family::Protection => false,
             };
             if partial && !windowed.contains_key(locator) {
                 out.push(old.to_ref());
@@ -679,11 +734,17 @@ impl GithubCollector {
                 retained += 1;
             }
         }
-        state.windowed = windowed;
-
-        if let Some(p) = self.protection(&repo.default_branch).await? {
+        let protection_locator = format!(
+            "{}branches/{}/protection",
+            self.locator_base, repo.default_branch
+        );
+        let listed_before = state.windowed.contains_key(&protection_locator);
+        if let Some(p) = self.protection(&repo.default_branch, listed_before).await? {
+            windowed.insert(p.locator.clone(), Remembered::new(Family::Protection, &p));
             out.push(p);
         }
+        // Only a listing that succeeded as a whole updates what is remembered.
+        state.windowed = windowed;
         let saved = json!({"windowed": state.windowed.values().collect::<Vec<_>>()});
         if let Err(e) = self.api.save(saved).await {
             tracing::warn!(error = %e, "github cache not saved");

@@ -50,6 +50,27 @@ pub enum GithubError {
         /// The configured cap on one wait.
         max_wait_secs: u64,
     },
+    /// The API redirected off its origin or base path (or too often); the redirect was not
+    /// followed, so the token stayed with the configured API.
+    #[error(
+        "GET {path}: HTTP {status} redirect to {location} not followed: the token is only sent to api_url"
+    )]
+    Redirect {
+        /// The API path requested.
+        path: String,
+        /// The HTTP status.
+        status: u16,
+        /// The `Location` header (truncated).
+        location: String,
+    },
+    /// The request did not complete within its total time limit.
+    #[error("GET {path}: no complete answer within {secs} s")]
+    Timeout {
+        /// The API path requested.
+        path: String,
+        /// The limit.
+        secs: u64,
+    },
     /// The response body is not what the API documents.
     #[error("GET {path}: unexpected response: {reason}")]
     Decode {
@@ -76,10 +97,13 @@ impl GithubError {
     /// Whether retrying can help.
     pub fn kind(&self) -> CollectErrorKind {
         match self {
-            Self::Config { .. } | Self::Client(_) | Self::Locator(_) => CollectErrorKind::Permanent,
-            Self::Http { .. } | Self::RateLimited { .. } | Self::Io { .. } => {
-                CollectErrorKind::Transient
+            Self::Config { .. } | Self::Client(_) | Self::Locator(_) | Self::Redirect { .. } => {
+                CollectErrorKind::Permanent
             }
+            Self::Http { .. }
+            | Self::RateLimited { .. }
+            | Self::Io { .. }
+            | Self::Timeout { .. } => CollectErrorKind::Transient,
             Self::Status { status, .. } => match status {
                 404 | 410 => CollectErrorKind::NotFound,
                 408 | 429 | 500..=599 => CollectErrorKind::Transient,

@@ -307,6 +307,7 @@ async fn paginates_with_link_headers() {
         deployment_pages: 1,
         pull_pages: 1,
         max_trees: 100,
+        ..aims_collect_github::Limits::default()
     });
     let catalog = catalog();
     let rule = rule(&cfg(&gh));

@@ -4,6 +4,17 @@
 //! versions as strings and times as integer milliseconds. Every struct here therefore defaults
 //! every field, and numbers that are `int64` in MLflow's protobufs are accepted as JSON numbers
 //! or strings. Unknown fields are ignored so newer servers keep working.
+//!
+//! Hostile-server rules (issue 18):
+//! - **Credentials stay on the tracking server's origin.** Redirects are followed only while
+//!   they stay on the origin (scheme, host, port) of the tracking URI, at most
+//!   [`MAX_REDIRECTS`]; a redirect elsewhere is not followed and fails the request
+//!   ([`MlflowError::Redirect`], naming the `Location`), so the token is never sent to another
+//!   host.
+//! - **Bounded.** Every request has a connect and a total timeout ([`ApiLimits`]); JSON bodies
+//!   are read up to [`ApiLimits::max_json_bytes`] (more is an error, not a truncation);
+//!   paginated calls stop with an error after [`ApiLimits::max_pages`] pages or when a page
+//!   token repeats, never with a truncated result.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -18,10 +29,40 @@ use tokio::io::{AsyncRead, ReadBuf};
 
 use crate::error::MlflowError;
 
-/// Whole-request limit for JSON calls (large search pages included).
+/// Whole-request limit (large search pages and run artifact downloads included).
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 /// Connect limit.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Largest JSON response read.
+pub const MAX_JSON_BYTES: usize = 32 * 1024 * 1024;
+/// Most pages of one paginated call (100 results each) before it fails.
+pub const MAX_PAGES: usize = 1000;
+/// Same-origin redirects followed per request.
+pub const MAX_REDIRECTS: usize = 5;
+
+/// Bounds of every call (see the module docs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ApiLimits {
+    /// Total time of one request, body included.
+    pub request_timeout: Duration,
+    /// Time to connect.
+    pub connect_timeout: Duration,
+    /// Largest JSON body read.
+    pub max_json_bytes: usize,
+    /// Most pages of one paginated call.
+    pub max_pages: usize,
+}
+
+impl Default for ApiLimits {
+    fn default() -> Self {
+        Self {
+            request_timeout: REQUEST_TIMEOUT,
+            connect_timeout: CONNECT_TIMEOUT,
+            max_json_bytes: MAX_JSON_BYTES,
+            max_pages: MAX_PAGES,
+        }
+    }
+}
 /// Bytes of an error body kept for the message.
 const ERROR_BODY_BYTES: usize = 8 * 1024;
 /// Characters of an error message kept.
@@ -255,6 +296,29 @@ struct SearchVersions {
     next_page_token: Option<String>,
 }
 
+/// A page of a paginated call.
+trait HasNextPage {
+    fn next_page(&self) -> Option<&str>;
+}
+
+impl HasNextPage for SearchModels {
+    fn next_page(&self) -> Option<&str> {
+        self.next_page_token.as_deref()
+    }
+}
+
+impl HasNextPage for SearchVersions {
+    fn next_page(&self) -> Option<&str> {
+        self.next_page_token.as_deref()
+    }
+}
+
+impl HasNextPage for ListArtifacts {
+    fn next_page(&self) -> Option<&str> {
+        self.next_page_token.as_deref()
+    }
+}
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 struct GetModel {
@@ -289,8 +353,6 @@ struct ErrorBody {
 
 /// Results per search page.
 const PAGE_SIZE: &str = "100";
-/// Upper bound on pages of one paginated call (a server that never stops paginating).
-const MAX_PAGES: usize = 10_000;
 
 /// The REST client of one tracking server.
 #[derive(Clone, Debug)]
@@ -299,15 +361,44 @@ pub struct Api {
     /// The tracking URI with a trailing `/`.
     base: Url,
     token: Option<SecretToken>,
+    limits: ApiLimits,
+}
+
+/// Whether `a` and `b` have the same origin (scheme, host, port).
+fn same_origin(a: &Url, b: &Url) -> bool {
+    a.scheme() == b.scheme()
+        && a.host_str() == b.host_str()
+        && a.port_or_known_default() == b.port_or_known_default()
 }
 
 impl Api {
-    /// Builds the client. `base` must be an `http(s)` URL.
+    /// Builds the client with the default [`ApiLimits`]. `base` must be an `http(s)` URL.
     pub fn new(base: Url, token: Option<SecretToken>) -> Result<Self, MlflowError> {
+        Self::with_limits(base, token, ApiLimits::default())
+    }
+
+    /// Builds the client with `limits`.
+    pub fn with_limits(
+        base: Url,
+        token: Option<SecretToken>,
+        limits: ApiLimits,
+    ) -> Result<Self, MlflowError> {
         crate::install_crypto_provider();
+        let origin = base.clone();
+        // Follow a redirect only while it stays on the tracking server's origin: the token is
+        // never handed to another host (issue 18, A1). A stopped redirect is returned as the
+        // 3xx answer and turned into an error naming the Location.
+        let policy = reqwest::redirect::Policy::custom(move |attempt| {
+            if attempt.previous().len() > MAX_REDIRECTS || !same_origin(attempt.url(), &origin) {
+                attempt.stop()
+            } else {
+                attempt.follow()
+            }
+        });
         let http = reqwest::Client::builder()
-            .timeout(REQUEST_TIMEOUT)
-            .connect_timeout(CONNECT_TIMEOUT)
+            .timeout(limits.request_timeout)
+            .connect_timeout(limits.connect_timeout)
+            .redirect(policy)
             .user_agent(concat!("aims-collect-mlflow/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(MlflowError::Client)?;
@@ -316,7 +407,17 @@ impl Api {
             let p = format!("{}/", base.path());
             base.set_path(&p);
         }
-        Ok(Self { http, base, token })
+        Ok(Self {
+            http,
+            base,
+            token,
+            limits,
+        })
+    }
+
+    /// The same client with other limits.
+    pub fn relimit(&self, limits: ApiLimits) -> Result<Self, MlflowError> {
+        Self::with_limits(self.base.clone(), self.token.clone(), limits)
     }
 
     fn url(&self, rel: &str) -> Result<Url, MlflowError> {
@@ -348,6 +449,23 @@ impl Api {
         if status.is_success() {
             return Ok(resp);
         }
+        if status.is_redirection() {
+            let location = resp
+                .headers()
+                .get(reqwest::header::LOCATION)
+                .map(|v| {
+                    String::from_utf8_lossy(v.as_bytes())
+                        .chars()
+                        .take(ERROR_MESSAGE_CHARS)
+                        .collect::<String>()
+                })
+                .unwrap_or_else(|| "(none)".into());
+            return Err(MlflowError::Redirect {
+                endpoint: endpoint.to_owned(),
+                status: status.as_u16(),
+                location,
+            });
+        }
         let body = read_prefix(resp, ERROR_BODY_BYTES).await;
         let parsed: ErrorBody = serde_json::from_slice(&body).unwrap_or_default();
         let message = parsed
@@ -369,14 +487,66 @@ impl Api {
         query: &[(&str, &str)],
     ) -> Result<T, MlflowError> {
         let endpoint = format!("GET {path}");
-        let resp = self
+        let mut resp = self
             .send(&endpoint, &format!("api/2.0/mlflow/{path}"), query)
             .await?;
-        let bytes = resp.bytes().await.map_err(|e| MlflowError::Request {
+        let limit = self.limits.max_json_bytes;
+        let too_large = |endpoint: String| MlflowError::TooLarge { endpoint, limit };
+        if resp.content_length().is_some_and(|l| l > limit as u64) {
+            return Err(too_large(endpoint));
+        }
+        let mut bytes = Vec::new();
+        while let Some(chunk) = resp.chunk().await.map_err(|e| MlflowError::Request {
             endpoint: endpoint.clone(),
             source: e.without_url(),
-        })?;
+        })? {
+            if bytes.len() + chunk.len() > limit {
+                return Err(too_large(endpoint));
+            }
+            bytes.extend_from_slice(&chunk);
+        }
         serde_json::from_slice(&bytes).map_err(|source| MlflowError::Decode { endpoint, source })
+    }
+
+    /// Follows `next_page_token` through every page of `path` (see the module docs for the
+    /// bounds): `query` is sent with each page, `page_token` added after the first. Returns each
+    /// page's decoded body.
+    async fn pages<T: DeserializeOwned + HasNextPage>(
+        &self,
+        path: &str,
+        query: &[(&str, &str)],
+    ) -> Result<Vec<T>, MlflowError> {
+        let mut out = Vec::new();
+        let mut token: Option<String> = None;
+        let mut seen = std::collections::HashSet::new();
+        loop {
+            if out.len() >= self.limits.max_pages {
+                return Err(MlflowError::Pagination {
+                    endpoint: format!("GET {path}"),
+                    reason: format!("more than {} pages", self.limits.max_pages),
+                });
+            }
+            let mut q = query.to_vec();
+            if let Some(t) = &token {
+                q.push(("page_token", t.as_str()));
+            }
+            let page: T = self.get_json(path, &q).await?;
+            let next = page
+                .next_page()
+                .filter(|t| !t.is_empty())
+                .map(str::to_owned);
+            out.push(page);
+            match next {
+                None => return Ok(out),
+                Some(t) if !seen.insert(t.clone()) => {
+                    return Err(MlflowError::Pagination {
+                        endpoint: format!("GET {path}"),
+                        reason: "a page token repeated".into(),
+                    });
+                }
+                Some(t) => token = Some(t),
+            }
+        }
     }
 
     /// `GET /health` (no auth needed on stock servers; used as a fallback check).
@@ -394,44 +564,30 @@ impl Api {
 
     /// Every registered model (`registered-models/search`, all pages).
     pub async fn search_models(&self) -> Result<Vec<RegisteredModel>, MlflowError> {
-        let mut out = Vec::new();
-        let mut token: Option<String> = None;
-        for _ in 0..MAX_PAGES {
-            let mut q = vec![("max_results", PAGE_SIZE)];
-            if let Some(t) = &token {
-                q.push(("page_token", t.as_str()));
-            }
-            let page: SearchModels = self.get_json("registered-models/search", &q).await?;
-            out.extend(page.registered_models);
-            match page.next_page_token.filter(|t| !t.is_empty()) {
-                Some(t) => token = Some(t),
-                None => return Ok(out),
-            }
-        }
-        tracing::warn!("registered-models/search: page limit reached, listing truncated");
-        Ok(out)
+        let pages: Vec<SearchModels> = self
+            .pages("registered-models/search", &[("max_results", PAGE_SIZE)])
+            .await?;
+        Ok(pages
+            .into_iter()
+            .flat_map(|p| p.registered_models)
+            .collect())
     }
 
     /// Every version of model `name` (`model-versions/search`, all pages).
     pub async fn search_versions(&self, name: &str) -> Result<Vec<ModelVersion>, MlflowError> {
         let filter = name_filter(name)?;
-        let mut out = Vec::new();
-        let mut token: Option<String> = None;
-        for _ in 0..MAX_PAGES {
-            let mut q = vec![("filter", filter.as_str()), ("max_results", PAGE_SIZE)];
-            if let Some(t) = &token {
-                q.push(("page_token", t.as_str()));
-            }
-            let page: SearchVersions = self.get_json("model-versions/search", &q).await?;
-            // The filter is exact, but a server that ignores it must not mix models.
-            out.extend(page.model_versions.into_iter().filter(|v| v.name == name));
-            match page.next_page_token.filter(|t| !t.is_empty()) {
-                Some(t) => token = Some(t),
-                None => return Ok(out),
-            }
-        }
-        tracing::warn!(model = name, "model-versions/search: page limit reached");
-        Ok(out)
+        let pages: Vec<SearchVersions> = self
+            .pages(
+                "model-versions/search",
+                &[("filter", filter.as_str()), ("max_results", PAGE_SIZE)],
+            )
+            .await?;
+        // The filter is exact, but a server that ignores it must not mix models.
+        Ok(pages
+            .into_iter()
+            .flat_map(|p| p.model_versions)
+            .filter(|v| v.name == name)
+            .collect())
     }
 
     /// `registered-models/get`.
@@ -472,24 +628,12 @@ impl Api {
         run_id: &str,
         path: Option<&str>,
     ) -> Result<Vec<FileInfo>, MlflowError> {
-        let mut out = Vec::new();
-        let mut token: Option<String> = None;
-        for _ in 0..MAX_PAGES {
-            let mut q = vec![("run_id", run_id)];
-            if let Some(p) = path {
-                q.push(("path", p));
-            }
-            if let Some(t) = &token {
-                q.push(("page_token", t.as_str()));
-            }
-            let page: ListArtifacts = self.get_json("artifacts/list", &q).await?;
-            out.extend(page.files);
-            match page.next_page_token.filter(|t| !t.is_empty()) {
-                Some(t) => token = Some(t),
-                None => return Ok(out),
-            }
+        let mut q = vec![("run_id", run_id)];
+        if let Some(p) = path {
+            q.push(("path", p));
         }
-        Ok(out)
+        let pages: Vec<ListArtifacts> = self.pages("artifacts/list", &q).await?;
+        Ok(pages.into_iter().flat_map(|p| p.files).collect())
     }
 
     /// Streams one run artifact (`GET /get-artifact?path=&run_uuid=`, served for local and

@@ -25,21 +25,23 @@
 //! - **run files**: `MLmodel`, `*.md`, `*.json`, `*.yaml`/`*.yml` up to
 //!   [`MlflowOptions::max_artifact_bytes`] in the run's root directory and under the version's
 //!   source path; token `<file_size>:<path>` (files of a run are immutable once logged); fetched
-//!   through `GET /get-artifact?path=&run_uuid=`. A run whose artifacts the server cannot list
-//!   (HTTP error) is skipped with a debug log.
+//!   through `GET /get-artifact?path=&run_uuid=`.
 //!
 //! The system is the registered model name ([`ArtifactRef::system`], used by
 //! `SystemRule::FromListing`) unless the source configures `system` or `system_from_path`.
 //!
-//! Failure policy for `list`: a transport error or an HTTP error of a registry call fails the
-//! listing (the engine then keeps its cursor, so nothing is wrongly reported gone). A model or
-//! run that disappears between calls (404) is skipped; runs the token may not read (401/403) are
-//! skipped with a debug log.
+//! Failure policy for `list` (issue 18, A2): a listing is complete or it is an error. Any failed
+//! call — transport error, timeout, 5xx, 401/403, an HTML or empty answer, a bare 404, an
+//! answer over the size bound, pagination that does not end, the per-run `artifacts/list`
+//! budget ([`MlflowOptions::max_artifact_lists`]) spent — fails the whole listing, so the engine
+//! keeps its cursor and reports nothing gone, and the source is reported failing. Only MLflow's
+//! own typed answer that an object does not exist (`RESOURCE_DOES_NOT_EXIST`) for a model or
+//! run that disappeared between calls makes the collector leave it out.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use aims_collect::collector::ArtifactReader;
-use aims_collect::{ArtifactRef, CollectError, CollectErrorKind, Collector, MlflowSource};
+use aims_collect::{ArtifactRef, CollectError, Collector, MlflowSource};
 use aims_model::{SourceRef, SourceType, Timestamp};
 use async_trait::async_trait;
 use futures_util::{StreamExt, TryStreamExt, stream};
@@ -65,8 +67,10 @@ pub struct MlflowOptions {
     pub concurrency: usize,
     /// Directory levels walked below a version's source path.
     pub max_artifact_depth: usize,
-    /// `artifacts/list` calls per run and poll.
+    /// `artifacts/list` calls per run and poll; a run needing more fails the listing.
     pub max_artifact_lists: usize,
+    /// Timeouts and size and page bounds of every request.
+    pub limits: crate::api::ApiLimits,
 }
 
 impl Default for MlflowOptions {
@@ -78,6 +82,7 @@ impl Default for MlflowOptions {
             concurrency: 4,
             max_artifact_depth: 4,
             max_artifact_lists: 32,
+            limits: crate::api::ApiLimits::default(),
         }
     }
 }
@@ -125,8 +130,16 @@ impl MlflowCollector {
         })
     }
 
-    /// Replaces the tunables.
+    /// Replaces the tunables (rebuilding the HTTP client when the limits change).
     pub fn with_options(mut self, options: MlflowOptions) -> Self {
+        if options.limits != self.options.limits {
+            match self.api.relimit(options.limits) {
+                Ok(api) => self.api = api,
+                Err(e) => {
+                    tracing::warn!(error = %e, "MLflow client not rebuilt, default limits kept");
+                }
+            }
+        }
         self.options = options;
         self
     }
@@ -189,7 +202,7 @@ impl MlflowCollector {
         let name = m.name.clone();
         let model = match self.api.get_model(&name).await {
             Ok(rm) => rm,
-            Err(e) if e.kind() == CollectErrorKind::NotFound => {
+            Err(e) if e.is_absent() => {
                 tracing::debug!(model = %name, "registered model vanished during listing");
                 return Ok(None);
             }
@@ -304,8 +317,8 @@ impl MlflowCollector {
         let model = claim.version.name.as_str();
         let run = match self.api.get_run(run_id).await {
             Ok(r) => r,
-            Err(e) if skippable(&e) => {
-                tracing::debug!(run_id, error = %e, "run not readable, skipped");
+            Err(e) if e.is_absent() => {
+                tracing::debug!(run_id, error = %e, "run no longer exists, skipped");
                 return Ok(Vec::new());
             }
             Err(e) => return Err(e),
@@ -346,11 +359,12 @@ impl MlflowCollector {
         if self.options.run_artifacts {
             let files = match self.walk_run(run_id, &claim.subpaths).await {
                 Ok(f) => f,
-                Err(e) if matches!(e, MlflowError::Request { .. }) => return Err(e),
-                Err(e) => {
-                    tracing::debug!(run_id, error = %e, "run artifacts not readable, skipped");
+                // The run was deleted between `runs/get` and `artifacts/list`.
+                Err(e) if e.is_absent() => {
+                    tracing::debug!(run_id, error = %e, "run no longer exists, skipped");
                     BTreeMap::new()
                 }
+                Err(e) => return Err(e),
             };
             for (path, size) in files {
                 let target = Target::RunArtifact {
@@ -412,8 +426,12 @@ impl MlflowCollector {
                 continue;
             }
             if budget == 0 {
-                tracing::debug!(run_id, "artifact listing budget spent");
-                break;
+                // Stopping here would list fewer files than the run has: the ones left out
+                // would be reported gone. Fail instead.
+                return Err(MlflowError::Incomplete(format!(
+                    "run {run_id}: listing its artifacts needs more than {} artifacts/list calls",
+                    self.options.max_artifact_lists
+                )));
             }
             budget -= 1;
             let entries = self.api.list_artifacts(run_id, Some(&dir)).await?;
@@ -506,17 +524,6 @@ impl MlflowCollector {
             None,
             rm.last_updated_timestamp,
         ))
-    }
-}
-
-/// Errors after which a run is skipped rather than failing the listing.
-fn skippable(e: &MlflowError) -> bool {
-    match e {
-        MlflowError::Http { status, .. } => {
-            matches!(*status, 401 | 403) || e.kind() == CollectErrorKind::NotFound
-        }
-        MlflowError::NotFound(_) => true,
-        _ => false,
     }
 }
 
@@ -661,6 +668,7 @@ impl Collector for MlflowCollector {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use aims_collect::CollectErrorKind;
 
     #[test]
     fn subpaths() {

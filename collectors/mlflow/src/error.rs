@@ -46,6 +46,39 @@ pub enum MlflowError {
         /// MLflow's `message` (truncated), when the body carried one.
         message: Option<String>,
     },
+    /// The server redirected the request off the tracking server's origin (or too often); the
+    /// redirect was not followed, so no credential left the origin.
+    #[error(
+        "{endpoint}: HTTP {status} redirect to {location} not followed: the token is only sent to the tracking_uri's origin (set tracking_uri to the server's real address)"
+    )]
+    Redirect {
+        /// The endpoint.
+        endpoint: String,
+        /// HTTP status.
+        status: u16,
+        /// The `Location` header (truncated).
+        location: String,
+    },
+    /// A JSON answer larger than the configured bound.
+    #[error("{endpoint}: the answer is larger than {limit} bytes")]
+    TooLarge {
+        /// The endpoint.
+        endpoint: String,
+        /// The bound.
+        limit: usize,
+    },
+    /// A paginated call did not end properly (too many pages, a repeated page token): the
+    /// listing is incomplete, so it fails rather than being taken as complete.
+    #[error("{endpoint}: pagination did not end: {reason}")]
+    Pagination {
+        /// The endpoint.
+        endpoint: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// A listing limit was reached, so the listing would be incomplete.
+    #[error("{0}")]
+    Incomplete(String),
     /// A success response whose body is not the JSON MLflow documents.
     #[error("{endpoint}: unexpected response body: {source}")]
     Decode {
@@ -80,7 +113,11 @@ impl MlflowError {
             | Self::Client(_)
             | Self::Decode { .. }
             | Self::Encode { .. }
-            | Self::ForeignArtifact(_) => CollectErrorKind::Permanent,
+            | Self::ForeignArtifact(_)
+            | Self::Redirect { .. } => CollectErrorKind::Permanent,
+            Self::TooLarge { .. } | Self::Pagination { .. } | Self::Incomplete(_) => {
+                CollectErrorKind::Transient
+            }
             Self::Request { source, .. } => {
                 if source.is_builder() || source.is_redirect() {
                     CollectErrorKind::Permanent
@@ -103,6 +140,15 @@ fn http_kind(status: u16, code: Option<&str>) -> CollectErrorKind {
         408 | 429 => CollectErrorKind::Transient,
         s if s >= 500 => CollectErrorKind::Transient,
         _ => CollectErrorKind::Permanent,
+    }
+}
+
+impl MlflowError {
+    /// Whether the tracking server itself said the object does not exist (MLflow's typed
+    /// `RESOURCE_DOES_NOT_EXIST` answer). Only that is taken as evidence of removal while
+    /// listing; a bare 404 (a proxy, a wrong path) or an empty answer is not (issue 18, A2).
+    pub fn is_absent(&self) -> bool {
+        matches!(self, Self::Http { code: Some(c), .. } if c == "RESOURCE_DOES_NOT_EXIST")
     }
 }
 

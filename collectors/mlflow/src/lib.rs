@@ -22,8 +22,9 @@
 //! HTTP goes through `reqwest` with rustls and the ring provider ([`install_crypto_provider`]);
 //! a bearer token from `token_env` / `token_file` is sent when configured and never logged.
 //!
-//! Feature `testkit`: [`testkit::MlflowServer`], a real `mlflow server` on a free port, and
-//! [`testkit::Mlf`], a REST client that builds registries, for this crate's tests and the
+//! Feature `testkit`: [`testkit::MlflowServer`], a real `mlflow server` on a free port,
+//! [`testkit::Mlf`], a REST client that builds registries, and [`testkit::fake::FakeMlflow`], a
+//! scriptable misbehaving server (issue 18), for this crate's tests and the
 //! end-to-end suite.
 
 pub mod api;

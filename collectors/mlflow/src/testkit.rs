@@ -23,6 +23,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+pub mod fake;
+
 /// A running `mlflow server`; its process group is killed on drop.
 pub struct MlflowServer {
     /// `http://127.0.0.1:PORT`: the `tracking_uri` of an `mlflow` source.

@@ -24,7 +24,15 @@
 //! the object is never buffered. An object overwritten between `list` and `fetch` fails with
 //! 412 (transient) instead of yielding a record whose bytes do not match its version token; the
 //! engine keeps the old cursor entry and the next cycle lists and fetches the new version. A body
-//! that stalls for [`BODY_IDLE_TIMEOUT`] fails with `TimedOut` rather than hanging the poll.
+//! that stalls for [`BODY_IDLE_TIMEOUT`] fails with `TimedOut` rather than hanging the poll, and
+//! one still streaming after [`BODY_TOTAL_TIMEOUT`] fails the same way (a trickling body).
+//!
+//! **Hostile endpoints** (issue 18). A listing is complete or an error: pagination stops with an
+//! error after [`DEFAULT_MAX_PAGES`] pages or when a continuation token (or marker pair) comes
+//! back a second time, never with a truncated result that would make the engine report the rest
+//! gone. The SDK does not follow redirects: a 3xx (another region, a redirecting proxy) is an
+//! error of the request, and the signed request is never re-sent to the `Location`. Each request
+//! attempt has a total limit and the whole operation (retries included) another.
 //!
 //! **Check** (`check`) is `HeadBucket`: it proves the endpoint, the credentials and the bucket.
 //!
@@ -61,6 +69,12 @@ pub const DEFAULT_PAGE_SIZE: i32 = 1000;
 pub const FALLBACK_REGION: &str = "us-east-1";
 /// A fetched body that delivers no byte for this long fails with `TimedOut`.
 pub const BODY_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// A fetched body still streaming after this long fails with `TimedOut`.
+pub const BODY_TOTAL_TIMEOUT: Duration = Duration::from_secs(15 * 60);
+/// Most listing pages of one `list` (10 million keys at the default page size).
+pub const DEFAULT_MAX_PAGES: usize = 10_000;
+/// One operation, SDK retries included (a listing page, a GetObject up to its headers).
+const OPERATION_TIMEOUT: Duration = Duration::from_secs(300);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Time to the first response byte of a request.
 const READ_TIMEOUT: Duration = Duration::from_secs(60);
@@ -94,6 +108,7 @@ pub struct S3Collector {
     prefix: String,
     versions: bool,
     page_size: i32,
+    max_pages: usize,
     counters: Counters,
 }
 
@@ -140,6 +155,7 @@ impl S3Collector {
                     .connect_timeout(CONNECT_TIMEOUT)
                     .read_timeout(READ_TIMEOUT)
                     .operation_attempt_timeout(ATTEMPT_TIMEOUT)
+                    .operation_timeout(OPERATION_TIMEOUT)
                     .build(),
             );
         if let Some(endpoint) = &cfg.endpoint {
@@ -180,6 +196,7 @@ impl S3Collector {
             prefix: cfg.prefix.clone(),
             versions: cfg.versions,
             page_size: DEFAULT_PAGE_SIZE,
+            max_pages: DEFAULT_MAX_PAGES,
             counters: Counters::default(),
         })
     }
@@ -189,6 +206,32 @@ impl S3Collector {
     pub fn with_page_size(mut self, keys: i32) -> Self {
         self.page_size = keys.clamp(1, DEFAULT_PAGE_SIZE);
         self
+    }
+
+    /// Sets the most listing pages one `list` reads before failing (default
+    /// [`DEFAULT_MAX_PAGES`]).
+    pub fn with_max_pages(mut self, pages: usize) -> Self {
+        self.max_pages = pages.max(1);
+        self
+    }
+
+    fn too_many_pages(&self, op: &'static str) -> S3Error {
+        S3Error::Protocol {
+            op,
+            target: self.list_target(),
+            reason: format!(
+                "more than {} listing pages: the listing is not taken as complete",
+                self.max_pages
+            ),
+        }
+    }
+
+    fn malformed(&self, op: &'static str, what: &str) -> S3Error {
+        S3Error::Protocol {
+            op,
+            target: self.list_target(),
+            reason: format!("the listing holds {what}: not taken as complete"),
+        }
     }
 
     /// The bucket.
@@ -275,7 +318,11 @@ impl S3Collector {
     async fn list_current(&self) -> Result<Vec<ArtifactRef>, S3Error> {
         let mut out = Vec::new();
         let mut token: Option<String> = None;
-        loop {
+        let mut seen = std::collections::HashSet::new();
+        for page_no in 0.. {
+            if page_no >= self.max_pages {
+                return Err(self.too_many_pages("ListObjectsV2"));
+            }
             let mut req = self
                 .client
                 .list_objects_v2()
@@ -293,7 +340,10 @@ impl S3Collector {
                 .await
                 .map_err(|e| S3Error::from_sdk("ListObjectsV2", self.list_target(), false, e))?;
             for o in page.contents() {
-                let Some(key) = o.key() else { continue };
+                // An entry without a key is a broken answer: skipping it would read as removal.
+                let Some(key) = o.key() else {
+                    return Err(self.malformed("ListObjectsV2", "an object without a key"));
+                };
                 let listed = Listed {
                     key,
                     etag: o.e_tag(),
@@ -309,12 +359,14 @@ impl S3Collector {
                 break;
             }
             match page.next_continuation_token() {
-                Some(t) if token.as_deref() != Some(t) => token = Some(t.to_owned()),
+                Some(t) if seen.insert(t.to_owned()) => token = Some(t.to_owned()),
                 _ => {
                     return Err(S3Error::Protocol {
                         op: "ListObjectsV2",
                         target: self.list_target(),
-                        reason: "truncated listing without a new continuation token".into(),
+                        reason: "truncated listing without a new continuation token (missing or \
+                                 repeated)"
+                            .into(),
                     });
                 }
             }
@@ -325,7 +377,11 @@ impl S3Collector {
     async fn list_versions(&self) -> Result<Vec<ArtifactRef>, S3Error> {
         let mut out = Vec::new();
         let mut markers: Option<(String, Option<String>)> = None;
-        loop {
+        let mut seen = std::collections::HashSet::new();
+        for page_no in 0.. {
+            if page_no >= self.max_pages {
+                return Err(self.too_many_pages("ListObjectVersions"));
+            }
             let mut req = self
                 .client
                 .list_object_versions()
@@ -346,12 +402,18 @@ impl S3Collector {
             })?;
             // Only latest versions are current artifacts; a key whose latest entry is a delete
             // marker is simply absent (so the engine reports it gone).
-            for v in page
-                .versions()
-                .iter()
-                .filter(|v| v.is_latest() == Some(true))
-            {
-                let Some(key) = v.key() else { continue };
+            for v in page.versions() {
+                // Entries without IsLatest or a key are a broken answer: skipping them would read
+                // as removal.
+                let Some(latest) = v.is_latest() else {
+                    return Err(self.malformed("ListObjectVersions", "a version without IsLatest"));
+                };
+                if !latest {
+                    continue;
+                }
+                let Some(key) = v.key() else {
+                    return Err(self.malformed("ListObjectVersions", "a version without a key"));
+                };
                 let listed = Listed {
                     key,
                     etag: v.e_tag(),
@@ -372,7 +434,7 @@ impl S3Collector {
                 )
             });
             match next {
-                Some(n) if markers.as_ref() != Some(&n) => markers = Some(n),
+                Some(n) if seen.insert(n.clone()) => markers = Some(n),
                 _ => {
                     return Err(S3Error::Protocol {
                         op: "ListObjectVersions",
@@ -485,7 +547,10 @@ impl Collector for S3Collector {
             S3Error::from_sdk("GetObject", format!("s3://{}/{key}", self.bucket), true, e)
         })?;
         tracing::trace!(locator = %artifact.locator, length = ?out.content_length(), "streaming object");
-        Ok(Box::new(IdleTimeout::new(body_reader(out.body))))
+        Ok(Box::new(aims_collect::DeadlineReader::new(
+            IdleTimeout::new(body_reader(out.body)),
+            BODY_TOTAL_TIMEOUT,
+        )))
     }
 }
 

@@ -26,6 +26,7 @@ pub use aws_config;
 pub use aws_sdk_s3;
 
 pub use collector::{
-    BODY_IDLE_TIMEOUT, DEFAULT_PAGE_SIZE, FALLBACK_REGION, RequestCounts, S3Collector, build,
+    BODY_IDLE_TIMEOUT, BODY_TOTAL_TIMEOUT, DEFAULT_MAX_PAGES, DEFAULT_PAGE_SIZE, FALLBACK_REGION,
+    RequestCounts, S3Collector, build,
 };
 pub use error::S3Error;

@@ -69,6 +69,7 @@ async fn engine_hash(dir: PathBuf, catalog: Arc<Catalog>) -> Result<(String, u64
         interval_secs: 60,
         include: Vec::new(),
         exclude: Vec::new(),
+        follow_symlinks: false,
     })
     .map_err(|e| anyhow::anyhow!("{e}"))?;
     let rule = SystemRule::Fixed("bench".into());

@@ -4,9 +4,15 @@
 //! - Version token `"{size}-{mtime_ns}"`: any write changes it; a touch without a content change
 //!   makes the engine re-hash the file and emit nothing.
 //! - `artifact_time` is the file's modification time (a parsed date inside the file wins).
-//! - Directory symlinks are never followed (no loops, no escaping the root); file symlinks are
-//!   read through; symlinks that do not resolve (dangling, looping) are skipped. `.git` is
-//!   skipped, as are names that are not valid UTF-8 (logged).
+//! - Directory symlinks are never followed (no loops, no escaping the root). File symlinks are
+//!   read through when their target resolves inside the root; one that resolves outside it is
+//!   skipped with a debug log (issue 18: a link planted in the tree must not make the agent read
+//!   and report `/etc/shadow`) unless the source sets `follow_symlinks: true`. Symlinks that do
+//!   not resolve (dangling, looping) are skipped. `.git` is skipped, as are names that are not
+//!   valid UTF-8 (logged).
+//! - `fetch` checks again: without `follow_symlinks` it resolves the file and refuses one whose
+//!   real path left the root since the listing (a file swapped for a link, a directory swapped
+//!   for a link to elsewhere), and opens the resolved path.
 //! - Any error reading a directory fails the whole listing: a partial listing would make the
 //!   engine report everything under the unreadable folder as `gone`.
 //!
@@ -27,6 +33,7 @@ pub struct DirCollector {
     source: SourceRef,
     root: PathBuf,
     filter: PathFilter,
+    follow_symlinks: bool,
 }
 
 impl DirCollector {
@@ -44,6 +51,7 @@ impl DirCollector {
             },
             root,
             filter,
+            follow_symlinks: cfg.follow_symlinks,
         })
     }
 
@@ -82,7 +90,8 @@ impl Collector for DirCollector {
 
     async fn list(&self) -> Result<Vec<ArtifactRef>, CollectError> {
         let root = self.root.clone();
-        let files = tokio::task::spawn_blocking(move || walk(&root))
+        let follow = self.follow_symlinks;
+        let files = tokio::task::spawn_blocking(move || walk(&root, follow))
             .await
             .map_err(|e| CollectError::transient(format!("directory walk aborted: {e}")))??;
         let mut out = Vec::with_capacity(files.len());
@@ -110,6 +119,23 @@ impl Collector for DirCollector {
             )));
         }
         let full = self.root.join(&artifact.path);
+        let full = if self.follow_symlinks {
+            full
+        } else {
+            let real = tokio::fs::canonicalize(&full)
+                .await
+                .map_err(|e| CollectError::io(format!("resolving {}", full.display()), e))?;
+            let root = tokio::fs::canonicalize(&self.root)
+                .await
+                .map_err(|e| CollectError::io(format!("resolving {}", self.root.display()), e))?;
+            if !real.starts_with(&root) {
+                return Err(CollectError::permanent(format!(
+                    "{} resolves outside the source root (set follow_symlinks to read it)",
+                    full.display()
+                )));
+            }
+            real
+        };
         let file = tokio::fs::File::open(&full)
             .await
             .map_err(|e| CollectError::io(format!("opening {}", full.display()), e))?;
@@ -129,9 +155,13 @@ struct FileInfo {
     mtime: Option<Timestamp>,
 }
 
-/// Depth-first walk without following directory symlinks; sorted by relative path.
-fn walk(root: &Path) -> Result<Vec<FileInfo>, CollectError> {
+/// Depth-first walk without following directory symlinks; sorted by relative path. File
+/// symlinks resolving outside the root are skipped unless `follow_symlinks`.
+fn walk(root: &Path, follow_symlinks: bool) -> Result<Vec<FileInfo>, CollectError> {
     let mut out = Vec::new();
+    // The root as the kernel resolves it (it may itself be a symlink); resolved lazily, only
+    // when a symlink is met.
+    let mut real_root: Option<PathBuf> = None;
     let mut stack: Vec<(PathBuf, String)> = vec![(root.to_owned(), String::new())];
     while let Some((dir, prefix)) = stack.pop() {
         let entries = std::fs::read_dir(&dir)
@@ -183,6 +213,33 @@ fn walk(root: &Path) -> Result<Vec<FileInfo>, CollectError> {
                 }
                 continue;
             }
+            if ft.is_symlink() && !follow_symlinks {
+                let root_real = match &real_root {
+                    Some(r) => r.clone(),
+                    None => {
+                        let r = std::fs::canonicalize(root).map_err(|e| {
+                            CollectError::io(format!("resolving {}", root.display()), e)
+                        })?;
+                        real_root = Some(r.clone());
+                        r
+                    }
+                };
+                match std::fs::canonicalize(&path) {
+                    Ok(target) if target.starts_with(&root_real) => {}
+                    Ok(target) => {
+                        tracing::debug!(
+                            path = %rel,
+                            target = %target.display(),
+                            "symlink resolves outside the source root, skipped (follow_symlinks is off)"
+                        );
+                        continue;
+                    }
+                    Err(e) => {
+                        tracing::debug!(path = %rel, error = %e, "symlink does not resolve, skipped");
+                        continue;
+                    }
+                }
+            }
             let modified = md.modified().ok();
             let mtime_ns = modified
                 .and_then(|m| m.duration_since(UNIX_EPOCH).ok())
@@ -214,6 +271,7 @@ mod tests {
             interval_secs: 60,
             include: vec![],
             exclude: vec!["**/*.tmp".into()],
+            follow_symlinks: false,
         })
         .unwrap()
     }
@@ -259,6 +317,69 @@ mod tests {
         assert_eq!(paths, ["ok.md"]);
     }
 
+    /// Issue 18 (L, symlinks): a link planted in the tree pointing outside the root made the
+    /// agent read and report the file it points to. Skipped by default, read with
+    /// `follow_symlinks: true`; a file swapped for such a link after the listing is refused at
+    /// fetch time.
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn issue_18_l_symlinks_outside_the_root_are_skipped() {
+        use tokio::io::AsyncReadExt as _;
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("secret.txt"), b"outside").unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("root");
+        std::fs::create_dir_all(root.join("sub")).unwrap();
+        std::fs::write(root.join("ok.md"), b"# ok").unwrap();
+        std::fs::write(root.join("sub/victim.md"), b"# victim").unwrap();
+        std::os::unix::fs::symlink(outside.path().join("secret.txt"), root.join("leak.txt"))
+            .unwrap();
+        // Inside the root, also through `..` components: still read.
+        std::os::unix::fs::symlink("../ok.md", root.join("sub/inner.md")).unwrap();
+
+        let c = collector(&root);
+        let list = c.list().await.unwrap();
+        let paths: Vec<&str> = list.iter().map(|a| a.path.as_str()).collect();
+        assert_eq!(paths, ["ok.md", "sub/inner.md", "sub/victim.md"]);
+
+        // Swapped for an outside link between list and fetch: refused, not read.
+        let victim = list.iter().find(|a| a.path == "sub/victim.md").unwrap();
+        std::fs::remove_file(root.join("sub/victim.md")).unwrap();
+        std::os::unix::fs::symlink(
+            outside.path().join("secret.txt"),
+            root.join("sub/victim.md"),
+        )
+        .unwrap();
+        let err = match c.fetch(victim).await {
+            Ok(_) => panic!("a link out of the root was opened"),
+            Err(e) => e.to_string(),
+        };
+        assert!(err.contains("outside the source root"), "{err}");
+
+        // Opt in: the outside file is listed and read.
+        let open = DirCollector::new(&DirSource {
+            id: "d".into(),
+            path: root.clone(),
+            system: Some("s".into()),
+            system_from_path: None,
+            interval_secs: 60,
+            include: vec![],
+            exclude: vec![],
+            follow_symlinks: true,
+        })
+        .unwrap();
+        let list = open.list().await.unwrap();
+        let leak = list.iter().find(|a| a.path == "leak.txt").expect("listed");
+        let mut body = Vec::new();
+        open.fetch(leak)
+            .await
+            .unwrap()
+            .read_to_end(&mut body)
+            .await
+            .unwrap();
+        assert_eq!(body, b"outside");
+    }
+
     #[tokio::test]
     async fn missing_root_is_not_found() {
         let dir = tempfile::tempdir().unwrap();
@@ -295,6 +416,7 @@ mod tests {
             interval_secs: 60,
             include: vec![],
             exclude: vec![],
+            follow_symlinks: false,
         };
         let rule = crate::SourceConfig::Dir(cfg.clone()).system_rule().unwrap();
         crate::testkit::assert_collector_compliance(
