@@ -42,7 +42,15 @@ pub struct Observations {
     /// (agent, source id) → the last time the source was polled, for sources that are silent
     /// now. Reasons of controls whose evidence comes only from silent sources say so.
     pub silent: HashMap<(String, String), Timestamp>,
+    /// Leaf index → when the server received the record. An artifact date later than its
+    /// receipt (plus [`MAX_FUTURE_SKEW_SECS`]) is not believed: freshness counts from the
+    /// receipt instead and an `inconsistent` finding says why (a report dated 9999-12-31 must not
+    /// keep a control fresh forever).
+    pub received: HashMap<u64, Timestamp>,
 }
+
+/// How far an artifact's own date may lie after the server received it (clock skew).
+pub const MAX_FUTURE_SKEW_SECS: i64 = 300;
 
 /// The result of assessing one AI system.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -125,9 +133,19 @@ impl<'a> Ctx<'a> {
             .kind(&e.record.kind)
             .is_some_and(|k| k.time.prefers_artifact_time());
         match (prefer, e.record.artifact_time) {
-            (true, Some(t)) => t,
+            (true, Some(t)) => match self.future_dated(e, t) {
+                Some(received) => received,
+                None => t,
+            },
             _ => self.observed(e),
         }
+    }
+
+    /// The receipt time, when `t` (the record's artifact date) lies beyond it.
+    fn future_dated(&self, e: &Evidence, t: Timestamp) -> Option<Timestamp> {
+        let received = *self.obs.received.get(&e.leaf_index)?;
+        let limit = received.as_datetime() + chrono::TimeDelta::seconds(MAX_FUTURE_SKEW_SECS);
+        (t.as_datetime() > limit).then_some(received)
     }
 
     /// When the record's content was last seen at its source.
@@ -575,6 +593,38 @@ fn gone_findings(ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
     }
 }
 
+/// Current evidence whose own date lies after its receipt by the server.
+fn future_dated_findings(ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
+    for e in &ctx.current {
+        let Some(t) = e.record.artifact_time else {
+            continue;
+        };
+        let Some(received) = ctx.future_dated(e, t) else {
+            continue;
+        };
+        let Some(kind) = ctx.catalog.kind(&e.record.kind) else {
+            continue;
+        };
+        if kind.controls.is_empty() {
+            continue;
+        }
+        out.push(new_finding(
+            FindingKind::Inconsistent,
+            ctx,
+            &kind.controls,
+            received,
+            vec![e.record_id.clone()],
+            format!(
+                "The {} {} is dated {}, after the server received it on {}; its freshness counts from the receipt.",
+                ctx.title(&kind.name),
+                e.record.locator,
+                day(t),
+                day(received)
+            ),
+        ));
+    }
+}
+
 fn inconsistent_findings(ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
     for rule in ctx.catalog.consistency_rules() {
         let passing = newest_per_model(ctx, &rule.validated_by, |e| {
@@ -788,6 +838,7 @@ pub fn assess_with(
     failed_findings(&ctx, &mut findings);
     gone_findings(&ctx, &mut findings);
     inconsistent_findings(&ctx, &mut findings);
+    future_dated_findings(&ctx, &mut findings);
     findings.sort_by(compare_findings);
     findings.dedup_by(|a, b| a.id == b.id);
 
@@ -861,6 +912,45 @@ mod tests {
         // An explicit verdict wins over the numbers.
         let v = json!({"metrics": [{"name": "m", "value": 0.1, "threshold": 0.5, "passed": true}]});
         assert!(failure_reason(&rec(v)).is_none());
+    }
+
+    #[test]
+    fn issue_18_m1_a_future_artifact_date_is_capped_at_receipt() {
+        let catalog = Catalog::embedded().unwrap();
+        let mut r = rec(serde_json::json!({"decision": "pass"}));
+        r.artifact_time = Some(Timestamp::parse_utc("9999-12-31T00:00:00Z").unwrap());
+        let history = vec![Evidence {
+            record_id: r.record_id().unwrap(),
+            leaf_index: 0,
+            record: r,
+        }];
+        let received = Timestamp::parse_utc("2026-11-20T10:00:01Z").unwrap();
+        let mut obs = Observations::default();
+        obs.received.insert(0, received);
+        let at = |s: &str| Timestamp::parse_utc(s).unwrap();
+        let a = assess_with(&catalog, "x", &history, at("2026-11-21T00:00:00Z"), &obs);
+        let c = a.controls.iter().find(|c| c.control == "A.6.2.4").unwrap();
+        assert_eq!(c.status, ControlStatus::Drifted, "{c:?}");
+        assert!(c.reason.contains("9999-12-31"), "{}", c.reason);
+        let f = a
+            .findings
+            .iter()
+            .find(|f| f.kind == FindingKind::Inconsistent)
+            .unwrap();
+        assert_eq!(
+            (f.since, f.controls.as_slice()),
+            (received, &["A.6.2.4".to_owned()][..])
+        );
+        // 100 days after receipt the 90-day window has closed: the date bought nothing.
+        let later = assess_with(&catalog, "x", &history, at("2027-03-01T00:00:00Z"), &obs);
+        assert!(
+            later
+                .findings
+                .iter()
+                .any(|f| f.kind == FindingKind::Stale && f.controls == ["A.6.2.4"]),
+            "{:?}",
+            later.findings
+        );
     }
 
     #[test]

@@ -286,7 +286,9 @@ impl Catalog {
         Self::from_texts(texts)
     }
 
-    fn from_texts(texts: [String; 4]) -> Result<Catalog, CatalogError> {
+    /// Builds a catalog from the texts of the files in [`DATA_FILES`] order (what an export
+    /// bundle carries under `catalog/`).
+    pub fn from_texts(texts: [String; 4]) -> Result<Catalog, CatalogError> {
         let [c, k, r, q] = &texts;
         let cf: ControlsFile = parse(CONTROLS_FILE, c)?;
         let kf: KindsFile = parse(KINDS_FILE, k)?;

@@ -16,10 +16,12 @@ pub mod assess;
 pub mod catalog;
 pub mod classify;
 pub mod error;
+pub mod history;
+pub mod replay;
 
 pub use assess::{
-    Evidence, MAX_EVIDENCE_PER_CONTROL, Observations, SystemAssessment, assess, assess_with,
-    failure_reason,
+    Evidence, MAX_EVIDENCE_PER_CONTROL, MAX_FUTURE_SKEW_SECS, Observations, SystemAssessment,
+    assess, assess_with, failure_reason,
 };
 pub use catalog::{
     Catalog, ConsistencyRule, Control, DATA_FILES, DriftRule, Group, KindDef, Requirement,
@@ -27,6 +29,8 @@ pub use catalog::{
 };
 pub use classify::{Facts, Rule};
 pub use error::CatalogError;
+pub use history::{ControlHistory, StatusInterval, history, status_at};
+pub use replay::{Replay, ReplayError};
 
 /// The kind of an artifact that no rule recognised. It is hashed and kept, and maps to no
 /// control.

@@ -84,6 +84,18 @@ impl ServerProcess {
 
     /// Starts a server with a given database URL, listen address and extra arguments.
     pub fn start_with(dir: &Path, database: &str, listen: &str, extra: &[&str]) -> Result<Self> {
+        Self::start_with_env(dir, database, listen, extra, &[])
+    }
+
+    /// [`Self::start_with`] with extra environment variables (e.g. `RUST_LOG`, which otherwise
+    /// is `info`, or `debug` under `TEST_LOG`).
+    pub fn start_with_env(
+        dir: &Path,
+        database: &str,
+        listen: &str,
+        extra: &[&str],
+        envs: &[(&str, &str)],
+    ) -> Result<Self> {
         std::fs::create_dir_all(dir)?;
         let log = dir.join("server.log");
         let logf = std::fs::OpenOptions::new()
@@ -98,6 +110,7 @@ impl ServerProcess {
                 "RUST_LOG",
                 std::env::var("TEST_LOG").map_or("info".to_owned(), |_| "debug".to_owned()),
             )
+            .envs(envs.iter().copied())
             .stdout(Stdio::piped())
             .stderr(logf)
             .spawn()
@@ -132,6 +145,11 @@ impl ServerProcess {
     /// Creates a token with `aims-server token create`.
     pub fn token(&self, role: &str, name: &str) -> Result<String> {
         create_token(&self.database, role, name)
+    }
+
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// The server's log so far.
@@ -319,15 +337,34 @@ pub fn http() -> Result<reqwest::Client> {
         .build()?)
 }
 
-/// Writes an agent config for one git source into `dir/agent.yaml` and returns its path.
+/// The agent ID of [`write_agent_config`]; its tokens are created with this name, which
+/// `aims-server token create` binds them to.
+pub const E2E_AGENT: &str = "e2e-agent";
+
+/// The demo's agent ID, also its token's name.
+pub const DEMO_AGENT: &str = "demo-agent";
+
+/// Writes an agent config for one git source into `dir/agent.yaml` (agent ID [`E2E_AGENT`]) and
+/// returns its path.
 pub fn write_agent_config(
     dir: &Path,
     server_url: &str,
     token: &str,
     repo: &Path,
 ) -> Result<PathBuf> {
+    write_agent_config_as(dir, E2E_AGENT, server_url, token, repo)
+}
+
+/// [`write_agent_config`] for the agent ID `agent_id`.
+pub fn write_agent_config_as(
+    dir: &Path,
+    agent_id: &str,
+    server_url: &str,
+    token: &str,
+    repo: &Path,
+) -> Result<PathBuf> {
     let cfg = format!(
-        "version: 1\nagent: {{ id: e2e-agent }}\nserver: {{ url: \"{server_url}\", token: \"{token}\" }}\n\
+        "version: 1\nagent: {{ id: {agent_id} }}\nserver: {{ url: \"{server_url}\", token: \"{token}\" }}\n\
          spool_dir: \"{spool}\"\nsources:\n  - {{ id: pipeline, type: git, path: \"{repo}\", \
          system_from_path: \"systems/{{system}}/**\", interval_secs: 60 }}\n",
         spool = dir.join("spool").display(),
@@ -341,11 +378,11 @@ pub fn write_agent_config(
 /// Runs the demo pipeline against `server`: builds the seeds repository in `work`, runs the
 /// agent, applies `seeds/changes` and runs it again. Returns a viewer token.
 pub fn run_seed_pipeline(server: &ServerProcess, work: &Path) -> Result<String> {
-    let agent_token = server.token("agent", "demo-agent")?;
+    let agent_token = server.token("agent", DEMO_AGENT)?;
     let viewer = server.token("viewer", "compliance-lead")?;
     let repo = work.join("pipeline");
     seeds::build_repo(&repo)?;
-    let cfg = write_agent_config(work, &server.url, &agent_token, &repo)?;
+    let cfg = write_agent_config_as(work, DEMO_AGENT, &server.url, &agent_token, &repo)?;
     for step in ["first", "second"] {
         if step == "second" {
             seeds::apply_changes(&repo)?;

@@ -17,7 +17,18 @@ fn cell(dom: &str, system: &str, control: &str) -> String {
         .find(&format!("data-control=\"{control}\""))
         .unwrap_or_else(|| panic!("no cell {control}"));
     let cell = &row[at..];
-    let text = &cell[cell.find('>').unwrap() + 1..cell.find("</td>").unwrap()];
+    let html = &cell[cell.find('>').unwrap() + 1..cell.find("</td>").unwrap()];
+    // Issue 16: a cell is a link to its drill-down page; its text is the status.
+    let mut text = String::new();
+    let mut in_tag = false;
+    for ch in html.chars() {
+        match ch {
+            '<' => in_tag = true,
+            '>' => in_tag = false,
+            c if !in_tag => text.push(c),
+            _ => {}
+        }
+    }
     text.trim().to_owned()
 }
 
@@ -49,6 +60,39 @@ fn dashboard_shows_status_per_system_and_control() {
     // The healthy system's validation is fresh; the failing one's is drifted; the changed
     // dataset card drifts the churn system's data controls.
     assert_eq!(cell(&dom, "fraud-scoring", "A.6.2.4"), "fresh");
+    assert!(
+        dom.contains("href=\"/systems/fraud-scoring/controls/A.6.2.4\""),
+        "grid cells link to their drill-down page"
+    );
+    // The drill-down page: status, the evidence with short locators, the 90-day history strip.
+    let page = browse(
+        &format!(
+            "{}/?token={viewer}&next=/systems/fraud-scoring/controls/A.6.2.4",
+            server.url
+        ),
+        None,
+    )
+    .unwrap();
+    assert!(
+        page.contains("Last 90 days") && page.contains("<svg"),
+        "{page}"
+    );
+    assert!(page.contains("validation_report"), "{page}");
+    let across = browse(
+        &format!("{}/?token={viewer}&next=/controls/A.6.2.4", server.url),
+        None,
+    )
+    .unwrap();
+    assert!(across.contains("data-system=\"credit-risk\""), "{across}");
+    let sources = browse(
+        &format!("{}/?token={viewer}&next=/sources", server.url),
+        None,
+    )
+    .unwrap();
+    assert!(
+        sources.contains("id=\"sources\"") && sources.contains(">ok<"),
+        "{sources}"
+    );
     assert_eq!(cell(&dom, "credit-risk", "A.6.2.4"), "drifted");
     assert_eq!(cell(&dom, "credit-risk", "A.6.2.5"), "missing");
     assert_eq!(cell(&dom, "credit-risk", "A.6.2.6"), "stale");

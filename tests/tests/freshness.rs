@@ -492,7 +492,7 @@ async fn grid_totals_count_what_the_grid_shows() {
     let html = http()
         .unwrap()
         .get(format!("{}/", server.url))
-        .header("cookie", format!("aims_token={viewer}"))
+        .bearer_auth(&viewer)
         .send()
         .await
         .unwrap()
@@ -514,4 +514,301 @@ async fn grid_totals_count_what_the_grid_shows() {
         "fresh total = fresh cells: {row}"
     );
     assert_eq!(shown_fresh, 1, "A.6.2.6 only: {row}");
+}
+
+/// Issue 13: status at any past instant, exact history and the period report, with the clock
+/// moved 100 days by libfaketime (no sleeping): a validation report evaluated on day 0 keeps
+/// A.6.2.4 fresh for 90 days, then stale; the history says so to the millisecond.
+#[tokio::test]
+async fn status_at_an_instant_history_and_period_report() {
+    let work = tempfile::tempdir().unwrap();
+    let repo = work.path().join("repo");
+    std::fs::create_dir_all(&repo).unwrap();
+    git(&repo, &["init", "-q", "-b", "main"]).unwrap();
+    let day0 = chrono::Utc::now();
+    let evaluated = day0.format("%Y-%m-%dT%H:%M:%SZ").to_string();
+    std::fs::write(
+        repo.join("validation.json"),
+        format!(
+            r#"{{"kind":"validation_report","model":{{"name":"fraud","version":"3"}},"metrics":[{{"name":"auc","value":0.93,"threshold":0.85,"direction":"min"}}],"decision":"pass","evaluated_at":"{evaluated}"}}"#
+        ),
+    )
+    .unwrap();
+    git(&repo, &["add", "-A"]).unwrap();
+    git(&repo, &["commit", "-q", "-m", "validation"]).unwrap();
+    let sdir = work.path().join("server");
+    std::fs::create_dir_all(&sdir).unwrap();
+    let db = format!("sqlite://{}", sdir.join("aims.db").display());
+    let (agent_token, viewer, auditor) = {
+        let s = ServerProcess::start_with(&sdir, &db, "127.0.0.1:0", &[]).unwrap();
+        (
+            s.token("agent", "cluster-a").unwrap(),
+            s.token("viewer", "lead").unwrap(),
+            s.token("auditor", "auditor").unwrap(),
+        )
+    };
+    let now0 = Server::start(&sdir, &db, &[]);
+    let cfg = agent_config(work.path(), &now0.url, &agent_token, &repo);
+    run_agent(&cfg, &[]);
+    drop(now0);
+
+    let later = Server::start(&sdir, &db, &future(100));
+    let fmt = |d: chrono::DateTime<chrono::Utc>| d.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string();
+    let client = http().unwrap();
+    let status_at = |days: i64| {
+        let url = format!(
+            "{}/v1/systems/fraud/controls?at={}",
+            later.url,
+            fmt(day0 + chrono::Duration::days(days))
+        );
+        let client = client.clone();
+        let viewer = viewer.clone();
+        async move {
+            let v: Value = client
+                .get(url)
+                .bearer_auth(&viewer)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            v["controls"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|c| c["control"] == "A.6.2.4")
+                .unwrap()["status"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        }
+    };
+    assert_eq!(status_at(10).await, "fresh");
+    assert_eq!(status_at(89).await, "fresh");
+    assert_eq!(status_at(91).await, "stale");
+    // Before anything was received: unknown then (404); in the future: 400 naming `at`.
+    let r = client
+        .get(format!(
+            "{}/v1/systems/fraud/controls?at={}",
+            later.url,
+            fmt(day0 - chrono::Duration::days(1))
+        ))
+        .bearer_auth(&viewer)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    let r = client
+        .get(format!(
+            "{}/v1/systems/fraud/controls?at={}",
+            later.url,
+            fmt(day0 + chrono::Duration::days(400))
+        ))
+        .bearer_auth(&viewer)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(r.text().await.unwrap().contains("at:"));
+
+    let from = fmt(day0 - chrono::Duration::days(1));
+    let to = fmt(day0 + chrono::Duration::days(99));
+    let h = get(
+        &format!("{}/v1/systems/fraud/history?from={from}&to={to}", later.url),
+        &viewer,
+    )
+    .await;
+    let c = h["controls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["control"] == "A.6.2.4")
+        .unwrap();
+    let statuses: Vec<&str> = c["intervals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, ["missing", "fresh", "stale"], "{c:#}");
+    let ivs = c["intervals"].as_array().unwrap();
+    assert_eq!(ivs[0]["from"], Value::String(from.clone()));
+    assert_eq!(ivs[2]["to"], Value::String(to.clone()));
+    for w in ivs.windows(2) {
+        assert_eq!(w[0]["to"], w[1]["from"], "contiguous");
+    }
+    let ratio = c["fresh_ratio"].as_f64().unwrap();
+    assert!(ratio > 0.85 && ratio < 0.95, "{ratio}");
+    assert!(h["catalog_version"].as_str().is_some());
+
+    let report = get(
+        &format!("{}/v1/report?from={from}&to={to}", later.url),
+        &viewer,
+    )
+    .await;
+    let rc = report["systems"][0]["controls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["control"] == "A.6.2.4")
+        .unwrap();
+    assert_eq!(rc["worst_status"], "missing");
+    assert_eq!(rc["gaps"].as_array().unwrap().len(), 2);
+    let csv = client
+        .get(format!(
+            "{}/v1/report?from={from}&to={to}&format=csv",
+            later.url
+        ))
+        .bearer_auth(&viewer)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        csv.starts_with("system,control,fresh_ratio,worst_status,gaps,gap_details\n"),
+        "{csv}"
+    );
+    assert!(csv.contains("\nfraud,A.6.2.4,"), "{csv}");
+    for bad in [
+        format!("from={to}&to={from}"),
+        "from=yesterday".to_owned(),
+        format!("from=2015-01-01T00:00:00Z&to={to}"),
+    ] {
+        let r = client
+            .get(format!("{}/v1/report?{bad}", later.url))
+            .bearer_auth(&viewer)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400, "{bad}");
+    }
+
+    // The same report from the command line, as CSV (the clock 100 days ahead, like the server).
+    let out = Command::new(bin("aims-server").unwrap())
+        .args([
+            "report",
+            "--from",
+            &from,
+            "--to",
+            &to,
+            "--format",
+            "csv",
+            "--database",
+            &db,
+        ])
+        .envs(future(100).iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        csv,
+        "CLI and API agree"
+    );
+    let cli_bundle = work.path().join("cli-period.tar.gz");
+    let out = Command::new(bin("aims-server").unwrap())
+        .args([
+            "export",
+            "--from",
+            &from,
+            "--to",
+            &to,
+            "--database",
+            &db,
+            "--out",
+        ])
+        .arg(&cli_bundle)
+        .envs(future(100).iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // The audit-period export carries the report; aims-verify recomputes it, and a forged
+    // figure fails naming the system and control.
+    let bundle = client
+        .get(format!("{}/v1/export?from={from}&to={to}", later.url))
+        .bearer_auth(&auditor)
+        .send()
+        .await
+        .unwrap();
+    assert!(bundle.status().is_success(), "{}", bundle.status());
+    let bytes = bundle.bytes().await.unwrap();
+    let dir = work.path().join("period");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("bundle.tar.gz");
+    std::fs::write(&path, &bytes).unwrap();
+    let keys = Command::new(bin("aims-server").unwrap())
+        .args(["keys", "show", "--database", &db])
+        .output()
+        .unwrap();
+    let trust = dir.join("trust.txt");
+    std::fs::write(&trust, &keys.stdout).unwrap();
+    let verify = |p: &Path| {
+        let out = Command::new(bin("aims-verify").unwrap())
+            .arg(p)
+            .arg("--trust")
+            .arg(&trust)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let (code, report) = verify(&path);
+    assert_eq!(code, Some(0), "{report}");
+    assert!(report.contains("the period report"), "{report}");
+    let (code, report) = verify(&cli_bundle);
+    assert_eq!(code, Some(0), "{report}");
+    assert!(report.contains("the period report"), "{report}");
+    // Forge the fresh ratio of A.6.2.4, reseal SHA256SUMS, repack.
+    let x = dir.join("x");
+    std::fs::create_dir_all(&x).unwrap();
+    assert!(
+        Command::new("tar")
+            .arg("-xzf")
+            .arg(&path)
+            .arg("-C")
+            .arg(&x)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let period = std::fs::read_to_string(x.join("report/period.json")).unwrap();
+    let mut v: Value = serde_json::from_str(&period).unwrap();
+    for c in v["systems"][0]["controls"].as_array_mut().unwrap() {
+        if c["control"] == "A.6.2.4" {
+            c["fresh_ratio"] = serde_json::json!(1.0);
+            c["gaps"] = serde_json::json!([]);
+        }
+    }
+    std::fs::write(
+        x.join("report/period.json"),
+        serde_json::to_vec_pretty(&v).unwrap(),
+    )
+    .unwrap();
+    let ok = Command::new("sh")
+        .arg("-c")
+        .arg("find . -type f ! -name SHA256SUMS | sed 's|^\\./||' | sort | xargs sha256sum > ../SHA256SUMS.new && mv ../SHA256SUMS.new SHA256SUMS && tar -czf ../forged.tar.gz *")
+        .current_dir(&x)
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let (code, report) = verify(&dir.join("forged.tar.gz"));
+    assert_eq!(code, Some(1), "{report}");
+    assert!(
+        report.contains("report/period.json") && report.contains("control A.6.2.4"),
+        "{report}"
+    );
 }

@@ -517,6 +517,31 @@ async fn mlflow_registry() {
         "model_card",
         &mlflow_locator(&url, &format!("runs/{run_id}/artifacts/model/README.md")),
     );
+    // Issue 13: which version held which alias at an instant, with the record that proves it.
+    let now = Utc::now().format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string();
+    let a = get_json(
+        &format!("{}/v1/systems/{model}/aliases?at={now}", h.server.url),
+        &h.viewer,
+    )
+    .await;
+    let champion = &a["aliases"][0];
+    assert_eq!(champion["alias"], "champion", "{a:#}");
+    assert_eq!(champion["version"], "1", "{a:#}");
+    assert!(
+        champion["record_id"]
+            .as_str()
+            .is_some_and(|r| r.len() == 64),
+        "{a:#}"
+    );
+    let before = (Utc::now() - CDuration::days(1))
+        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+        .to_string();
+    let a = get_json(
+        &format!("{}/v1/systems/{model}/aliases?at={before}", h.server.url),
+        &h.viewer,
+    )
+    .await;
+    assert_eq!(a["aliases"].as_array().unwrap().len(), 0, "{a:#}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -819,4 +844,19 @@ async fn run_mode_over_every_source_type() {
         log()
     );
     assert!(!log().contains("ERROR"), "{}", log());
+}
+
+/// `GET url` with a bearer token, as JSON (200 required).
+async fn get_json(url: &str, token: &str) -> Value {
+    let r = http()
+        .unwrap()
+        .get(url)
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status();
+    let body = r.text().await.unwrap();
+    assert!(status.is_success(), "GET {url}: {status} {body}");
+    serde_json::from_str(&body).unwrap()
 }

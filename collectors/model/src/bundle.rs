@@ -1,4 +1,5 @@
-//! The bundle layout (integrity.md §6.8) as the verifier reads it: file names and the manifest.
+//! The export bundle's layout (integrity.md §6.8): file names and the manifest, defined once for
+//! the server that writes bundles and `aims-verify` that reads them.
 
 use serde::{Deserialize, Serialize};
 
@@ -74,6 +75,19 @@ pub struct ManifestCatalog {
     pub files: Vec<String>,
 }
 
+/// `period` of the manifest.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ManifestPeriod {
+    /// Start (inclusive), RFC 3339.
+    pub from: String,
+    /// End (exclusive), RFC 3339.
+    pub to: String,
+}
+
+/// The audit-period report of a period export.
+pub const PERIOD_REPORT: &str = "report/period.json";
+
 /// What the bundle holds.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -120,6 +134,9 @@ pub struct Manifest {
     pub system: Option<String>,
     /// Old tree size of the included consistency proof, if asked for.
     pub since: Option<u64>,
+    /// The audit period of `report/period.json`, when the export was asked for one.
+    #[serde(default)]
+    pub period: Option<ManifestPeriod>,
     /// Counts.
     pub counts: ManifestCounts,
     /// Every file except `MANIFEST.json` and `SHA256SUMS`, sorted.

@@ -7,9 +7,11 @@
 //! can be malformed is a newtype that can only be built by parsing it.
 
 pub mod assessment;
+pub mod bundle;
 pub mod confirmation;
 pub mod entry;
 pub mod record;
+pub mod text;
 pub mod time;
 pub mod tlog;
 pub mod wire;

@@ -241,7 +241,15 @@ pub fn validate_ident(field: &'static str, s: &str) -> Result<(), RecordError> {
     Ok(())
 }
 
-/// Free text (locators, versions): 1 to `max` bytes, no control characters.
+/// Characters that make text display as something it is not, or that no single-line text
+/// format can carry: bidirectional embeddings, overrides and isolates (U+202A–U+202E,
+/// U+2066–U+2069) and the Unicode line and paragraph separators (U+2028, U+2029).
+pub fn is_deceptive(c: char) -> bool {
+    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{2028}' | '\u{2029}')
+}
+
+/// Free text (locators, versions): 1 to `max` bytes, no control characters, no bidi controls,
+/// no line or paragraph separators ([`is_deceptive`]).
 pub fn validate_text(field: &'static str, s: &str, max: usize) -> Result<(), RecordError> {
     if s.is_empty() || s.len() > max {
         return Err(invalid(field, format!("must be 1 to {max} bytes")));
@@ -249,7 +257,84 @@ pub fn validate_text(field: &'static str, s: &str, max: usize) -> Result<(), Rec
     if s.chars().any(char::is_control) {
         return Err(invalid(field, "control characters are not allowed"));
     }
+    if s.chars().any(is_deceptive) {
+        return Err(invalid(
+            field,
+            "bidirectional controls and line/paragraph separators (U+202A-U+202E, U+2066-U+2069, U+2028, U+2029) are not allowed",
+        ));
+    }
     Ok(())
+}
+
+/// NUL or a bidi control ([`is_deceptive`] minus the separators, which are allowed in free-form
+/// metadata) anywhere in a metadata key or string.
+fn metadata_problem(v: &serde_json::Value, path: &mut String) -> Option<String> {
+    let bad = |s: &str| {
+        s.chars()
+            .any(|c| c == '\0' || (is_deceptive(c) && c != '\u{2028}' && c != '\u{2029}'))
+    };
+    match v {
+        serde_json::Value::String(s) if bad(s) => Some(path.clone()),
+        serde_json::Value::Array(a) => a.iter().enumerate().find_map(|(i, x)| {
+            let len = path.len();
+            path.push_str(&format!("[{i}]"));
+            let r = metadata_problem(x, path);
+            path.truncate(len);
+            r
+        }),
+        serde_json::Value::Object(m) => m.iter().find_map(|(k, x)| {
+            let len = path.len();
+            path.push('.');
+            path.push_str(k);
+            let r = if bad(k) {
+                Some(path.clone())
+            } else {
+                metadata_problem(x, path)
+            };
+            path.truncate(len);
+            r
+        }),
+        _ => None,
+    }
+}
+
+/// Replaces NUL and bidi controls in metadata keys and strings by U+FFFD, so an artifact
+/// whose fields carry them is still recorded (agents call this before validating).
+pub fn sanitize_metadata(m: &mut serde_json::Map<String, serde_json::Value>) {
+    fn clean(s: &str) -> String {
+        s.chars()
+            .map(|c| {
+                if c == '\0' || (is_deceptive(c) && c != '\u{2028}' && c != '\u{2029}') {
+                    '\u{FFFD}'
+                } else {
+                    c
+                }
+            })
+            .collect()
+    }
+    fn walk(v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::String(s) if s.contains(|c: char| c == '\0' || is_deceptive(c)) => {
+                *s = clean(s);
+            }
+            serde_json::Value::Array(a) => a.iter_mut().for_each(walk),
+            serde_json::Value::Object(m) => {
+                let keys: Vec<String> = m.keys().cloned().collect();
+                for k in keys {
+                    if let Some(mut x) = m.remove(&k) {
+                        walk(&mut x);
+                        m.insert(clean(&k), x);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut v = serde_json::Value::Object(std::mem::take(m));
+    walk(&mut v);
+    if let serde_json::Value::Object(o) = v {
+        *m = o;
+    }
 }
 
 impl EvidenceRecord {
@@ -267,6 +352,25 @@ impl EvidenceRecord {
         validate_ident("kind", &self.kind)?;
         validate_text("locator", &self.locator, 2048)?;
         validate_text("version", &self.version, 512)?;
+        let mut path = "metadata".to_owned();
+        let problem = self.metadata.iter().find_map(|(k, v)| {
+            path.truncate("metadata".len());
+            path.push('.');
+            path.push_str(k);
+            if k.contains([
+                '\0', '\u{202A}', '\u{202B}', '\u{202C}', '\u{202D}', '\u{202E}',
+            ]) || k.contains(['\u{2066}', '\u{2067}', '\u{2068}', '\u{2069}'])
+            {
+                return Some(path.clone());
+            }
+            metadata_problem(v, &mut path)
+        });
+        if let Some(at) = problem {
+            return Err(invalid(
+                "metadata",
+                format!("{at}: NUL and bidirectional controls are not allowed"),
+            ));
+        }
         if self.size > (1u64 << 53) {
             return Err(invalid("size", "larger than 2^53"));
         }
@@ -335,6 +439,34 @@ mod tests {
         explicit["metadata"] = serde_json::json!({});
         let r2: EvidenceRecord = serde_json::from_value(explicit).unwrap();
         assert_eq!(sample().record_id().unwrap(), r2.record_id().unwrap());
+    }
+
+    #[test]
+    fn issue_18_h1_deceptive_text_is_refused_and_metadata_sanitised() {
+        for bad in [
+            "a\u{2028}b",
+            "a\u{2029}b",
+            "evil\u{202E}gpj.exe",
+            "x\u{2066}y",
+        ] {
+            let mut r = sample();
+            r.locator = bad.into();
+            assert!(r.validate().is_err(), "{bad:?}");
+        }
+        let mut r = sample();
+        r.metadata
+            .insert("name".into(), serde_json::json!(["ok", "a\u{0}b"]));
+        let e = r.validate().unwrap_err().to_string();
+        assert!(e.contains("metadata.name[1]"), "{e}");
+        sanitize_metadata(&mut r.metadata);
+        assert_eq!(r.metadata["name"][1], "a\u{FFFD}b");
+        r.metadata.insert(
+            "k\u{202E}".into(),
+            serde_json::json!("line\u{2028}sep is fine"),
+        );
+        sanitize_metadata(&mut r.metadata);
+        assert!(r.validate().is_ok());
+        assert!(r.metadata.contains_key("k\u{FFFD}"));
     }
 
     #[test]

@@ -52,21 +52,18 @@ pub async fn read_body(
 /// Largest oversized body read (and discarded) before a 413 is answered.
 const DRAIN_LIMIT: u64 = 64 * 1024 * 1024;
 
-/// Refuses a body declared as anything but JSON (415).
+/// Refuses (415) a body that is not declared as JSON: a missing `Content-Type`, or one that does
+/// not parse as the media type `application/json` (parameters such as `charset` allowed;
+/// `application/jsonfoo` refused). Agents always send it.
 pub(crate) fn check_json_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
     match headers
         .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
+        .map(|v| v.to_str().unwrap_or(""))
     {
-        None => Ok(()),
-        Some(ct)
-            if ct
-                .trim_start()
-                .to_ascii_lowercase()
-                .starts_with("application/json") =>
-        {
-            Ok(())
-        }
+        None => Err(ApiError::unsupported_media(
+            "a JSON body needs Content-Type: application/json",
+        )),
+        Some(ct) if crate::http_util::is_json_media_type(ct) => Ok(()),
         Some(ct) => Err(ApiError::unsupported_media(format!(
             "content-type {ct:?} is not application/json"
         ))),
@@ -199,6 +196,7 @@ async fn ingest(
 ) -> Result<Json<IngestResponse>, ApiError> {
     principal.require_write()?;
     check_json_content_type(headers)?;
+    crate::log::require_sound_ledger(state)?;
     let bytes = read_body(headers, body, state.limits.max_body_bytes).await?;
     let now = Timestamp::now();
     let records = parse_batch(&state.catalog, &bytes, now)?;
@@ -237,25 +235,59 @@ async fn ingest(
     }))
 }
 
-/// `GET /v1/systems`.
+/// `?at=T` of the read endpoints: the answer as the server knew it at T (DESIGN §12.2).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AtQuery {
+    at: Option<String>,
+}
+
+impl AtQuery {
+    /// The `at` parameter as given.
+    pub fn at(&self) -> Option<&str> {
+        self.at.as_deref()
+    }
+}
+
+/// `GET /v1/systems[?at=T]`.
 pub async fn get_systems(
     State(state): State<AppState>,
     principal: Principal,
+    ApiQuery(q): ApiQuery<AtQuery>,
 ) -> Result<Json<SystemsResponse>, ApiError> {
     principal.require_read()?;
+    if let Some(at) = q.at.as_deref() {
+        let at = crate::history::parse_at(at, Timestamp::now())?;
+        return Ok(Json(SystemsResponse {
+            systems: crate::history::systems_at(&state, at).await?,
+        }));
+    }
     crate::assess::flush(&state).await?;
     Ok(Json(SystemsResponse {
         systems: state.store.systems().await?,
     }))
 }
 
-/// `GET /v1/systems/{id}/controls`.
+/// `GET /v1/systems/{id}/controls[?at=T]`.
 pub async fn get_controls(
     State(state): State<AppState>,
     principal: Principal,
     Path(id): Path<String>,
+    ApiQuery(q): ApiQuery<AtQuery>,
 ) -> Result<Json<ControlsResponse>, ApiError> {
     principal.require_read()?;
+    if let Some(at) = q.at.as_deref() {
+        let at = crate::history::parse_at(at, Timestamp::now())?;
+        let (controls, _, _) = crate::history::controls_at(&state, &id, at)
+            .await?
+            .ok_or_else(|| {
+                ApiError::not_found(format!("no AI system {id:?} had evidence at {at}"))
+            })?;
+        return Ok(Json(ControlsResponse {
+            system: id,
+            controls,
+        }));
+    }
     crate::assess::flush(&state).await?;
     let controls = crate::assess::controls_of(&state, &id)
         .await?
@@ -272,6 +304,7 @@ pub async fn get_controls(
 pub struct FindingsQuery {
     system: Option<String>,
     kind: Option<String>,
+    at: Option<String>,
 }
 
 /// `GET /v1/findings[?system=ID][&kind=K]`.
@@ -285,8 +318,16 @@ pub async fn get_findings(
         aims_model::record::validate_ident("system", system)
             .map_err(|e| ApiError::bad_request("invalid_query", e.to_string()))?;
     }
-    crate::assess::flush(&state).await?;
-    let mut findings = state.store.findings(q.system.as_deref()).await?;
+    let mut findings = match q.at.as_deref() {
+        Some(at) => {
+            let at = crate::history::parse_at(at, Timestamp::now())?;
+            crate::history::findings_at(&state, q.system.as_deref(), at).await?
+        }
+        None => {
+            crate::assess::flush(&state).await?;
+            state.store.findings(q.system.as_deref()).await?
+        }
+    };
     if let Some(kind) = q.kind.as_deref() {
         let k = aims_model::FindingKind::parse(kind).ok_or_else(|| {
             ApiError::bad_request("invalid_query", format!("unknown finding kind {kind:?}"))

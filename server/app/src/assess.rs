@@ -53,6 +53,7 @@ async fn assess_if_any(state: &AppState, system: &str) -> Result<bool, ApiError>
             if let Some(c) = e.confirmed_at {
                 obs.confirmed.insert(e.leaf_index, c);
             }
+            obs.received.insert(e.leaf_index, e.received_at);
             let key = (e.record.agent.clone(), e.record.source.id.clone());
             if let Some(since) = silent.get(&key) {
                 obs.silent.insert(key, *since);

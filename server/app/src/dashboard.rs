@@ -1,8 +1,12 @@
 //! The compliance lead's dashboard: server-rendered HTML, no scripts, readable without colour.
 //!
 //! Every value that came from an artifact or an agent is inserted through maud, which escapes it,
-//! so a model card containing `<script>` renders as text. Pages need a read-capable token, given
-//! once at `/login` (or as `/?token=…`, which sets the cookie and redirects to a clean URL).
+//! so a model card containing `<script>` renders as text. Pages need a read-capable credential:
+//! a session started at `/login` (or with `/?token=…&next=/path`, which redirects to a clean
+//! URL), or a bearer header for scripts. The session cookie holds a random id, never the token
+//! (see `auth.rs`); the sign-in and sign-out forms refuse cross-site submissions, and `next` is
+//! only ever a path on this site. Every page carries a strict Content-Security-Policy (no
+//! scripts; the one stylesheet allowed by its hash, see `http_util.rs`).
 
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -14,10 +18,12 @@ use aims_model::ControlStatus;
 use aims_model::wire::ControlView;
 
 use crate::AppState;
-use crate::auth::{COOKIE, Principal, authenticate, cookie_token};
+use crate::auth::{self, Principal};
 use crate::error::ApiError;
+use crate::http_util::{cross_site_refusal, media_type_is, same_site_path};
 
-const CSS: &str = r#"
+/// The pages' only stylesheet, inlined; the Content-Security-Policy allows it by its SHA-256.
+pub(crate) const CSS: &str = r#"
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;color:#1b1f24;background:#f6f7f9}
 header{background:#1f2a37;color:#fff;padding:.8rem 1.5rem;display:flex;gap:1.5rem;align-items:baseline}
 header a{color:#fff;text-decoration:none}header .sub{color:#b8c2cc;font-size:.9rem}
@@ -34,9 +40,10 @@ code,.mono{font-family:ui-monospace,SFMono-Regular,Menlo,monospace;font-size:.8r
 .finding{background:#fff;border-left:4px solid #8f1d14;padding:.5rem .8rem;margin:.5rem 0}
 .finding.stale{border-color:#c98a00}.finding.missing{border-color:#4b2a85}.finding.gone{border-color:#555}
 .muted{color:#5d6875;font-size:.85rem}
+form.inline{display:inline}form.inline button{font:inherit;padding:0;border:0;background:none;color:#0645ad;text-decoration:underline;cursor:pointer}
 "#;
 
-fn page(title: &str, body: Markup) -> Markup {
+pub(crate) fn page(title: &str, body: Markup) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
@@ -50,6 +57,7 @@ fn page(title: &str, body: Markup) -> Markup {
                 header {
                     a href="/" { strong { "aims-evidence" } }
                     span.sub { "ISO/IEC 42001 Annex A evidence freshness" }
+                    a href="/sources" { "Sources" }
                 }
                 main { (body) }
             }
@@ -57,7 +65,7 @@ fn page(title: &str, body: Markup) -> Markup {
     }
 }
 
-fn status_label(s: ControlStatus) -> &'static str {
+pub(crate) fn status_label(s: ControlStatus) -> &'static str {
     match s {
         ControlStatus::Fresh => "fresh",
         ControlStatus::Stale => "stale",
@@ -77,29 +85,34 @@ fn legend() -> Markup {
     }
 }
 
-/// Resolves the browser's cookie to a reader, or sends it to the login page.
-async fn viewer(state: &AppState, headers: &HeaderMap) -> Result<Principal, Response> {
-    let Some(token) = cookie_token(headers) else {
+/// Resolves the request's bearer header or session cookie to a reader, or answers with the
+/// sign-in page.
+pub(crate) async fn viewer(state: &AppState, headers: &HeaderMap) -> Result<Principal, Response> {
+    let principal = if let Some(token) = auth::bearer(headers) {
+        auth::authenticate(state, &token).await
+    } else if let Some(id) = auth::session_cookie(headers, state.tls) {
+        auth::authenticate_session(state, &id).await
+    } else {
         return Err(Redirect::to("/login").into_response());
     };
-    match authenticate(state, &token).await {
+    match principal {
         Ok(p) if p.role.can_read() => Ok(p),
-        Ok(_) => Err(login_page(Some(
-            "This token cannot read the dashboard; use a viewer or auditor token.",
-        ))
+        Ok(_) => Err(login_page(
+            StatusCode::FORBIDDEN,
+            Some("This token cannot read the dashboard; use a viewer or auditor token."),
+        )
         .into_response()),
-        Err(_) => {
-            Err(login_page(Some("That token is unknown, expired or revoked.")).into_response())
-        }
+        Err(_) => Err(login_page(
+            StatusCode::UNAUTHORIZED,
+            Some(
+                "Your session has ended (expired, signed out or its token revoked). Sign in again.",
+            ),
+        )
+        .into_response()),
     }
 }
 
-fn login_page(error: Option<&str>) -> (StatusCode, Markup) {
-    let status = if error.is_some() {
-        StatusCode::UNAUTHORIZED
-    } else {
-        StatusCode::OK
-    };
+fn login_page(status: StatusCode, error: Option<&str>) -> (StatusCode, Markup) {
     (
         status,
         page(
@@ -125,11 +138,11 @@ pub struct TokenQuery {
     next: Option<String>,
 }
 
-fn set_cookie_and_redirect(token: &str, to: &str) -> Response {
-    let cookie = format!("{COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age=43200");
+/// A 303 to `to` that sets (or clears) the session cookie.
+fn cookie_and_redirect(set_cookie: String, to: &str) -> Response {
     (
         [
-            (header::SET_COOKIE, cookie),
+            (header::SET_COOKIE, set_cookie),
             (header::LOCATION, to.to_owned()),
         ],
         StatusCode::SEE_OTHER,
@@ -137,44 +150,95 @@ fn set_cookie_and_redirect(token: &str, to: &str) -> Response {
         .into_response()
 }
 
-/// `GET /login`.
-pub async fn get_login() -> impl IntoResponse {
-    login_page(None)
-}
-
-/// Form body of `POST /login`.
-#[derive(Debug, Deserialize)]
-pub struct LoginForm {
-    token: String,
-}
-
-/// `POST /login`.
-pub async fn post_login(
-    State(state): State<AppState>,
-    axum::Form(form): axum::Form<LoginForm>,
-) -> Response {
-    let token = form.token.trim();
-    match authenticate(&state, token).await {
-        Ok(p) if p.role.can_read() => set_cookie_and_redirect(token, "/"),
-        Ok(_) => login_page(Some(
-            "This token cannot read the dashboard; use a viewer or auditor token.",
-        ))
+/// Exchanges a token for a session and redirects to `to`, or answers with the sign-in page
+/// saying why not (nothing from the request goes into a cookie).
+async fn sign_in(state: &AppState, token: &str, to: &str) -> Response {
+    match auth::start_session(state, token.trim()).await {
+        Ok(cookie) => cookie_and_redirect(cookie, to),
+        Err(e) if e.status() == StatusCode::FORBIDDEN => login_page(
+            StatusCode::FORBIDDEN,
+            Some("This token cannot read the dashboard; use a viewer or auditor token."),
+        )
         .into_response(),
-        Err(_) => login_page(Some("That token is unknown, expired or revoked.")).into_response(),
+        Err(e) if e.status() == StatusCode::UNAUTHORIZED => login_page(
+            StatusCode::UNAUTHORIZED,
+            Some("That token is unknown, expired or revoked."),
+        )
+        .into_response(),
+        Err(e) => e.into_response(),
     }
 }
 
-/// `GET /logout`.
-pub async fn logout() -> Response {
-    let cookie = format!("{COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0");
-    (
-        [
-            (header::SET_COOKIE, cookie),
-            (header::LOCATION, "/login".to_owned()),
-        ],
-        StatusCode::SEE_OTHER,
+/// The refusal of a dashboard form post that comes from another site or is not a URL-encoded
+/// form, if it is one.
+fn form_post_refusal(headers: &HeaderMap) -> Option<Response> {
+    if let Some(why) = cross_site_refusal(headers) {
+        tracing::info!(reason = why, "refused a cross-site form post");
+        return Some(
+            login_page(
+                StatusCode::FORBIDDEN,
+                Some("This form was not submitted from this site."),
+            )
+            .into_response(),
+        );
+    }
+    let form = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| media_type_is(v, "application", "x-www-form-urlencoded"));
+    if !form {
+        return Some(
+            login_page(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                Some("The form must be sent as application/x-www-form-urlencoded."),
+            )
+            .into_response(),
+        );
+    }
+    None
+}
+
+/// `GET /login`.
+pub async fn get_login() -> impl IntoResponse {
+    login_page(StatusCode::OK, None)
+}
+
+/// `POST /login` (form field `token`).
+pub async fn post_login(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: bytes::Bytes,
+) -> Response {
+    if let Some(refusal) = form_post_refusal(&headers) {
+        return refusal;
+    }
+    let token = url::form_urlencoded::parse(&body)
+        .find(|(k, _)| k == "token")
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default();
+    sign_in(&state, &token, "/").await
+}
+
+/// `GET /logout`: a page with the sign-out button (signing out changes state, so it is a POST).
+pub async fn get_logout() -> Markup {
+    page(
+        "Sign out",
+        html! {
+            h1 { "Sign out" }
+            form method="post" action="/logout" { button type="submit" { "Sign out" } }
+        },
     )
-        .into_response()
+}
+
+/// `POST /logout`: deletes the session and clears the cookie.
+pub async fn post_logout(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if let Some(refusal) = form_post_refusal(&headers) {
+        return refusal;
+    }
+    match auth::end_session(&state, &headers).await {
+        Ok(cookie) => cookie_and_redirect(cookie, "/login"),
+        Err(e) => e.into_response(),
+    }
 }
 
 /// `GET /`: systems × A.6/A.7 controls.
@@ -184,11 +248,21 @@ pub async fn index(
     Query(q): Query<TokenQuery>,
 ) -> Response {
     if let Some(token) = q.token {
-        // Only local paths, so the parameter cannot send a browser elsewhere.
-        let next = q
-            .next
-            .filter(|n| n.starts_with('/') && !n.starts_with("//") && !n.contains('\\'));
-        return set_cookie_and_redirect(&token, next.as_deref().unwrap_or("/"));
+        // A sign-in link works when opened directly (typed, pasted, from a terminal), not from
+        // another site's page: that would sign the browser in with someone else's token.
+        if headers
+            .get("sec-fetch-site")
+            .is_some_and(|v| v != "none" && v != "same-origin")
+        {
+            return login_page(
+                StatusCode::FORBIDDEN,
+                Some("Sign-in links only work when opened directly; paste the token here instead."),
+            )
+            .into_response();
+        }
+        // Only a path on this site, so the parameter cannot send a browser elsewhere.
+        let next = q.next.as_deref().and_then(same_site_path);
+        return sign_in(&state, &token, next.as_deref().unwrap_or("/")).await;
     }
     if let Err(r) = viewer(&state, &headers).await {
         return r;
@@ -224,7 +298,7 @@ async fn render_index(state: &AppState) -> Result<Markup, ApiError> {
                 table #grid {
                     thead { tr {
                         th { "AI system" }
-                        @for c in &controls { th.ctl title=(c.title) { (c.id) } }
+                        @for c in &controls { th.ctl title=(c.title) { a href={ "/controls/" (c.id) } { (c.id) } } }
                         th { "fresh" } th { "stale" } th { "drifted" } th { "missing" }
                     } }
                     tbody {
@@ -236,7 +310,7 @@ async fn render_index(state: &AppState) -> Result<Markup, ApiError> {
                                     @let st = v.map_or(ControlStatus::NotApplicable, |v| v.status);
                                     td class={ "st " (st.as_str()) } data-control=(c.id)
                                         title=(v.map_or(String::new(), |v| format!("{} {}: {}", c.id, c.title, v.reason))) {
-                                        (status_label(st))
+                                        a href={ "/systems/" (s.id) "/controls/" (c.id) } { (status_label(st)) }
                                     }
                                 }
                                 // Totals of the cells shown, not of every assessed control.
@@ -252,7 +326,7 @@ async fn render_index(state: &AppState) -> Result<Markup, ApiError> {
                 "Catalog " (state.catalog.version()) " · ledger size "
                 (checkpoint.as_ref().map_or(0, |c| c.size))
                 " · " a href="/v1/log/checkpoint" { "signed checkpoint" }
-                " · " a href="/logout" { "sign out" }
+                " · " form.inline method="post" action="/logout" { button type="submit" { "sign out" } }
             }
         },
     ))

@@ -37,12 +37,13 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use aims_catalog::Catalog;
+use aims_model::bundle as layout;
 use aims_model::tlog::checkpoint::verify_checkpoint;
 use aims_model::tlog::merkle::{self, Hash, MemoryHashStore};
 use aims_model::tlog::note::{self, cosignature_message};
 use aims_model::tlog::proof_file::TlogProof;
 use aims_model::wire::ControlView;
-use aims_model::{Confirmation, ContentHash, Timestamp};
+use aims_model::{Confirmation, ContentHash, Listing, Timestamp};
 use aims_store::{LedgerEntry, StoredCheckpoint, StoredEvidence};
 
 use crate::auth::Principal;
@@ -50,7 +51,7 @@ use crate::error::{ApiError, ApiQuery};
 use crate::{AppState, ServerError, Settings, keys, oscal};
 
 /// `format` of MANIFEST.json.
-pub const FORMAT: &str = "aims-evidence-bundle/1";
+pub const FORMAT: &str = layout::FORMAT;
 /// Entries read from the store per query.
 const PAGE: u64 = 1000;
 
@@ -61,6 +62,9 @@ pub struct ExportOptions {
     pub system: Option<String>,
     /// Include the consistency proof from this earlier tree size to the bundle's.
     pub since: Option<u64>,
+    /// An audit period `[from, to)`: the bundle carries its report at `report/period.json`
+    /// (computed from the bundled entries; `to` is capped at the checkpoint's time).
+    pub period: Option<(Timestamp, Timestamp)>,
 }
 
 /// Why an export failed.
@@ -221,18 +225,18 @@ impl Parsed {
     }
 }
 
-fn parse_entry(index: u64, bytes: &[u8]) -> Result<Parsed, ExportError> {
+fn parse_entry(index: u64, bytes: &[u8]) -> Result<(Parsed, LedgerEntry), ExportError> {
     let e = LedgerEntry::parse(bytes)
         .map_err(|err| ledger_err(format!("entry {index} does not parse: {err}")))?;
     let id = e
         .subject_id()
         .map_err(|err| ledger_err(format!("entry {index}: {err}")))?;
-    Ok(match (e.record, e.confirmation) {
+    let parsed = match (&e.record, &e.confirmation) {
         (Some(record), _) => Parsed::Evidence(StoredEvidence {
             record_id: id,
             leaf_index: index,
-            record,
-            agent: e.agent,
+            record: record.clone(),
+            agent: e.agent.clone(),
             received_at: e.received_at,
             prev: e.prev,
             confirmed_at: None,
@@ -240,10 +244,11 @@ fn parse_entry(index: u64, bytes: &[u8]) -> Result<Parsed, ExportError> {
         (None, Some(confirmation)) => Parsed::Confirmation {
             id,
             prev: e.prev,
-            confirmation,
+            confirmation: confirmation.clone(),
         },
         (None, None) => return Err(ledger_err(format!("entry {index} has no body"))),
-    })
+    };
+    Ok((parsed, e))
 }
 
 fn pretty_json(v: &Value) -> Result<Vec<u8>, ExportError> {
@@ -262,7 +267,11 @@ struct Prepared {
     anchor: Anchor,
     entries: Vec<Vec<u8>>,
     parsed: Vec<Parsed>,
+    /// The entries decoded (what the assessment replays).
+    ledger: Vec<LedgerEntry>,
     selected: Vec<usize>,
+    /// The listings of the selected confirmations: bytes for the bundle, parsed for the replay.
+    listings: BTreeMap<ContentHash, (Vec<u8>, Listing)>,
     tree: MemoryHashStore,
     time: Timestamp,
 }
@@ -293,11 +302,13 @@ async fn prepare(state: &AppState, opts: &ExportOptions) -> Result<Prepared, Exp
             "the stored entries do not hash to the checkpoint's root",
         ));
     }
-    let parsed: Vec<Parsed> = entries
+    let (parsed, ledger): (Vec<Parsed>, Vec<LedgerEntry>) = entries
         .iter()
         .zip(0u64..)
         .map(|(e, i)| parse_entry(i, e))
-        .collect::<Result<_, _>>()?;
+        .collect::<Result<Vec<_>, _>>()?
+        .into_iter()
+        .unzip();
 
     // Scope: everything, or one system plus every earlier version its `prev` chains reach (so
     // the verifier can check that no version of an artifact was left out), plus the
@@ -345,11 +356,39 @@ async fn prepare(state: &AppState, opts: &ExportOptions) -> Result<Prepared, Exp
         .ok()
         .and_then(Timestamp::from_unix_secs)
         .ok_or_else(|| ledger_err("cosigned time out of range"))?;
+    let mut listings = BTreeMap::new();
+    for &i in &selected {
+        if let Parsed::Confirmation { confirmation, .. } = &parsed[i]
+            && !listings.contains_key(&confirmation.digest)
+        {
+            let bytes = state
+                .store
+                .confirmation_listing(confirmation.digest.as_str())
+                .await?
+                .ok_or_else(|| {
+                    ledger_err(format!(
+                        "the listing {} of confirmation leaf {i} is not stored",
+                        confirmation.digest
+                    ))
+                })?;
+            let listing = Listing::parse_canonical(&bytes)
+                .map_err(|e| ledger_err(format!("the listing {}: {e}", confirmation.digest)))?;
+            if !confirmation.matches(&listing).map_err(ledger_err)? {
+                return Err(ledger_err(format!(
+                    "the stored listing {} does not match confirmation leaf {i}",
+                    confirmation.digest
+                )));
+            }
+            listings.insert(confirmation.digest.clone(), (bytes, listing));
+        }
+    }
     Ok(Prepared {
         anchor,
         entries,
         parsed,
+        ledger,
         selected,
+        listings,
         tree,
         time,
     })
@@ -366,16 +405,31 @@ async fn oscal_results(
         .iter()
         .filter_map(|&i| p.parsed[i].evidence().cloned())
         .collect();
-    let system_ids: BTreeSet<&str> = match &opts.system {
-        Some(s) => BTreeSet::from([s.as_str()]),
-        None => records.iter().map(|r| r.record.system.as_str()).collect(),
-    };
-    let mut systems: Vec<(String, Vec<ControlView>)> = Vec::new();
-    for id in system_ids {
-        if let Some(views) = state.store.system_controls(id).await? {
-            systems.push((id.to_owned(), views));
-        }
-    }
+    // The assessment as of the checkpoint, from the exported entries alone: what aims-verify
+    // recomputes (the live tables may be newer, and hold facts the ledger does not).
+    let listings: HashMap<ContentHash, Listing> = p
+        .listings
+        .iter()
+        .map(|(d, (_, l))| (d.clone(), l.clone()))
+        .collect();
+    let replay = aims_catalog::Replay::new(
+        p.selected
+            .iter()
+            .map(|&i| (u64::try_from(i).unwrap_or(u64::MAX), &p.ledger[i])),
+        &listings,
+    )
+    .map_err(ledger_err)?;
+    let catalog = state.catalog.clone();
+    let only = opts.system.clone();
+    let now = p.time;
+    let assessed =
+        tokio::task::spawn_blocking(move || replay.assess(&catalog, only.as_deref(), now))
+            .await
+            .map_err(|e| ledger_err(format!("assessment task failed: {e}")))?;
+    let systems: Vec<(String, Vec<ControlView>)> = assessed
+        .into_iter()
+        .map(|a| (a.system, a.controls))
+        .collect();
     let ar = oscal::assessment_results(&oscal::OscalInput {
         catalog: &state.catalog,
         origin: state.keys.origin(),
@@ -413,7 +467,9 @@ pub async fn export_bundle(state: &AppState, opts: &ExportOptions) -> Result<Vec
         anchor,
         entries,
         parsed,
+        ledger,
         selected,
+        listings,
         tree,
         time,
     } = prepared;
@@ -422,7 +478,7 @@ pub async fn export_bundle(state: &AppState, opts: &ExportOptions) -> Result<Vec
     let mut files: BTreeMap<String, Vec<u8>> = BTreeMap::new();
     let (log, clock) = state.keys.signers();
     files.insert(
-        "trust/policy.txt".into(),
+        layout::BUNDLED_POLICY.into(),
         state.keys.trust_policy().into_bytes(),
     );
     files.insert(
@@ -433,14 +489,20 @@ pub async fn export_bundle(state: &AppState, opts: &ExportOptions) -> Result<Vec
         "trust/clock.pub.pem".into(),
         clock.public_key_pem().into_bytes(),
     );
-    files.insert("checkpoint".into(), anchor.stored.note.clone().into_bytes());
-    files.insert("checkpoint.body".into(), anchor.body.clone().into_bytes());
-    files.insert("checkpoint.sig".into(), anchor.log_sig.clone());
     files.insert(
-        "checkpoint.cosig.msg".into(),
+        layout::CHECKPOINT.into(),
+        anchor.stored.note.clone().into_bytes(),
+    );
+    files.insert(
+        layout::CHECKPOINT_BODY.into(),
+        anchor.body.clone().into_bytes(),
+    );
+    files.insert(layout::CHECKPOINT_SIG.into(), anchor.log_sig.clone());
+    files.insert(
+        layout::COSIG_MSG.into(),
         anchor.cosig_msg.clone().into_bytes(),
     );
-    files.insert("checkpoint.cosig.sig".into(), anchor.cosig_sig.clone());
+    files.insert(layout::COSIG_SIG.into(), anchor.cosig_sig.clone());
 
     let mut lines = Vec::new();
     let mut index_txt = String::new();
@@ -457,41 +519,75 @@ pub async fn export_bundle(state: &AppState, opts: &ExportOptions) -> Result<Vec
             checkpoint_note: anchor.stored.note.clone(),
         };
         files.insert(
-            format!("proofs/{}.tlog-proof", parsed[i].id()),
+            format!(
+                "{}{}{}",
+                layout::PROOFS_DIR,
+                parsed[i].id(),
+                layout::PROOF_SUFFIX
+            ),
             proof.encode().into_bytes(),
         );
         if let Parsed::Confirmation { confirmation, .. } = &parsed[i] {
             confirmations += 1;
-            let path = format!("{LISTINGS_DIR}{}.json", confirmation.digest);
-            if let std::collections::btree_map::Entry::Vacant(slot) = files.entry(path) {
-                let body = state
-                    .store
-                    .confirmation_listing(confirmation.digest.as_str())
-                    .await?
-                    .ok_or_else(|| {
-                        ledger_err(format!(
-                            "the listing {} of confirmation leaf {i} is not stored",
-                            confirmation.digest
-                        ))
-                    })?;
-                slot.insert(body);
+            if let Some((bytes, _)) = listings.get(&confirmation.digest) {
+                files.insert(
+                    format!("{LISTINGS_DIR}{}.json", confirmation.digest),
+                    bytes.clone(),
+                );
             }
         }
     }
-    let listings = files.keys().filter(|k| k.starts_with(LISTINGS_DIR)).count();
-    files.insert("log/entries.jsonl".into(), lines);
+    let listing_files = files.keys().filter(|k| k.starts_with(LISTINGS_DIR)).count();
+    files.insert(layout::ENTRIES.into(), lines);
     if opts.system.is_some() {
-        files.insert("log/index.txt".into(), index_txt.into_bytes());
+        files.insert(layout::INDEX.into(), index_txt.into_bytes());
     }
     if let Some(m) = opts.since {
         let proof = merkle::consistency_proof(m, size, &tree).map_err(ledger_err)?;
         files.insert(
-            format!("consistency/{m}-{size}.txt"),
+            format!("{}{m}-{size}.txt", layout::CONSISTENCY_DIR),
             hashes_text(&proof).into_bytes(),
         );
     }
 
-    files.insert("oscal/assessment-results.json".into(), pretty_json(&ar)?);
+    files.insert(layout::OSCAL_AR.into(), pretty_json(&ar)?);
+    let mut period = None;
+    if let Some((from, to)) = opts.period {
+        // The audit period's report, from the bundled entries only (what aims-verify redoes).
+        let to = to.min(time);
+        if from >= to {
+            return Err(ExportError::BadRequest(format!(
+                "the period must start before the checkpoint's time {time}"
+            )));
+        }
+        let listings_map: HashMap<ContentHash, Listing> = listings
+            .iter()
+            .map(|(d, (_, l))| (d.clone(), l.clone()))
+            .collect();
+        let replay = aims_catalog::Replay::new(
+            selected
+                .iter()
+                .map(|&i| (u64::try_from(i).unwrap_or(u64::MAX), &ledger[i])),
+            &listings_map,
+        )
+        .map_err(ledger_err)?;
+        let ids: Vec<String> = match &opts.system {
+            Some(s) => vec![s.clone()],
+            None => replay.systems.keys().cloned().collect(),
+        };
+        let catalog = state.catalog.clone();
+        let report = tokio::task::spawn_blocking(move || {
+            aims_catalog::history::period_report(&catalog, &replay, &ids, from, to)
+        })
+        .await
+        .map_err(|e| ledger_err(format!("report task failed: {e}")))?;
+        let value = serde_json::to_value(&report).map_err(ledger_err)?;
+        files.insert(layout::PERIOD_REPORT.into(), pretty_json(&value)?);
+        period = Some(layout::ManifestPeriod {
+            from: from.to_string(),
+            to: to.to_string(),
+        });
+    }
     files.insert(
         "oscal/catalog.json".into(),
         pretty_json(&oscal::catalog(&state.catalog))?,
@@ -502,45 +598,51 @@ pub async fn export_bundle(state: &AppState, opts: &ExportOptions) -> Result<Vec
         files.insert(path.clone(), text.as_bytes().to_vec());
         catalog_files.push(path);
     }
-    files.insert("verify/merkle.py".into(), MERKLE_PY.as_bytes().to_vec());
     files.insert(
         "README.md".into(),
         readme(state, &anchor, opts).into_bytes(),
     );
 
-    let manifest = serde_json::json!({
-        "format": FORMAT,
-        "generator": concat!("aims-server ", env!("CARGO_PKG_VERSION")),
-        "origin": state.keys.origin(),
-        "tree_size": size,
-        "root": B64.encode(anchor.stored.root),
-        "checkpoint_time": time.to_string(),
-        "checkpoint_unix": anchor.time,
-        "catalog": {
-            "version": state.catalog.version(),
-            "framework": state.catalog.framework(),
-            "sha256": state.catalog.hash().as_str(),
-            "files": catalog_files,
+    // The typed manifest the verifier parses: writer and reader share one definition.
+    let manifest = layout::Manifest {
+        format: layout::FORMAT.to_owned(),
+        generator: concat!("aims-server ", env!("CARGO_PKG_VERSION")).to_owned(),
+        origin: state.keys.origin().to_owned(),
+        tree_size: size,
+        root: B64.encode(anchor.stored.root),
+        checkpoint_time: time.to_string(),
+        checkpoint_unix: anchor.time,
+        catalog: layout::ManifestCatalog {
+            version: state.catalog.version().to_owned(),
+            framework: state.catalog.framework().to_owned(),
+            sha256: state.catalog.hash().as_str().to_owned(),
+            files: catalog_files,
         },
-        "scope": if opts.system.is_some() { "partial" } else { "full" },
-        "system": opts.system,
-        "since": opts.since,
-        "counts": {
-            "entries": selected.len(),
-            "proofs": selected.len(),
-            "blobs": 0,
-            "observations": observations,
-            "confirmations": confirmations,
-            "listings": listings,
+        scope: if opts.system.is_some() {
+            layout::Scope::Partial
+        } else {
+            layout::Scope::Full
         },
-        "files": files.keys().collect::<Vec<_>>(),
-    });
-    files.insert("MANIFEST.json".into(), pretty_json(&manifest)?);
+        system: opts.system.clone(),
+        since: opts.since,
+        period,
+        counts: layout::ManifestCounts {
+            entries: selected.len() as u64,
+            proofs: selected.len() as u64,
+            blobs: 0,
+            observations: observations as u64,
+            confirmations: confirmations as u64,
+            listings: listing_files as u64,
+        },
+        files: files.keys().cloned().collect(),
+    };
+    let manifest = serde_json::to_value(&manifest).map_err(ledger_err)?;
+    files.insert(layout::MANIFEST.into(), pretty_json(&manifest)?);
     let sums: String = files
         .iter()
         .map(|(path, data)| format!("{}  {path}\n", hex::encode(Sha256::digest(data))))
         .collect();
-    files.insert("SHA256SUMS".into(), sums.into_bytes());
+    files.insert(layout::SHA256SUMS.into(), sums.into_bytes());
 
     let mtime = anchor.time;
     tokio::task::spawn_blocking(move || write_tar_gz(&files, mtime))
@@ -576,13 +678,27 @@ pub fn write_tar_gz(files: &BTreeMap<String, Vec<u8>>, mtime: u64) -> Result<Vec
 
 fn export_options(q: &HashMap<String, String>) -> Result<ExportOptions, ApiError> {
     for k in q.keys() {
-        if k != "system" && k != "since" {
+        if !["system", "since", "from", "to"].contains(&k.as_str()) {
             return Err(ApiError::bad_request(
                 "invalid_query",
-                format!("unknown parameter {k:?} (expected system, since)"),
+                format!("unknown parameter {k:?} (expected system, since, from, to)"),
             ));
         }
     }
+    let period = match (q.get("from"), q.get("to")) {
+        (None, None) => None,
+        (Some(from), to) => Some(crate::history::parse_period(
+            from,
+            to.map(String::as_str),
+            Timestamp::now(),
+        )?),
+        (None, Some(_)) => {
+            return Err(ApiError::bad_request(
+                "invalid_query",
+                "from: required when to is given",
+            ));
+        }
+    };
     let system = match q.get("system") {
         Some(s) => {
             aims_model::record::validate_ident("system", s)
@@ -599,7 +715,11 @@ fn export_options(q: &HashMap<String, String>) -> Result<ExportOptions, ApiError
             })
         })
         .transpose()?;
-    Ok(ExportOptions { system, since })
+    Ok(ExportOptions {
+        system,
+        since,
+        period,
+    })
 }
 
 /// `GET /v1/export[?system=ID][&since=M]`: the bundle (auditor or admin).
@@ -645,7 +765,7 @@ pub async fn get_export_oscal(
 }
 
 /// Where a bundle keeps confirmation listings, by digest: `confirmations/<sha256>.json`.
-pub const LISTINGS_DIR: &str = "confirmations/";
+pub const LISTINGS_DIR: &str = layout::LISTINGS_DIR;
 
 // ---- CLI -----------------------------------------------------------------------------------------
 
@@ -733,13 +853,19 @@ three-line body (origin, size, base64 root), and a separate clock key adds a tim
 @SINCE@| `oscal/assessment-results.json` | OSCAL 1.2.3 assessment results: one observation per record, one finding per (system, control) |
 | `oscal/catalog.json` | the OSCAL catalog of the ISO/IEC 42001 Annex A controls used |
 | `catalog/*.yaml` | the catalog data (controls, kinds, rules, requirements) the assessment used |
+| `confirmations/<sha256>.json` | the listing each confirmation entry names (the canonical JSON whose SHA-256 the signed entry holds): which artifacts a source still listed, with which content, at the confirmation's time |
 | `trust/policy.txt`, `trust/log.pub.pem`, `trust/clock.pub.pem` | **convenience copies only**: a copy inside the bundle proves nothing; compare them with the keys you pinned |
-| `verify/merkle.py` | an independent Python re-computation of the Merkle root (standard library only) |
 
 Each entry is the RFC 8785 (JCS) JSON `{"v":1,"type":"evidence","record":…,"agent":…,
-"received_at":…,"prev":…}`. Leaf hash = SHA-256(0x00 ‖ entry), node = SHA-256(0x01 ‖ left ‖ right)
-(RFC 6962). A record's ID is the SHA-256 of the JCS encoding of its `record` object; `prev` is the
-leaf of the previous entry for the same (source id, locator), so a left-out version is visible.
+"received_at":…,"prev":…}` (or `"type":"confirmation"` with a `"confirmation"` object instead of
+`"record"`). Leaf hash = SHA-256(0x00 ‖ entry), node = SHA-256(0x01 ‖ left ‖ right) (RFC 6962). A
+record's ID is the SHA-256 of the JCS encoding of its `record` object; `prev` is the leaf of the
+previous entry for the same (source id, locator) (for confirmations: the same source), so a
+left-out version is visible.
+
+The OSCAL findings are the assessment of these entries with the bundled catalog as of the
+checkpoint's cosigned time; `aims-verify` recomputes it and fails on any difference. This README,
+`oscal/catalog.json` and `trust/` are not bound to the checkpoint: read them, do not trust them.
 
 ## Checking it
 
@@ -757,8 +883,12 @@ The same checks with standard tools, from the extracted bundle
 sha256sum -c SHA256SUMS
 openssl pkeyutl -verify -pubin -inkey trust/log.pub.pem -rawin -in checkpoint.body -sigfile checkpoint.sig
 openssl pkeyutl -verify -pubin -inkey trust/clock.pub.pem -rawin -in checkpoint.cosig.msg -sigfile checkpoint.cosig.sig
-python3 verify/merkle.py
+python3 "$AIMS_SRC/server/verify/scripts/merkle.py" .
 ```
+
+`merkle.py` is the independent Python re-computation of the Merkle root (standard library only)
+that comes with the aims-verify sources (`$AIMS_SRC` is your copy of them): a script shipped inside
+a bundle would be written by whoever made the bundle, so none is.
 
 The PEM files in `trust/` are copies from the server; to check against your pinned policy instead,
 make the PEM from its `log` line (and likewise from the `witness clock` line):
@@ -786,76 +916,4 @@ cosigned time; any alteration, removal or reordering of an entry breaks the root
 its receipt; consistency with your previous checkpoint shows nothing was deleted since. Not
 covered: a stolen log key combined with a split view, unless independent witnesses or a TSA are
 configured. `observed_at` is the agent's claim, bounded by the cosigned time.
-"#;
-
-/// `verify/merkle.py`: a second, independent implementation (Python standard library only).
-pub const MERKLE_PY: &str = r#"#!/usr/bin/env python3
-"""Recompute the RFC 6962 Merkle tree of an aims-evidence bundle and compare it with the signed
-checkpoint body. Run from the extracted bundle: python3 verify/merkle.py (exit 0 match, 1 not).
-
-Full export: the root over every line of log/entries.jsonl must equal the root in checkpoint.body.
-Partial export: each line must verify against its receipt in proofs/ (RFC 9162 2.1.3.2)."""
-import base64, glob, hashlib, json, os, sys
-
-HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-def sha(b): return hashlib.sha256(b).digest()
-def leaf(entry): return sha(b"\x00" + entry)
-def node(l, r): return sha(b"\x01" + l + r)
-
-def mth(leaves):
-    if not leaves: return sha(b"")
-    if len(leaves) == 1: return leaves[0]
-    k = 1
-    while k * 2 < len(leaves): k *= 2
-    return node(mth(leaves[:k]), mth(leaves[k:]))
-
-def included(lh, index, size, path, root):
-    if index >= size: return False
-    fn, sn, r = index, size - 1, lh
-    for p in path:
-        if sn == 0: return False
-        if fn & 1 or fn == sn:
-            r = node(p, r)
-            if not fn & 1:
-                while fn & 1 == 0 and fn != 0: fn >>= 1; sn >>= 1
-        else:
-            r = node(r, p)
-        fn >>= 1; sn >>= 1
-    return sn == 0 and r == root
-
-def read(name):
-    with open(os.path.join(HERE, name), "rb") as f: return f.read()
-
-def main():
-    origin, size, root = read("checkpoint.body").decode().split("\n")[:3]
-    size, root = int(size), base64.b64decode(root)
-    data = read("log/entries.jsonl")
-    if data and not data.endswith(b"\n"): return fail("log/entries.jsonl: last line has no newline")
-    lines = data[:-1].split(b"\n") if data else []
-    if json.loads(read("MANIFEST.json"))["scope"] == "full":
-        got = mth([leaf(l) for l in lines])
-        if len(lines) != size or got != root:
-            return fail("%d entries, root %s; checkpoint says %d entries, root %s"
-                        % (len(lines), base64.b64encode(got).decode(), size, base64.b64encode(root).decode()))
-        print("OK %s size %d: root recomputed over %d entries matches checkpoint.body" % (origin, size, len(lines)))
-        return 0
-    indices = [int(x) for x in read("log/index.txt").decode().split()]
-    proofs = {}
-    for p in glob.glob(os.path.join(HERE, "proofs", "*.tlog-proof")):
-        head = open(p, "rb").read().decode().split("\n\n")[0].split("\n")
-        k = next(n for n, x in enumerate(head) if x.startswith("index "))
-        proofs[int(head[k].split()[1])] = [base64.b64decode(h) for h in head[k + 1:] if h]
-    for n, (i, l) in enumerate(zip(indices, lines), 1):
-        if not included(leaf(l), i, size, proofs.get(i, []), root):
-            return fail("log/entries.jsonl line %d (leaf %d): not included in the checkpoint's tree" % (n, i))
-    print("OK %s size %d: %d entries verify against their receipts" % (origin, size, len(lines)))
-    return 0
-
-def fail(msg):
-    print("FAIL " + msg)
-    return 1
-
-if __name__ == "__main__":
-    sys.exit(main())
 "#;

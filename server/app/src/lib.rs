@@ -10,10 +10,15 @@ pub mod auth;
 pub mod dashboard;
 pub mod error;
 pub mod export;
+pub mod history;
+pub mod http_util;
+pub mod integrity;
 pub mod keys;
 pub mod log;
 pub mod metrics;
 pub mod oscal;
+pub mod pages;
+pub mod serve;
 pub mod settings;
 pub mod sources;
 pub mod tls;
@@ -24,6 +29,8 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, Method};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use tokio::net::TcpListener;
 use tokio::sync::Mutex;
@@ -62,6 +69,12 @@ pub struct AppState {
     /// Held for a whole flush of `dirty`, so a reader that flushes waits for a flush already
     /// under way (by the timer or another request) instead of reading status it has not written.
     pub flushing: Arc<Mutex<()>>,
+    /// The background check of the whole ledger (`/readyz`; no signing once it failed).
+    pub integrity: Arc<integrity::Integrity>,
+    /// The server speaks TLS: session cookies are `Secure`, responses carry HSTS.
+    pub tls: bool,
+    /// `GET /metrics` is served without a token.
+    pub metrics_public: bool,
 }
 
 impl AppState {
@@ -84,6 +97,9 @@ impl AppState {
             metrics: Arc::new(metrics::Metrics::default()),
             dirty: Arc::default(),
             flushing: Arc::default(),
+            integrity: Arc::default(),
+            tls: settings.tls.is_some(),
+            metrics_public: settings.metrics_public,
         }
     }
 }
@@ -162,9 +178,13 @@ impl Server {
         };
         let keys = keys::LogKeys::load_or_create(&settings.keys_dir(), &settings.origin)?;
         let state = AppState::new(store, catalog, keys, &settings);
+        // The ledger at rest is checked before anything is served or signed (issue 18 M5).
+        integrity::check_tail(state.store.as_ref(), state.keys.last_signed())
+            .await
+            .map_err(|e| ServerError::Startup(format!("the ledger does not check out: {e}")))?;
         log::ensure_checkpoint(&state)
             .await
-            .map_err(|e| ServerError::Startup(format!("{e:?}")))?;
+            .map_err(|e| ServerError::Startup(e.to_string()))?;
         Ok(Self {
             state,
             settings,
@@ -192,46 +212,44 @@ impl Server {
             })
     }
 
-    /// Serves on `listener` until `shutdown` resolves, then drains in-flight requests.
+    /// Serves on `listener` until `shutdown` resolves, then drains in-flight requests. The
+    /// connection limits and timeouts of the `http` settings apply (see [`serve`]).
     pub async fn serve(
         self,
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServerError> {
         let (tx, rx) = tokio::sync::watch::channel(false);
+        // The whole ledger is checked in the background (the tail was checked in `build`).
+        tokio::spawn(integrity::run_background(
+            self.state.store.clone(),
+            self.state.integrity.clone(),
+        ));
         let ticker = tokio::spawn(assess::ticker(
             self.state.clone(),
             Duration::from_secs(self.settings.assess_interval_secs.max(1)),
             rx,
         ));
+        let limits = self.settings.http.limits();
+        if let Some(fds) = settings::open_file_limit()
+            && limits.max_connections as u64 > fds.saturating_sub(settings::FD_HEADROOM)
+        {
+            tracing::warn!(
+                max_connections = limits.max_connections,
+                open_file_limit = fds,
+                "http.max_connections leaves fewer than 128 file descriptors for the database and \
+                 outgoing connections; raise the open-file limit or lower max_connections"
+            );
+        }
+        tracing::debug!(?limits, "connection limits");
         let app = router(self.state.clone());
-        let result = match self.tls.clone() {
-            Some(config) => {
-                let listener =
-                    tls::TlsListener::new(listener, config).map_err(ServerError::Serve)?;
-                serve_on(listener, app, shutdown).await
-            }
-            None => serve_on(listener, app, shutdown).await,
-        };
+        let result = serve::serve(listener, self.tls.clone(), app, limits, shutdown)
+            .await
+            .map_err(ServerError::Serve);
         let _ = tx.send(true);
         let _ = ticker.await;
         result
     }
-}
-
-async fn serve_on<L>(
-    listener: L,
-    app: Router,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), ServerError>
-where
-    L: axum::serve::Listener,
-    L::Addr: std::fmt::Debug,
-{
-    axum::serve(listener, app.into_make_service())
-        .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(ServerError::Serve)
 }
 
 /// The OpenAPI 3 description of the v1 API (`api/openapi.json`, kept next to the code).
@@ -250,23 +268,82 @@ async fn healthz() -> &'static str {
     "ok"
 }
 
-async fn readyz(State(state): State<AppState>) -> Result<&'static str, error::ApiError> {
+/// Ready when the database answers, the append lock is not held by a stuck replica, and the
+/// ledger check has not failed (`ledger check under way` while it runs is still ready: the
+/// start-up check already covered the tail).
+async fn readyz(State(state): State<AppState>) -> Result<String, error::ApiError> {
     state.store.tree_size().await?;
-    Ok("ready")
+    if let Some(reason) = state.integrity.failure() {
+        return Err(error::ApiError::unavailable(format!(
+            "the ledger failed its integrity check: {reason}"
+        )));
+    }
+    if !state
+        .store
+        .append_lock_available(Duration::from_secs(2))
+        .await?
+    {
+        return Err(error::ApiError::unavailable(
+            "the ledger's append lock has been held for more than 2 s (a stuck replica?)",
+        ));
+    }
+    Ok(match state.integrity.state() {
+        integrity::IntegrityState::Verified => "ready".to_owned(),
+        _ => format!(
+            "ready (ledger check under way: {} leaves verified)",
+            state
+                .integrity
+                .checked
+                .load(std::sync::atomic::Ordering::Relaxed)
+        ),
+    })
 }
 
 async fn fallback() -> error::ApiError {
     error::ApiError::not_found("no such endpoint")
 }
 
+/// `GET /metrics`: a token of any role, unless the settings make it public.
+async fn metrics_route(
+    State(state): State<AppState>,
+    method: Method,
+    headers: HeaderMap,
+) -> Response {
+    if !state.metrics_public
+        && let Err(e) = auth::request_principal(&state, &method, &headers).await
+    {
+        return e.into_response();
+    }
+    match metrics::get_metrics(State(state)).await {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    }
+}
+
+/// The span of one HTTP request: method, path and the query with token values redacted (the
+/// dashboard's `/?token=` must never reach a log).
+fn request_span(req: &axum::http::Request<axum::body::Body>) -> tracing::Span {
+    let query = req.uri().query().map(http_util::redact_query);
+    tracing::debug_span!(
+        "request",
+        method = %req.method(),
+        path = %req.uri().path(),
+        query = query.as_deref().unwrap_or(""),
+    )
+}
+
 /// The whole HTTP surface.
 pub fn router(state: AppState) -> Router {
+    let tls = state.tls;
     Router::new()
         .route("/v1/evidence", post(api::post_evidence))
         .route("/v1/evidence/{id}", get(api::get_evidence))
         .route("/v1/evidence/{id}/proof", get(log::get_tlog_proof))
         .route("/v1/systems", get(api::get_systems))
         .route("/v1/systems/{id}/controls", get(api::get_controls))
+        .route("/v1/systems/{id}/history", get(history::get_history))
+        .route("/v1/systems/{id}/aliases", get(history::get_aliases))
+        .route("/v1/report", get(history::get_report))
         .route("/v1/findings", get(api::get_findings))
         .route("/v1/confirmations", post(sources::post_confirmation))
         .route("/v1/heartbeats", post(sources::post_heartbeats))
@@ -277,7 +354,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/export", get(export::get_export))
         .route("/v1/export/oscal", get(export::get_export_oscal))
         .route("/v1/openapi.json", get(openapi))
-        .route("/metrics", get(metrics::get_metrics))
+        .route("/metrics", get(metrics_route))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/", get(dashboard::index))
@@ -285,12 +362,24 @@ pub fn router(state: AppState) -> Router {
             "/login",
             get(dashboard::get_login).post(dashboard::post_login),
         )
-        .route("/logout", get(dashboard::logout))
+        .route(
+            "/logout",
+            get(dashboard::get_logout).post(dashboard::post_logout),
+        )
         .route("/systems/{id}", get(dashboard::system_page))
+        .route("/systems/{id}/controls/{control}", get(pages::control_page))
+        .route("/controls/{control}", get(pages::control_across_systems))
+        .route("/sources", get(pages::sources_page))
         .route("/evidence/{id}", get(dashboard::evidence_page))
         .fallback(fallback)
         // Ingest reads its own body with a JSON 413; this caps every other extractor.
         .layer(DefaultBodyLimit::max(64 * 1024))
-        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .layer(axum::middleware::map_response(
+            move |mut resp: Response| async move {
+                http_util::add_security_headers(resp.headers_mut(), tls);
+                resp
+            },
+        ))
+        .layer(tower_http::trace::TraceLayer::new_for_http().make_span_with(request_span))
         .with_state(state)
 }

@@ -19,32 +19,38 @@ use crate::auth::Principal;
 use crate::error::{ApiError, ApiQuery};
 
 /// Makes sure the newest checkpoint covers the whole tree, refusing to start if the database
-/// contradicts a checkpoint these keys signed before (rollback or a swapped database).
-pub async fn ensure_checkpoint(state: &AppState) -> Result<(), ApiError> {
+/// contradicts a checkpoint these keys signed before (rollback or a swapped database). Errors
+/// say what is wrong (they stop `serve` and are printed).
+pub async fn ensure_checkpoint(state: &AppState) -> Result<(), crate::integrity::IntegrityError> {
+    use crate::integrity::IntegrityError;
     let size = state.store.tree_size().await?;
     let root = state.store.tree_root(size).await?;
     if let Some((ls, lr)) = state.keys.last_signed() {
         if ls > size {
-            return Err(ApiError::internal(format!(
+            return Err(IntegrityError::Root(format!(
                 "the database holds {size} entries but this log already signed a checkpoint of size {ls}: \
                  was the database rolled back?"
             )));
         }
         let old_root = state.store.tree_root(ls).await?;
         if old_root != lr {
-            return Err(ApiError::internal(format!(
+            return Err(IntegrityError::Root(format!(
                 "the database's tree at size {ls} differs from the checkpoint signed at that size"
             )));
         }
         if ls > 0 && ls < size {
             let proof = state.store.consistency_proof(ls, size).await?;
-            merkle::verify_consistency(ls, size, &proof, &lr, &root).map_err(ApiError::internal)?;
+            merkle::verify_consistency(ls, size, &proof, &lr, &root).map_err(|e| {
+                IntegrityError::Root(format!(
+                    "the database's tree at size {size} is not consistent with the checkpoint signed at size {ls}: {e}"
+                ))
+            })?;
         }
     }
     let note = state
         .keys
         .sign_checkpoint(size, &root)
-        .map_err(ApiError::internal)?;
+        .map_err(|e| IntegrityError::Root(format!("cannot sign the checkpoint: {e}")))?;
     state
         .store
         .put_checkpoint(&aims_store::StoredCheckpoint {
@@ -57,6 +63,17 @@ pub async fn ensure_checkpoint(state: &AppState) -> Result<(), ApiError> {
     state.keys.remember(size, &root);
     tracing::info!(size, origin = state.keys.origin(), "checkpoint signed");
     Ok(())
+}
+
+/// Refuses to append (503) once the background ledger check found the stored ledger altered:
+/// signing on top of it would vouch for it.
+pub fn require_sound_ledger(state: &AppState) -> Result<(), ApiError> {
+    match state.integrity.failure() {
+        Some(reason) => Err(ApiError::unavailable(format!(
+            "the ledger failed its integrity check and the server no longer signs: {reason}"
+        ))),
+        None => Ok(()),
+    }
 }
 
 fn b64s(hs: &[merkle::Hash]) -> Vec<String> {

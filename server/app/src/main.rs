@@ -88,15 +88,52 @@ enum Command {
         /// Include the consistency proof from this earlier tree size.
         #[arg(long, value_name = "SIZE")]
         since: Option<u64>,
+        /// Audit period start (RFC 3339 UTC): the bundle then carries `report/period.json`,
+        /// which aims-verify recomputes.
+        #[arg(long, value_name = "TIME", requires = "to")]
+        from: Option<String>,
+        /// Audit period end (exclusive; capped at the checkpoint's time).
+        #[arg(long, value_name = "TIME", requires = "from")]
+        to: Option<String>,
         /// Catalog directory overriding the embedded one.
         #[arg(long, value_name = "DIR")]
         catalog: Option<PathBuf>,
     },
+    /// Print the period report: per AI system and control, the share of the period the control
+    /// was fresh, its worst status and every gap with its reason (as GET /v1/report).
+    Report {
+        #[command(flatten)]
+        common: Common,
+        /// Period start (RFC 3339 UTC, inclusive).
+        #[arg(long, value_name = "TIME")]
+        from: String,
+        /// Period end (exclusive; default now).
+        #[arg(long, value_name = "TIME")]
+        to: Option<String>,
+        /// Only this AI system.
+        #[arg(long, value_name = "ID")]
+        system: Option<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = ReportFormat::Json)]
+        format: ReportFormat,
+    },
+}
+
+/// `aims-server report --format`.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum ReportFormat {
+    /// JSON, as GET /v1/report.
+    Json,
+    /// One row per system × control.
+    Csv,
 }
 
 #[derive(Debug, Subcommand)]
 enum TokenCommand {
     /// Create a token and print it on stdout (it is not shown again).
+    ///
+    /// An agent token is bound to the agent ID equal to its name unless `--agent-id` names
+    /// another or `--any-agent` lifts the binding; `--source` and `--system` narrow it further.
     Create {
         /// agent (writes evidence), viewer (reads), auditor (reads and exports), admin.
         #[arg(long, value_parser = ["agent", "viewer", "auditor", "admin"])]
@@ -104,16 +141,24 @@ enum TokenCommand {
         /// A name for the token (for agents, the agent's id).
         #[arg(long)]
         name: String,
-        /// Expire after this many days (default: never).
-        #[arg(long, value_name = "DAYS")]
+        /// Expire after this many days, at least 1 (default: never).
+        #[arg(long, value_name = "DAYS", value_parser = clap::value_parser!(u32).range(1..))]
         expires_days: Option<u32>,
-        /// Agent tokens: accept only records whose `agent` is this ID (403 otherwise).
-        #[arg(long, value_name = "ID")]
+        /// Agent tokens: accept only records whose `agent` is this ID (403 otherwise). Default:
+        /// the token's name.
+        #[arg(long, value_name = "ID", conflicts_with = "any_agent")]
         agent_id: Option<String>,
+        /// Agent tokens: accept records from any agent ID (no binding; not recommended).
+        #[arg(long)]
+        any_agent: bool,
         /// Agent tokens: accept only records from these source IDs (repeat, or separate with
         /// commas; 403 otherwise). Default: any source.
         #[arg(long = "source", value_name = "ID", value_delimiter = ',')]
         sources: Vec<String>,
+        /// Agent tokens: accept only records about these AI systems (repeat, or separate with
+        /// commas; 403 otherwise). Default: any system.
+        #[arg(long = "system", value_name = "ID", value_delimiter = ',')]
+        systems: Vec<String>,
         #[command(flatten)]
         common: Common,
     },
@@ -227,15 +272,20 @@ async fn run(cli: Cli) -> Result<()> {
             name,
             expires_days,
             agent_id,
+            any_agent,
             sources,
+            systems,
             common,
         }) => {
             let settings = common.settings()?;
-            let store = aims_server::open_store(&settings.database).await?;
             let role = Role::parse(&role).context("unknown role")?;
             aims_model::record::validate_ident("name", &name).context("invalid token name")?;
-            if (agent_id.is_some() || !sources.is_empty()) && role != Role::Agent {
-                anyhow::bail!("--agent-id and --source only apply to agent tokens");
+            if (agent_id.is_some() || any_agent || !sources.is_empty() || !systems.is_empty())
+                && role != Role::Agent
+            {
+                anyhow::bail!(
+                    "--agent-id, --any-agent, --source and --system only apply to agent tokens"
+                );
             }
             if let Some(a) = &agent_id {
                 aims_model::record::validate_ident("agent-id", a).context("invalid --agent-id")?;
@@ -243,10 +293,20 @@ async fn run(cli: Cli) -> Result<()> {
             for s in &sources {
                 aims_model::record::validate_ident("source", s).context("invalid --source")?;
             }
+            for s in &systems {
+                aims_model::record::validate_ident("system", s).context("invalid --system")?;
+            }
+            // Agent tokens are bound to their own name unless told otherwise (issue 18 M4).
+            let agent_id = match role {
+                Role::Agent if !any_agent => Some(agent_id.unwrap_or_else(|| name.clone())),
+                _ => None,
+            };
             let scope = aims_store::TokenScope {
                 agent_id,
                 sources: (!sources.is_empty()).then_some(sources),
+                systems: (!systems.is_empty()).then_some(systems),
             };
+            let store = aims_server::open_store(&settings.database).await?;
             let token = auth::generate_token()
                 .map_err(|e| anyhow::anyhow!("generating random bytes: {e}"))?;
             let now = Timestamp::now();
@@ -269,8 +329,15 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Token(TokenCommand::Revoke { name, common }) => {
             let settings = common.settings()?;
             let store = aims_server::open_store(&settings.database).await?;
-            let n = store.revoke_tokens(&name, Timestamp::now()).await?;
-            eprintln!("revoked {n} token(s) named {name}");
+            let now = Timestamp::now();
+            let n = store.revoke_tokens(&name, now).await?;
+            // Sessions end with their token anyway (they are checked against it); this records
+            // it on the sessions too, including those of tokens revoked earlier.
+            let sessions = store.revoke_sessions(&name, now).await?;
+            if n == 0 {
+                anyhow::bail!("no token named {name} to revoke (unknown, or already revoked)");
+            }
+            eprintln!("revoked {n} token(s) named {name} and {sessions} dashboard session(s)");
         }
         Command::Keys(KeysCommand::Show { common }) => {
             let settings = common.settings()?;
@@ -278,11 +345,39 @@ async fn run(cli: Cli) -> Result<()> {
                 aims_server::keys::LogKeys::load_or_create(&settings.keys_dir(), &settings.origin)?;
             print!("{}", keys.trust_policy());
         }
+        Command::Report {
+            common,
+            from,
+            to,
+            system,
+            format,
+        } => {
+            let settings = common.settings()?;
+            if let Some(s) = &system {
+                aims_model::record::validate_ident("system", s).context("invalid --system")?;
+            }
+            let (from, to) = aims_server::history::parse_period(
+                &from,
+                to.as_deref(),
+                aims_model::Timestamp::now(),
+            )
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let state = aims_server::export::open_state(&settings).await?;
+            let report = aims_server::history::period_report(&state, system.as_deref(), from, to)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            match format {
+                ReportFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+                ReportFormat::Csv => print!("{}", aims_server::history::report_csv(&report)),
+            }
+        }
         Command::Export {
             common,
             out,
             system,
             since,
+            from,
+            to,
             catalog,
         } => {
             let mut settings = common.settings()?;
@@ -293,7 +388,22 @@ async fn run(cli: Cli) -> Result<()> {
                 aims_model::record::validate_ident("system", s).context("invalid --system")?;
             }
             let state = aims_server::export::open_state(&settings).await?;
-            let opts = aims_server::export::ExportOptions { system, since };
+            let period = match from {
+                Some(f) => Some(
+                    aims_server::history::parse_period(
+                        &f,
+                        to.as_deref(),
+                        aims_model::Timestamp::now(),
+                    )
+                    .map_err(|e| anyhow::anyhow!("{e}"))?,
+                ),
+                None => None,
+            };
+            let opts = aims_server::export::ExportOptions {
+                system,
+                since,
+                period,
+            };
             let bytes = aims_server::export::export_bundle(&state, &opts)
                 .await
                 .context("exporting")?;

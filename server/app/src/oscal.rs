@@ -123,24 +123,9 @@ fn token(s: &str) -> String {
     out
 }
 
-/// A StringDatatype: one line, no leading or trailing whitespace, not empty.
+/// A StringDatatype (shared with the verifier, which compares values through it).
 fn string(s: &str) -> String {
-    let one: String = s
-        .chars()
-        .map(|c| {
-            if c.is_whitespace() || c.is_control() {
-                ' '
-            } else {
-                c
-            }
-        })
-        .collect();
-    let t = one.trim();
-    if t.is_empty() {
-        "-".to_owned()
-    } else {
-        t.to_owned()
-    }
+    aims_model::text::oscal_string(s)
 }
 
 /// A MarkupLineDatatype: one non-empty line.

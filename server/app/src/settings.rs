@@ -39,6 +39,89 @@ pub struct Settings {
     pub otlp_endpoint: Option<String>,
     /// Serve HTTPS with this certificate and key (rustls); plain HTTP when absent.
     pub tls: Option<crate::tls::TlsSettings>,
+    /// Connection limits and timeouts.
+    pub http: HttpSettings,
+    /// Serve `GET /metrics` without a token (default: a token of any role is required).
+    pub metrics_public: bool,
+}
+
+/// The `http` section: limits that keep slow, idle or numerous clients from exhausting the
+/// server (issue 18 M2; see `serve.rs`).
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpSettings {
+    /// A client must send a complete request head (after connecting, after the TLS handshake
+    /// starts, or after the first byte of a later request) within this many seconds (1–30).
+    pub header_timeout_secs: u64,
+    /// A keep-alive connection with no request is closed after this many seconds; also how long
+    /// a response write may make no progress.
+    pub idle_timeout_secs: u64,
+    /// A request body must arrive completely within this many seconds of its head (else 408).
+    pub body_timeout_secs: u64,
+    /// Connections served at once; at the limit the longest-waiting idle or slow-header
+    /// connection is closed to make room. Default: the open-file soft limit minus
+    /// [`FD_HEADROOM`], between 16 and [`MAX_DEFAULT_CONNECTIONS`].
+    pub max_connections: Option<usize>,
+}
+
+/// Default `http.header_timeout_secs`.
+pub const DEFAULT_HEADER_TIMEOUT_SECS: u64 = 10;
+/// Default `http.idle_timeout_secs`.
+pub const DEFAULT_IDLE_TIMEOUT_SECS: u64 = 60;
+/// Default `http.body_timeout_secs` (a 64 MiB confirmation at ~0.5 MiB/s).
+pub const DEFAULT_BODY_TIMEOUT_SECS: u64 = 120;
+/// File descriptors kept free of connections: database pools (SQLite keeps three files per
+/// connection), key files, logs, OTLP and other outgoing sockets.
+pub const FD_HEADROOM: u64 = 128;
+/// The largest default connection limit, however high the open-file limit.
+pub const MAX_DEFAULT_CONNECTIONS: usize = 10_000;
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        Self {
+            header_timeout_secs: DEFAULT_HEADER_TIMEOUT_SECS,
+            idle_timeout_secs: DEFAULT_IDLE_TIMEOUT_SECS,
+            body_timeout_secs: DEFAULT_BODY_TIMEOUT_SECS,
+            max_connections: None,
+        }
+    }
+}
+
+impl HttpSettings {
+    /// The limits to serve with; the connection limit defaults from the open-file limit.
+    pub fn limits(&self) -> crate::serve::HttpLimits {
+        crate::serve::HttpLimits {
+            header_timeout: std::time::Duration::from_secs(self.header_timeout_secs),
+            idle_timeout: std::time::Duration::from_secs(self.idle_timeout_secs),
+            body_timeout: std::time::Duration::from_secs(self.body_timeout_secs),
+            max_connections: self
+                .max_connections
+                .unwrap_or_else(|| default_max_connections(open_file_limit())),
+        }
+    }
+}
+
+/// The default connection limit for an open-file soft limit (`None`: unknown, taken as 1024).
+pub fn default_max_connections(open_files: Option<u64>) -> usize {
+    let limit = open_files.unwrap_or(1024);
+    let n = usize::try_from(limit.saturating_sub(FD_HEADROOM)).unwrap_or(usize::MAX);
+    n.clamp(16, MAX_DEFAULT_CONNECTIONS)
+}
+
+/// The process's open-file soft limit (RLIMIT_NOFILE) from `/proc/self/limits`; `None` where
+/// that is not available or says "unlimited".
+pub fn open_file_limit() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/self/limits").ok()?;
+    parse_open_file_limit(&text)
+}
+
+fn parse_open_file_limit(limits: &str) -> Option<u64> {
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    line["Max open files".len()..]
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }
 
 impl Default for Settings {
@@ -55,6 +138,8 @@ impl Default for Settings {
             max_confirmation_bytes: DEFAULT_MAX_CONFIRMATION_BYTES,
             otlp_endpoint: None,
             tls: None,
+            http: HttpSettings::default(),
+            metrics_public: false,
         }
     }
 }
@@ -123,6 +208,21 @@ impl Settings {
         {
             return bad("otlp_endpoint", &e.to_string());
         }
+        let h = &self.http;
+        if !(1..=30).contains(&h.header_timeout_secs) {
+            return bad("http.header_timeout_secs", "must be between 1 and 30");
+        }
+        if !(1..=3600).contains(&h.idle_timeout_secs) {
+            return bad("http.idle_timeout_secs", "must be between 1 and 3600");
+        }
+        if !(1..=3600).contains(&h.body_timeout_secs) {
+            return bad("http.body_timeout_secs", "must be between 1 and 3600");
+        }
+        if let Some(n) = h.max_connections
+            && !(1..=1_000_000).contains(&n)
+        {
+            return bad("http.max_connections", "must be between 1 and 1000000");
+        }
         Ok(())
     }
 
@@ -158,5 +258,81 @@ mod tests {
         s.otlp_endpoint = Some("127.0.0.1:4318".to_owned());
         let e = s.validate().unwrap_err().to_string();
         assert!(e.contains("otlp_endpoint"), "{e}");
+    }
+
+    #[test]
+    fn issue_18_m2_http_limits_have_sane_defaults_and_bounds() {
+        let s = Settings::default();
+        assert!(s.http.header_timeout_secs <= 30);
+        assert!(!s.metrics_public);
+        let l = s.http.limits();
+        assert!(l.max_connections >= 16 && l.max_connections <= MAX_DEFAULT_CONNECTIONS);
+        if let Some(fds) = open_file_limit() {
+            assert!(
+                (l.max_connections as u64) < fds.max(17),
+                "below the fd limit"
+            );
+        }
+        assert_eq!(default_max_connections(Some(1024)), 896);
+        assert_eq!(default_max_connections(Some(100)), 16);
+        assert_eq!(
+            default_max_connections(Some(1 << 20)),
+            MAX_DEFAULT_CONNECTIONS
+        );
+        assert_eq!(default_max_connections(None), 896);
+        let text = "Limit                     Soft Limit           Hard Limit           Units     \n\
+                    Max cpu time              unlimited            unlimited            seconds   \n\
+                    Max open files            20000                1048576              files     \n";
+        assert_eq!(parse_open_file_limit(text), Some(20000));
+        assert_eq!(
+            parse_open_file_limit("Max open files unlimited unlimited files"),
+            None
+        );
+
+        for (field, bad) in [
+            ("header_timeout_secs", "header_timeout_secs: 31"),
+            ("header_timeout_secs", "header_timeout_secs: 0"),
+            ("idle_timeout_secs", "idle_timeout_secs: 0"),
+            ("body_timeout_secs", "body_timeout_secs: 0"),
+            ("max_connections", "max_connections: 0"),
+        ] {
+            let dir = tempfile_dir();
+            let f = dir.join("s.yaml");
+            std::fs::write(&f, format!("http: {{ {bad} }}\n")).unwrap();
+            let e = Settings::load(Some(&f)).unwrap_err().to_string();
+            assert!(e.contains(field), "{bad}: {e}");
+        }
+        let dir = tempfile_dir();
+        let f = dir.join("s.yaml");
+        std::fs::write(
+            &f,
+            "metrics_public: true\nhttp: { header_timeout_secs: 2, idle_timeout_secs: 3, \
+             body_timeout_secs: 4, max_connections: 20 }\n",
+        )
+        .unwrap();
+        let s = Settings::load(Some(&f)).unwrap();
+        assert!(s.metrics_public);
+        let l = s.http.limits();
+        assert_eq!(l.max_connections, 20);
+        assert_eq!(l.header_timeout.as_secs(), 2);
+        assert_eq!(l.idle_timeout.as_secs(), 3);
+        assert_eq!(l.body_timeout.as_secs(), 4);
+        std::fs::write(&f, "http: { header_timeout: 2 }\n").unwrap();
+        assert!(
+            Settings::load(Some(&f)).is_err(),
+            "unknown keys are refused"
+        );
+    }
+
+    fn tempfile_dir() -> std::path::PathBuf {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static N: AtomicU32 = AtomicU32::new(0);
+        let d = std::env::temp_dir().join(format!(
+            "aims-settings-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&d).unwrap();
+        d
     }
 }

@@ -54,6 +54,7 @@ pub async fn post_confirmation(
 ) -> Result<Json<ConfirmationResponse>, ApiError> {
     principal.require_write()?;
     check_json_content_type(&headers)?;
+    crate::log::require_sound_ledger(&state)?;
     let bytes = read_body(&headers, body, state.limits.max_confirmation_bytes).await?;
     let now = Timestamp::now();
     let req: ConfirmationRequest = parse_json(&bytes)?;
@@ -62,6 +63,13 @@ pub async fn post_confirmation(
         .map_err(|e| ApiError::bad_request("invalid_confirmation", format!("confirmation: {e}")))?;
     not_in_future("confirmation.observed_at", c.observed_at, now)?;
     principal.require_source_scope(&c.agent, &c.source.id, "confirmation")?;
+    // A source may serve several systems: a token limited to some systems may confirm only when
+    // it is also limited to sources (whose artifacts it may then speak for).
+    if principal.scope.systems.is_some() && principal.scope.sources.is_none() {
+        return Err(ApiError::forbidden(
+            "confirmation: a token limited to systems must also be limited to sources (--source) to confirm listings",
+        ));
+    }
     let listing = Listing::new(req.artifacts);
     if listing.artifacts.len() as u64 != c.count {
         return Err(ApiError::bad_request(
@@ -157,9 +165,10 @@ pub async fn post_heartbeats(
                 "sources[{i}].error must be at most {MAX_HEARTBEAT_ERROR} bytes without control characters"
             )));
         }
-        if s.interval_secs == 0 {
+        const MAX: u64 = 1 << 53;
+        if s.interval_secs == 0 || s.interval_secs > MAX || s.listed > MAX || s.records > MAX {
             return Err(bad(format!(
-                "sources[{i}].interval_secs must be at least 1"
+                "sources[{i}]: interval_secs must be 1 to 2^53 and listed, records at most 2^53"
             )));
         }
         principal.require_source_scope(&req.agent, &s.source.id, &format!("sources[{i}]"))?;

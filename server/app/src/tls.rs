@@ -1,29 +1,17 @@
 //! TLS termination with rustls (ring provider) when `tls.cert` and `tls.key` are configured.
 //!
-//! [`TlsListener`] wraps the bound [`TcpListener`] in an [`axum::serve::Listener`]: a background
-//! task accepts TCP connections and runs each handshake in its own task with a deadline, so a slow
-//! or silent client never holds up the others; finished handshakes are handed to axum in order of
-//! completion. A failed handshake (plain HTTP on the TLS port, an untrusted client, a timeout) is
-//! logged at debug level and the connection dropped; the server keeps serving.
+//! This module loads the certificate and key into a [`rustls::ServerConfig`]; the serving loop
+//! (`serve.rs`) runs each handshake in its connection's own task, under the connection cap and
+//! the header timeout, so a slow or silent client never holds up the others. A failed handshake
+//! (plain HTTP on the TLS port, an untrusted client, a timeout) is logged at debug level and the
+//! connection dropped; the server keeps serving.
 
-use std::io;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use serde::Deserialize;
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
-use tokio_rustls::TlsAcceptor;
-use tokio_rustls::server::TlsStream;
-
-/// How long a client may take to complete the handshake.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Finished handshakes waiting for axum to take them.
-const QUEUE: usize = 64;
 
 /// The `tls` section of the server settings.
 #[derive(Clone, Debug, Deserialize)]
@@ -91,78 +79,4 @@ pub fn server_config(tls: &TlsSettings) -> Result<Arc<rustls::ServerConfig>, Tls
         .with_single_cert(certs(&tls.cert)?, key(&tls.key)?)?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(config))
-}
-
-/// A listener that yields TLS streams whose handshake has completed.
-pub struct TlsListener {
-    rx: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
-    local: SocketAddr,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl TlsListener {
-    /// Starts accepting on `listener`, terminating TLS with `config`.
-    pub fn new(listener: TcpListener, config: Arc<rustls::ServerConfig>) -> io::Result<Self> {
-        let local = listener.local_addr()?;
-        let (tx, rx) = mpsc::channel(QUEUE);
-        let acceptor = TlsAcceptor::from(config);
-        let task = tokio::spawn(accept_loop(listener, acceptor, tx));
-        Ok(Self { rx, local, task })
-    }
-}
-
-impl Drop for TlsListener {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-async fn accept_loop(
-    listener: TcpListener,
-    acceptor: TlsAcceptor,
-    tx: mpsc::Sender<(TlsStream<TcpStream>, SocketAddr)>,
-) {
-    loop {
-        let (tcp, peer) = match listener.accept().await {
-            Ok(c) => c,
-            Err(e) => {
-                // Out of file descriptors and the like: back off instead of spinning.
-                tracing::warn!(error = %e, "accepting a connection failed");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
-        let _ = tcp.set_nodelay(true);
-        if tx.is_closed() {
-            return;
-        }
-        let acceptor = acceptor.clone();
-        let tx = tx.clone();
-        tokio::spawn(async move {
-            match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-                Ok(Ok(stream)) => {
-                    let _ = tx.send((stream, peer)).await;
-                }
-                Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
-                Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
-            }
-        });
-    }
-}
-
-impl axum::serve::Listener for TlsListener {
-    type Io = TlsStream<TcpStream>;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        match self.rx.recv().await {
-            Some(conn) => conn,
-            // The accept loop only ends when this listener is dropped.
-            None => std::future::pending().await,
-        }
-    }
-
-    fn local_addr(&self) -> io::Result<Self::Addr> {
-        Ok(self.local)
-    }
 }

@@ -58,6 +58,18 @@ pub(crate) fn evidence(
     })
 }
 
+/// `e`, unless its signed record belongs to another system than the `system` column it was
+/// selected by (an edited column must not move evidence between systems unnoticed).
+pub(crate) fn in_system(e: StoredEvidence, system: &str) -> Result<StoredEvidence, StoreError> {
+    if e.record.system != system {
+        return Err(StoreError::Corrupt(format!(
+            "leaf {}: column system is {system:?} but the signed entry says {:?}",
+            e.leaf_index, e.record.system
+        )));
+    }
+    Ok(e)
+}
+
 /// A `source_health` row as both stores select it: agent, source_id, source_type,
 /// interval_secs, last_poll_at, last_ok_at, last_error, last_confirmed_at, listed, records.
 pub(crate) type SourceRow = (
@@ -121,28 +133,45 @@ pub(crate) fn source_health(row: SourceRow, now: Timestamp) -> Result<SourceHeal
     })
 }
 
-/// A `tokens` row as both stores select it: name, role, expires_at, revoked_at, agent_id, sources.
-pub(crate) type TokenRow = (
+/// A `tokens` row with every scope column: name, role, expires_at, revoked_at, agent_id,
+/// sources, systems (migration 0004).
+pub(crate) type ScopedTokenRow = (
     String,
     String,
+    Option<String>,
     Option<String>,
     Option<String>,
     Option<String>,
     Option<String>,
 );
 
-/// Decodes a [`TokenRow`].
-pub(crate) fn token_info(row: TokenRow) -> Result<TokenInfo, StoreError> {
-    let (name, role, expires_at, revoked_at, agent_id, sources) = row;
+/// The `SELECT` list matching [`ScopedTokenRow`] (columns of `tokens`, qualified by `t`).
+pub(crate) const SCOPED_TOKEN_COLUMNS: &str =
+    "t.name, t.role, t.expires_at, t.revoked_at, t.agent_id, t.sources, t.systems";
+
+/// Decodes a [`ScopedTokenRow`].
+pub(crate) fn scoped_token_info(row: ScopedTokenRow) -> Result<TokenInfo, StoreError> {
+    let (name, role, expires_at, revoked_at, agent_id, sources, systems) = row;
     let time = |t: Option<String>| opt_ts(t.as_deref());
+    let mut scope = token_scope(agent_id, sources)?;
+    scope.systems = systems.as_deref().map(serde_json::from_str).transpose()?;
     Ok(TokenInfo {
         role: Role::parse(&role)
             .ok_or_else(|| StoreError::Corrupt(format!("unknown role {role}")))?,
         name,
         expires_at: time(expires_at)?,
         revoked_at: time(revoked_at)?,
-        scope: token_scope(agent_id, sources)?,
+        scope,
     })
+}
+
+/// The `systems` column of a token scope: a JSON array, or NULL for any AI system.
+pub(crate) fn scope_systems(scope: &TokenScope) -> Result<Option<String>, StoreError> {
+    Ok(scope
+        .systems
+        .as_ref()
+        .map(serde_json::to_string)
+        .transpose()?)
 }
 
 /// The `sources` column of a token scope: a JSON array, or NULL for any source.
@@ -162,6 +191,7 @@ pub(crate) fn token_scope(
     Ok(TokenScope {
         agent_id,
         sources: sources.as_deref().map(serde_json::from_str).transpose()?,
+        systems: None,
     })
 }
 

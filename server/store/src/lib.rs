@@ -17,6 +17,7 @@ mod error;
 mod hashes;
 mod ingest;
 mod postgres;
+mod sessions;
 mod sqlite;
 mod types;
 
@@ -85,6 +86,23 @@ pub trait Store: Send + Sync + 'static {
 
     /// Ledger entries `[start, start + limit)` in order.
     async fn entries(&self, start: u64, limit: u64) -> Result<Vec<LedgerEntryRow>, StoreError>;
+
+    /// What the ledger replay of one system needs, in ledger order: its entries, and the
+    /// confirmations of the sources its records came from (leaf index and entry bytes).
+    async fn system_entries(&self, system: &str) -> Result<Vec<LedgerEntryRow>, StoreError>;
+
+    /// Ledger rows `[start, start + limit)` in order with every column (integrity checks).
+    async fn entry_rows(&self, start: u64, limit: u64) -> Result<Vec<EntryRow>, StoreError>;
+
+    /// Whether the append lock can be taken within `timeout` (PostgreSQL: the sequencer row a
+    /// frozen replica may hold; SQLite: always). For `/readyz`.
+    async fn append_lock_available(
+        &self,
+        timeout: std::time::Duration,
+    ) -> Result<bool, StoreError> {
+        let _ = timeout;
+        Ok(true)
+    }
 
     /// All system IDs that have evidence.
     async fn system_ids(&self) -> Result<Vec<String>, StoreError>;
@@ -155,4 +173,23 @@ pub trait Store: Send + Sync + 'static {
 
     /// Stores a checkpoint outside an ingest (first start, re-cosigning on a timer).
     async fn put_checkpoint(&self, cp: &StoredCheckpoint) -> Result<(), StoreError>;
+
+    // -----------------------------------------------------------------------------------------
+    // Issue 18: dashboard sessions and the token `systems` scope. The SQL of both backends is in
+    // `sessions.rs`; each backend's `impl Store` ends with one-line delegations to it.
+    // -----------------------------------------------------------------------------------------
+
+    /// Stores a new dashboard session, deleting sessions that expired by its creation time.
+    async fn create_session(&self, session: &NewSession) -> Result<(), StoreError>;
+
+    /// A session by the hex SHA-256 of its id, joined with the current state of its token;
+    /// `None` when unknown. Expired and revoked sessions are returned too: callers check
+    /// [`SessionInfo::is_valid_at`].
+    async fn session_by_hash(&self, id_hash: &str) -> Result<Option<SessionInfo>, StoreError>;
+
+    /// Deletes a session (sign-out); returns whether it existed.
+    async fn delete_session(&self, id_hash: &str) -> Result<bool, StoreError>;
+
+    /// Revokes the live sessions of every token named `token_name`; returns how many.
+    async fn revoke_sessions(&self, token_name: &str, at: Timestamp) -> Result<u64, StoreError>;
 }

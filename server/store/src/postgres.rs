@@ -53,9 +53,11 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres
 
 /// Opens the ingest transaction. READ COMMITTED is spelled out (a database default of
 /// REPEATABLE READ would make the statements after the sequencer lock read a stale snapshot);
-/// a session stuck inside the transaction is terminated, releasing the sequencer, after 60 s.
+/// a session stuck inside the transaction is terminated, releasing the sequencer, after 60 s;
+/// waiting more than 10 s for the sequencer (a frozen replica holds it) fails with SQLSTATE 55P03,
+/// which the server answers with 503 and `Retry-After` instead of hanging the agent.
 const BEGIN_INGEST: &str = "BEGIN ISOLATION LEVEL READ COMMITTED; \
-     SET LOCAL idle_in_transaction_session_timeout = '60s'";
+     SET LOCAL idle_in_transaction_session_timeout = '60s'; SET LOCAL lock_timeout = '10s'";
 
 /// The PostgreSQL store.
 #[derive(Debug, Clone)]
@@ -356,6 +358,11 @@ impl PgStore {
         .await?;
         row.as_ref().map(row_to_checkpoint).transpose()
     }
+
+    // Issue 18: the pool for the session and token-scope queries in `sessions.rs`.
+    pub(crate) fn pool(&self) -> &PgPool {
+        &self.pool
+    }
 }
 
 #[async_trait]
@@ -574,7 +581,9 @@ impl Store for PgStore {
         .bind(system)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(row_to_evidence).collect()
+        rows.iter()
+            .map(|r| decode::in_system(row_to_evidence(r)?, system))
+            .collect()
     }
 
     async fn evidence(&self, record_id: &str) -> Result<Option<StoredEvidence>, StoreError> {
@@ -607,6 +616,75 @@ impl Store for PgStore {
                 })
             })
             .collect()
+    }
+
+    async fn system_entries(&self, system: &str) -> Result<Vec<LedgerEntryRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT idx, entry FROM ledger_entries WHERE system = $1 \
+             UNION ALL \
+             SELECT idx, entry FROM ledger_entries WHERE event = $2 AND locator = '' \
+                 AND source_id IN (SELECT DISTINCT source_id FROM ledger_entries WHERE system = $1) \
+             ORDER BY idx",
+        )
+        .bind(system)
+        .bind(CONFIRMED)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(LedgerEntryRow {
+                    index: unsigned(r.try_get::<i64, _>(0)?)?,
+                    entry: r.try_get::<Vec<u8>, _>(1)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn entry_rows(&self, start: u64, limit: u64) -> Result<Vec<crate::EntryRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT idx, record_id, leaf_hash, entry, agent, received_at, source_id, locator, system, kind, event, sha256, observed_at, prev FROM ledger_entries WHERE idx >= $1 ORDER BY idx LIMIT $2",
+        )
+        .bind(signed(start)?)
+        .bind(signed(limit)?)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(crate::EntryRow {
+                    index: unsigned(r.try_get::<i64, _>("idx")?)?,
+                    record_id: r.try_get("record_id")?,
+                    leaf_hash: r.try_get("leaf_hash")?,
+                    entry: r.try_get("entry")?,
+                    agent: r.try_get("agent")?,
+                    received_at: r.try_get("received_at")?,
+                    source_id: r.try_get("source_id")?,
+                    locator: r.try_get("locator")?,
+                    system: r.try_get("system")?,
+                    kind: r.try_get("kind")?,
+                    event: r.try_get("event")?,
+                    sha256: r.try_get("sha256")?,
+                    observed_at: r.try_get("observed_at")?,
+                    prev: r.try_get("prev")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn append_lock_available(&self, timeout: Duration) -> Result<bool, StoreError> {
+        let ms = timeout.as_millis().clamp(1, 60_000);
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(&format!("SET LOCAL lock_timeout = '{ms}ms'"))
+            .execute(&mut *tx)
+            .await?;
+        let got = sqlx::query("SELECT size FROM ledger_head FOR UPDATE")
+            .fetch_one(&mut *tx)
+            .await;
+        tx.rollback().await?;
+        match got {
+            Ok(_) => Ok(true),
+            Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("55P03") => Ok(false),
+            Err(e) => Err(e.into()),
+        }
     }
 
     async fn system_ids(&self) -> Result<Vec<String>, StoreError> {
@@ -783,31 +861,11 @@ impl Store for PgStore {
     }
 
     async fn create_token(&self, t: &NewToken) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO tokens (name, role, token_hash, created_at, expires_at, agent_id, sources) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(&t.name)
-        .bind(t.role.as_str())
-        .bind(&t.token_hash)
-        .bind(t.created_at.to_string())
-        .bind(t.expires_at.map(|e| e.to_string()))
-        .bind(&t.scope.agent_id)
-        .bind(crate::decode::scope_sources(&t.scope)?)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        crate::sessions::postgres::create_scoped_token(self, t).await
     }
 
     async fn token_by_hash(&self, token_hash: &str) -> Result<Option<TokenInfo>, StoreError> {
-        let row: Option<crate::decode::TokenRow> = sqlx::query_as(
-            "SELECT name, role, expires_at, revoked_at, agent_id, sources FROM tokens \
-             WHERE token_hash = $1",
-        )
-        .bind(token_hash)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.map(crate::decode::token_info).transpose()
+        crate::sessions::postgres::scoped_token_by_hash(self, token_hash).await
     }
 
     async fn revoke_tokens(&self, name: &str, at: Timestamp) -> Result<u64, StoreError> {
@@ -872,6 +930,24 @@ impl Store for PgStore {
         .execute(&self.pool)
         .await?;
         Ok(())
+    }
+
+    // ---- Issue 18: sessions and the token `systems` scope (SQL in `sessions.rs`) ----
+
+    async fn create_session(&self, n: &crate::NewSession) -> Result<(), StoreError> {
+        crate::sessions::postgres::create_session(self, n).await
+    }
+
+    async fn session_by_hash(&self, h: &str) -> Result<Option<crate::SessionInfo>, StoreError> {
+        crate::sessions::postgres::session_by_hash(self, h).await
+    }
+
+    async fn delete_session(&self, h: &str) -> Result<bool, StoreError> {
+        crate::sessions::postgres::delete_session(self, h).await
+    }
+
+    async fn revoke_sessions(&self, name: &str, at: Timestamp) -> Result<u64, StoreError> {
+        crate::sessions::postgres::revoke_sessions(self, name, at).await
     }
 }
 

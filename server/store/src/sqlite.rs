@@ -72,6 +72,15 @@ impl SqliteStore {
         self.read.close().await;
         self.write.lock().await.close().await;
     }
+
+    // Issue 18: the pools for the session and token-scope queries in `sessions.rs`.
+    pub(crate) fn read_pool(&self) -> &SqlitePool {
+        &self.read
+    }
+
+    pub(crate) fn write_pool(&self) -> &Mutex<SqlitePool> {
+        &self.write
+    }
 }
 
 /// Most node IDs per hash query (two bound parameters each; SQLite allows 32766).
@@ -499,7 +508,9 @@ impl Store for SqliteStore {
         .bind(system)
         .fetch_all(&self.read)
         .await?;
-        rows.iter().map(row_to_evidence).collect()
+        rows.iter()
+            .map(|r| decode::in_system(row_to_evidence(r)?, system))
+            .collect()
     }
 
     async fn evidence(&self, record_id: &str) -> Result<Option<StoredEvidence>, StoreError> {
@@ -529,6 +540,59 @@ impl Store for SqliteStore {
                 Ok(LedgerEntryRow {
                     index: unsigned(r.try_get::<i64, _>(0)?)?,
                     entry: r.try_get::<Vec<u8>, _>(1)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn system_entries(&self, system: &str) -> Result<Vec<LedgerEntryRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT idx, entry FROM ledger_entries WHERE system = ? \
+             UNION ALL \
+             SELECT idx, entry FROM ledger_entries WHERE event = ? AND locator = '' \
+                 AND source_id IN (SELECT DISTINCT source_id FROM ledger_entries WHERE system = ?) \
+             ORDER BY idx",
+        )
+        .bind(system)
+        .bind(CONFIRMED)
+        .bind(system)
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(LedgerEntryRow {
+                    index: unsigned(r.try_get::<i64, _>(0)?)?,
+                    entry: r.try_get::<Vec<u8>, _>(1)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn entry_rows(&self, start: u64, limit: u64) -> Result<Vec<crate::EntryRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT idx, record_id, leaf_hash, entry, agent, received_at, source_id, locator, system, kind, event, sha256, observed_at, prev FROM ledger_entries WHERE idx >= ? ORDER BY idx LIMIT ?",
+        )
+        .bind(signed(start)?)
+        .bind(signed(limit)?)
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(crate::EntryRow {
+                    index: unsigned(r.try_get::<i64, _>("idx")?)?,
+                    record_id: r.try_get("record_id")?,
+                    leaf_hash: r.try_get("leaf_hash")?,
+                    entry: r.try_get("entry")?,
+                    agent: r.try_get("agent")?,
+                    received_at: r.try_get("received_at")?,
+                    source_id: r.try_get("source_id")?,
+                    locator: r.try_get("locator")?,
+                    system: r.try_get("system")?,
+                    kind: r.try_get("kind")?,
+                    event: r.try_get("event")?,
+                    sha256: r.try_get("sha256")?,
+                    observed_at: r.try_get("observed_at")?,
+                    prev: r.try_get("prev")?,
                 })
             })
             .collect()
@@ -673,32 +737,11 @@ impl Store for SqliteStore {
     }
 
     async fn create_token(&self, t: &NewToken) -> Result<(), StoreError> {
-        let pool = self.write.lock().await;
-        sqlx::query(
-            "INSERT INTO tokens (name, role, token_hash, created_at, expires_at, agent_id, sources) \
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
-        )
-            .bind(&t.name)
-            .bind(t.role.as_str())
-            .bind(&t.token_hash)
-            .bind(t.created_at.to_string())
-            .bind(t.expires_at.map(|e| e.to_string()))
-            .bind(&t.scope.agent_id)
-            .bind(crate::decode::scope_sources(&t.scope)?)
-            .execute(&*pool)
-            .await?;
-        Ok(())
+        crate::sessions::sqlite::create_scoped_token(self, t).await
     }
 
     async fn token_by_hash(&self, token_hash: &str) -> Result<Option<TokenInfo>, StoreError> {
-        let row: Option<crate::decode::TokenRow> = sqlx::query_as(
-            "SELECT name, role, expires_at, revoked_at, agent_id, sources FROM tokens \
-             WHERE token_hash = ?",
-        )
-        .bind(token_hash)
-        .fetch_optional(&self.read)
-        .await?;
-        row.map(crate::decode::token_info).transpose()
+        crate::sessions::sqlite::scoped_token_by_hash(self, token_hash).await
     }
 
     async fn revoke_tokens(&self, name: &str, at: Timestamp) -> Result<u64, StoreError> {
@@ -757,6 +800,24 @@ impl Store for SqliteStore {
         .execute(&*pool)
         .await?;
         Ok(())
+    }
+
+    // ---- Issue 18: sessions and the token `systems` scope (SQL in `sessions.rs`) ----
+
+    async fn create_session(&self, n: &crate::NewSession) -> Result<(), StoreError> {
+        crate::sessions::sqlite::create_session(self, n).await
+    }
+
+    async fn session_by_hash(&self, h: &str) -> Result<Option<crate::SessionInfo>, StoreError> {
+        crate::sessions::sqlite::session_by_hash(self, h).await
+    }
+
+    async fn delete_session(&self, h: &str) -> Result<bool, StoreError> {
+        crate::sessions::sqlite::delete_session(self, h).await
+    }
+
+    async fn revoke_sessions(&self, name: &str, at: Timestamp) -> Result<u64, StoreError> {
+        crate::sessions::sqlite::revoke_sessions(self, name, at).await
     }
 }
 

@@ -25,6 +25,7 @@ macro_rules! store_test_suite {
             concurrent_ingests_in_one_store,
             confirmations_are_one_leaf_and_move_observation_time,
             heartbeats_and_source_health,
+            issue_18_sessions_and_system_scope,
         );
     };
     (@tests $backend:ident: $($test:ident),* $(,)?) => {
@@ -51,8 +52,8 @@ mod suite {
     use aims_model::wire::{ControlView, StatusCounts};
     use aims_model::{ControlStatus, EvidenceRecord, Finding, FindingKind};
     use aims_store::{
-        LedgerEntry, NewToken, Role, Store, StoreError, StoredAssessment, StoredCheckpoint,
-        TokenScope,
+        LedgerEntry, NewSession, NewToken, Role, Store, StoreError, StoredAssessment,
+        StoredCheckpoint, TokenScope,
     };
 
     use crate::common::{FailingSigner, TestSigner, at, gone, record, stored_leaves};
@@ -684,6 +685,7 @@ mod suite {
         let scope = TokenScope {
             agent_id: Some("agent-7".to_owned()),
             sources: Some(vec!["pipeline".to_owned(), "registry \"x\"".to_owned()]),
+            systems: None,
         };
         s.create_token(&NewToken {
             scope: scope.clone(),
@@ -1013,6 +1015,101 @@ mod suite {
         assert_eq!(
             s.sources(at(3600)).await.unwrap()[1].status,
             SourceStatus::Ok
+        );
+    }
+    /// Issue 18 (M4, M8): tokens keep their `systems` scope; sessions join their token's current
+    /// state, are revoked by token name, deleted on sign-out, and expired ones are swept.
+    pub async fn issue_18_sessions_and_system_scope(s: &dyn Store) {
+        let scope = TokenScope {
+            agent_id: Some("cluster-a".to_owned()),
+            sources: None,
+            systems: Some(vec!["fraud".to_owned(), "churn".to_owned()]),
+        };
+        let token = |name: &str, role, hash: &str, expires, scope: TokenScope| NewToken {
+            name: name.to_owned(),
+            role,
+            token_hash: hash.to_owned(),
+            created_at: at(0),
+            expires_at: expires,
+            scope,
+        };
+        s.create_token(&token("cluster-a", Role::Agent, "ha", None, scope.clone()))
+            .await
+            .unwrap();
+        let got = s.token_by_hash("ha").await.unwrap().unwrap();
+        assert_eq!(got.scope, scope);
+        assert_eq!(got.name, "cluster-a");
+        assert!(s.token_by_hash("nope").await.unwrap().is_none());
+        // A token made the old way reads as any system.
+        s.create_token(&token(
+            "old",
+            Role::Agent,
+            "ho",
+            None,
+            TokenScope::default(),
+        ))
+        .await
+        .unwrap();
+        assert_eq!(
+            s.token_by_hash("ho").await.unwrap().unwrap().scope,
+            TokenScope::default()
+        );
+
+        s.create_token(&token(
+            "lead",
+            Role::Viewer,
+            "hv",
+            Some(at(5000)),
+            TokenScope::default(),
+        ))
+        .await
+        .unwrap();
+        let session = |id: &str, created: i64, expires: i64| NewSession {
+            id_hash: id.to_owned(),
+            token_hash: "hv".to_owned(),
+            token_name: "lead".to_owned(),
+            role: Role::Viewer,
+            created_at: at(created),
+            expires_at: at(expires),
+        };
+        s.create_session(&session("s1", 100, 200)).await.unwrap();
+        s.create_session(&session("s2", 100, 1000)).await.unwrap();
+        assert!(
+            s.create_session(&session("s2", 100, 1000)).await.is_err(),
+            "session ids are unique"
+        );
+        let s1 = s.session_by_hash("s1").await.unwrap().unwrap();
+        assert_eq!(s1.created_at, at(100));
+        assert_eq!(s1.expires_at, at(200));
+        assert_eq!(s1.revoked_at, None);
+        assert_eq!(s1.token.name, "lead");
+        assert_eq!(s1.token.role, Role::Viewer);
+        assert_eq!(s1.token.expires_at, Some(at(5000)));
+        assert!(s1.is_valid_at(at(150)));
+        assert!(!s1.is_valid_at(at(200)), "expired at its expiry");
+        assert!(s.session_by_hash("nope").await.unwrap().is_none());
+
+        // Creating a session sweeps the ones that expired by then.
+        s.create_session(&session("s3", 300, 1000)).await.unwrap();
+        assert!(s.session_by_hash("s1").await.unwrap().is_none(), "swept");
+        assert!(s.session_by_hash("s2").await.unwrap().is_some());
+
+        // Sign-out deletes one session.
+        assert!(s.delete_session("s3").await.unwrap());
+        assert!(!s.delete_session("s3").await.unwrap());
+        assert!(s.session_by_hash("s3").await.unwrap().is_none());
+
+        // Revoking the token ends its sessions through the join, and by name explicitly.
+        assert_eq!(s.revoke_tokens("lead", at(400)).await.unwrap(), 1);
+        let s2 = s.session_by_hash("s2").await.unwrap().unwrap();
+        assert_eq!(s2.token.revoked_at, Some(at(400)));
+        assert!(!s2.is_valid_at(at(500)));
+        assert_eq!(s.revoke_sessions("lead", at(410)).await.unwrap(), 1);
+        assert_eq!(s.revoke_sessions("lead", at(420)).await.unwrap(), 0);
+        assert_eq!(s.revoke_sessions("nobody", at(420)).await.unwrap(), 0);
+        assert_eq!(
+            s.session_by_hash("s2").await.unwrap().unwrap().revoked_at,
+            Some(at(410))
         );
     }
 }

@@ -5,8 +5,20 @@ use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Component, Path};
 
-/// Largest total of uncompressed file bytes accepted (4 GiB).
+/// Largest total of uncompressed file bytes accepted (4 GiB), whatever the archive's size.
 pub const MAX_TOTAL_BYTES: u64 = 4 << 30;
+/// Uncompressed bytes allowed per compressed byte. Real bundles expand about 5–15× (JSON lines,
+/// receipts); a decompression bomb expands 1000×.
+pub const MAX_EXPANSION: u64 = 100;
+/// Below this the expansion ratio is not applied (tiny bundles compress very well).
+pub const MIN_LIMIT_BYTES: u64 = 256 << 20;
+
+/// The uncompressed size allowed for an archive of `compressed` bytes.
+pub fn default_limit(compressed: u64) -> u64 {
+    compressed
+        .saturating_mul(MAX_EXPANSION)
+        .clamp(MIN_LIMIT_BYTES, MAX_TOTAL_BYTES)
+}
 /// Most files accepted in one bundle.
 pub const MAX_FILES: usize = 2_000_000;
 
@@ -26,8 +38,10 @@ pub enum BundleError {
     #[error("archive member {0:?} appears twice")]
     Duplicate(String),
     /// Too many files or bytes.
-    #[error("archive exceeds the limits ({MAX_FILES} files, {MAX_TOTAL_BYTES} bytes)")]
-    TooLarge,
+    #[error(
+        "archive exceeds the limits ({MAX_FILES} files, {0} uncompressed bytes; raise with --max-uncompressed-bytes)"
+    )]
+    TooLarge(u64),
 }
 
 /// The files of a bundle by relative path (`log/entries.jsonl`, …), in path order.
@@ -57,8 +71,15 @@ impl Bundle {
         Self { files }
     }
 
-    /// Reads a gzip-compressed tar archive.
+    /// Reads a gzip-compressed tar archive, expanding it at most to [`default_limit`] bytes.
     pub fn read_tar_gz(bytes: &[u8]) -> Result<Self, BundleError> {
+        Self::read_tar_gz_limited(bytes, default_limit(bytes.len() as u64))
+    }
+
+    /// Reads a gzip-compressed tar archive whose files total at most `limit` bytes: the limit is
+    /// checked against each header before its data is read and against the bytes actually read,
+    /// so a decompression bomb stops at the limit.
+    pub fn read_tar_gz_limited(bytes: &[u8], limit: u64) -> Result<Self, BundleError> {
         let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(bytes));
         let mut files = BTreeMap::new();
         let mut total: u64 = 0;
@@ -76,8 +97,8 @@ impl Bundle {
             let path = normalise(&raw_path).ok_or_else(|| BundleError::BadPath(shown.clone()))?;
             let size = entry.header().size().map_err(BundleError::Archive)?;
             total = total.saturating_add(size);
-            if total > MAX_TOTAL_BYTES || files.len() >= MAX_FILES {
-                return Err(BundleError::TooLarge);
+            if total > limit || files.len() >= MAX_FILES {
+                return Err(BundleError::TooLarge(limit));
             }
             let mut data = Vec::with_capacity(usize::try_from(size).unwrap_or(0).min(1 << 24));
             entry
@@ -118,5 +139,41 @@ impl Bundle {
     /// All files.
     pub fn files(&self) -> &BTreeMap<String, Vec<u8>> {
         &self.files
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tar_gz(files: &[(&str, Vec<u8>)]) -> Vec<u8> {
+        let mut tar = tar::Builder::new(Vec::new());
+        for (name, data) in files {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(data.len() as u64);
+            h.set_mode(0o644);
+            h.set_cksum();
+            tar.append_data(&mut h, name, data.as_slice()).unwrap();
+        }
+        let raw = tar.into_inner().unwrap();
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        std::io::Write::write_all(&mut gz, &raw).unwrap();
+        gz.finish().unwrap()
+    }
+
+    /// Issue 18 (L): a small archive that expands enormously is refused at the limit, before its
+    /// data is read.
+    #[test]
+    fn issue_18_decompression_is_bounded() {
+        let bomb = tar_gz(&[("a", vec![0u8; 8 << 20]), ("b", vec![0u8; 8 << 20])]);
+        assert!(bomb.len() < 100_000, "{}", bomb.len());
+        assert!(matches!(
+            Bundle::read_tar_gz_limited(&bomb, 10 << 20),
+            Err(BundleError::TooLarge(_))
+        ));
+        assert!(Bundle::read_tar_gz_limited(&bomb, 20 << 20).is_ok());
+        assert_eq!(default_limit(1_000), MIN_LIMIT_BYTES);
+        assert_eq!(default_limit(10 << 20), 1000 << 20);
+        assert_eq!(default_limit(1 << 40), MAX_TOTAL_BYTES);
     }
 }

@@ -35,6 +35,10 @@ struct Cli {
     /// A checkpoint (signed note) kept from an earlier export: the bundle's log must extend it.
     #[arg(long, value_name = "CHECKPOINT_FILE")]
     previous: Option<PathBuf>,
+    /// Largest total of uncompressed bytes to read from the bundle (default: 100× the archive's
+    /// size, at least 256 MiB, at most 4 GiB), so a decompression bomb cannot exhaust memory.
+    #[arg(long, value_name = "BYTES")]
+    max_uncompressed_bytes: Option<u64>,
     /// Print a machine-readable JSON report instead of one line per check.
     #[arg(long)]
     json: bool,
@@ -88,7 +92,10 @@ fn main() -> ExitCode {
             return usage_error(format!("cannot read bundle {}: {e}", cli.bundle.display()));
         }
     };
-    let bundle = match Bundle::read_tar_gz(&bytes) {
+    let limit = cli
+        .max_uncompressed_bytes
+        .unwrap_or_else(|| aims_verify::bundle::default_limit(bytes.len() as u64));
+    let bundle = match Bundle::read_tar_gz_limited(&bytes, limit) {
         Ok(b) => b,
         Err(e) => return usage_error(format!("cannot read bundle {}: {e}", cli.bundle.display())),
     };

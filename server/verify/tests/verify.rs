@@ -46,7 +46,7 @@ fn full_bundle_verifies() {
             ("proofs", Status::Pass),
             ("blobs", Status::Skipped),
             ("oscal", Status::Pass),
-            ("assessment", Status::Skipped),
+            ("assessment", Status::Pass),
         ]
     );
     assert!(r.warnings.is_empty());
@@ -956,4 +956,64 @@ fn hostile_archives_are_io_errors() {
     let (_, _, files) = good();
     let b = aims_verify::Bundle::read_tar_gz(&tar_gz(&files)).unwrap();
     assert_eq!(b.files(), &files);
+}
+
+/// Issue 18 M6: findings falsified in the OSCAL (a status changed, a finding left out) and
+/// resealed in SHA256SUMS are caught by recomputing the assessment from the entries and the
+/// bundled catalog; the failure names the system and control.
+#[test]
+fn issue_18_m6_falsified_findings_fail_the_recomputed_assessment() {
+    let (k, _, files) = good();
+    let ar: Value = serde_json::from_slice(&files["oscal/assessment-results.json"]).unwrap();
+    let findings = ar["assessment-results"]["results"][0]["findings"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert!(findings.len() > 1, "the test bundle has findings");
+    let non_fresh = findings
+        .iter()
+        .position(|f| {
+            f["props"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|p| p["name"] == "status" && p["value"] != "fresh")
+        })
+        .expect("some control is not fresh");
+
+    // Every status rewritten to fresh.
+    let mut forged = ar.clone();
+    for p in forged["assessment-results"]["results"][0]["findings"][non_fresh]["props"]
+        .as_array_mut()
+        .unwrap()
+    {
+        if p["name"] == "status" {
+            p["value"] = json!("fresh");
+        }
+    }
+    let mut f = files.clone();
+    f.insert(
+        "oscal/assessment-results.json".into(),
+        serde_json::to_vec_pretty(&forged).unwrap(),
+    );
+    reseal(&mut f);
+    assert_fails(
+        &run(&f, &pinned(&k)),
+        "assessment",
+        &["control", "the findings say fresh", "recomputed"],
+    );
+
+    // A finding left out.
+    let mut cut = ar.clone();
+    cut["assessment-results"]["results"][0]["findings"]
+        .as_array_mut()
+        .unwrap()
+        .truncate(1);
+    let mut f = files.clone();
+    f.insert(
+        "oscal/assessment-results.json".into(),
+        serde_json::to_vec_pretty(&cut).unwrap(),
+    );
+    reseal(&mut f);
+    assert_fails(&run(&f, &pinned(&k)), "assessment", &["no finding, but"]);
 }

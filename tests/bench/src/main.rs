@@ -6,7 +6,7 @@
 //! ```
 //!
 //! Suites: `ledger-append`, `ledger-append-pg`, `proof-gen`, `verify`, `hash`, `repoll-git`,
-//! `confirm-git`,
+//! `confirm-git`, `confirm-s3`,
 //! `rss`, `scale` (default: all, in that order). Every suite reports rows of (measurement, ours, reference, ratio, goal, met?);
 //! the ratio is always "ours relative to the reference, in throughput terms": above 1 means ours
 //! is faster (or smaller). A suite that fails reports its error as a row and the run goes on.
@@ -35,7 +35,7 @@ use anyhow::{Context, Result, bail};
 use report::{Results, Row};
 
 /// Every suite, in the order they run.
-const SUITES: [&str; 9] = [
+const SUITES: [&str; 10] = [
     "ledger-append",
     "ledger-append-pg",
     "proof-gen",
@@ -43,6 +43,7 @@ const SUITES: [&str; 9] = [
     "hash",
     "repoll-git",
     "confirm-git",
+    "confirm-s3",
     "rss",
     "scale",
 ];
@@ -57,7 +58,8 @@ struct Args {
 }
 
 const USAGE: &str = "usage: aims-bench [--quick] [--out FILE] [--hash-bytes N] [SUITE...]\n\
-suites: ledger-append ledger-append-pg proof-gen verify hash repoll-git confirm-git rss scale
+suites: ledger-append ledger-append-pg proof-gen verify hash repoll-git confirm-git confirm-s3 rss
+scale
 (default: all)";
 
 fn parse_args() -> Result<Args> {
@@ -196,6 +198,7 @@ fn main() -> Result<()> {
             "hash" => hash::run(&mut ctx),
             "repoll-git" => repoll::run(&mut ctx),
             "confirm-git" => confirm::run(&mut ctx),
+            "confirm-s3" => confirm::run_s3(&mut ctx),
             "rss" => rss::run(&mut ctx),
             "scale" => scale::run(&mut ctx),
             other => Err(anyhow::anyhow!("unknown suite {other}")),

@@ -44,6 +44,17 @@ fn git(dir: &Path, args: &[&str]) -> Result<()> {
 }
 
 /// `files` small JSON reports under `systems/sys-NN/reports/`, one commit.
+/// The `i`-th small validation report of the generated sources.
+pub(crate) fn report(i: usize) -> String {
+    format!(
+        "{{\"kind\":\"validation_report\",\"model\":{{\"name\":\"m{}\",\"version\":\"{}\"}},\
+         \"evaluated_at\":\"2026-11-19T00:00:00Z\",\"metrics\":{{\"auc\":0.{:04}}}}}\n",
+        i % 97,
+        i / 97,
+        i % 10_000
+    )
+}
+
 pub(crate) fn make_repo(dir: &Path, files: usize) -> Result<()> {
     std::fs::create_dir_all(dir)?;
     git(dir, &["init", "-q", "-b", "main"])?;
@@ -53,13 +64,7 @@ pub(crate) fn make_repo(dir: &Path, files: usize) -> Result<()> {
         if i < 20 {
             std::fs::create_dir_all(&d)?;
         }
-        let body = format!(
-            "{{\"kind\":\"validation_report\",\"model\":{{\"name\":\"m{}\",\"version\":\"{}\"}},\
-             \"evaluated_at\":\"2026-11-19T00:00:00Z\",\"metrics\":{{\"auc\":0.{:04}}}}}\n",
-            i % 97,
-            i / 97,
-            i % 10_000
-        );
+        let body = report(i);
         std::fs::write(d.join(format!("report-{i:05}.json")), body)?;
     }
     git(dir, &["add", "-A"])?;

@@ -1,6 +1,6 @@
 //! `verify`: export a full bundle of the `ledger-append` ledger (the export module, on an
 //! `AppState` opened like `aims-server export` does) and check it with the aims-verify library,
-//! against `sha256sum` + the bundle's own stdlib `verify/merkle.py`.
+//! against `sha256sum` + the stdlib reference script `server/verify/scripts/merkle.py`.
 
 use std::time::Instant;
 
@@ -68,7 +68,12 @@ pub fn run(ctx: &mut Ctx) -> Result<Vec<Row>> {
     }
     let xdir = dir.join("x");
     let sum = time_sh(&xdir, "sha256sum log/entries.jsonl > /dev/null")?;
-    let py = time_sh(&xdir, "python3 verify/merkle.py > /dev/null")?;
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../server/verify/scripts/merkle.py");
+    let py = time_sh(
+        &xdir,
+        &format!("python3 '{}' . > /dev/null", script.display()),
+    )?;
     let reference = sum + py;
 
     Ok(vec![
@@ -95,7 +100,7 @@ pub fn run(ctx: &mut Ctx) -> Result<Vec<Row>> {
         )
         .reference(
             format!(
-                "{} = {} (`sha256sum log/entries.jsonl` {} + `python3 verify/merkle.py` {}; `tar -xzf` {} not counted)",
+                "{} = {} (`sha256sum log/entries.jsonl` {} + `python3 server/verify/scripts/merkle.py` {}; `tar -xzf` {} not counted)",
                 fmt_dur(reference),
                 fmt_rate(size as f64 / secs(reference), "records"),
                 fmt_dur(sum),

@@ -10,7 +10,9 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use serde_json::Value;
 
-use aims_e2e::{ServerProcess, agent_once, http, seeds, workspace_root, write_agent_config};
+use aims_e2e::{
+    DEMO_AGENT, ServerProcess, agent_once, http, seeds, workspace_root, write_agent_config_as,
+};
 
 #[tokio::main]
 async fn main() -> Result<()> {
@@ -34,7 +36,8 @@ async fn main() -> Result<()> {
             ServerProcess::start_with(&work.join("server"), &database, "127.0.0.1:0", &[])?
         }
     };
-    let agent_token = server.token("agent", "demo-agent")?;
+    // The token is named after the agent ID, which `token create` binds it to.
+    let agent_token = server.token("agent", DEMO_AGENT)?;
     let viewer = server.token("viewer", "compliance-lead")?;
 
     let repo = work.join("pipeline.git-work");
@@ -43,7 +46,7 @@ async fn main() -> Result<()> {
         repo.display()
     );
     seeds::build_repo(&repo)?;
-    let cfg = write_agent_config(&work, &server.url, &agent_token, &repo)?;
+    let cfg = write_agent_config_as(&work, DEMO_AGENT, &server.url, &agent_token, &repo)?;
 
     eprintln!("==> aims-agent once (first look at the pipeline)");
     let run = agent_once(&cfg, &[], Duration::from_secs(300))?;

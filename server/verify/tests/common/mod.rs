@@ -130,21 +130,54 @@ pub fn checkpoint_note(k: &Keys, entries: &[Vec<u8>], time: u64, cosign: bool) -
     sc.note
 }
 
+/// The real catalog (the verifier recomputes the assessment with it).
 fn catalog_files() -> Vec<(String, Vec<u8>)> {
-    [
-        "controls.yaml",
-        "kinds.yaml",
-        "rules.yaml",
-        "requirements.yaml",
-    ]
-    .iter()
-    .map(|n| {
-        (
-            format!("catalog/{n}"),
-            format!("# {n}\nversion: 1\n").into_bytes(),
-        )
-    })
-    .collect()
+    aims_catalog::Catalog::embedded()
+        .unwrap()
+        .data_files()
+        .into_iter()
+        .map(|(n, text)| (format!("catalog/{n}"), text.as_bytes().to_vec()))
+        .collect()
+}
+
+/// The OSCAL findings of the assessment of `entries` as of the checkpoint time, as the exporter
+/// writes them (one per applicable (system, control), with status and finding ids).
+fn findings(entries: &[(u64, &Vec<u8>)], system: Option<&str>) -> Vec<Value> {
+    // Tests that corrupt entries on purpose get no findings (the ledger check fails first).
+    let parsed: Vec<(u64, aims_model::LedgerEntry)> = entries
+        .iter()
+        .filter_map(|(i, e)| Some((*i, aims_model::LedgerEntry::parse(e).ok()?)))
+        .collect();
+    let Ok(replay) = aims_catalog::Replay::new(
+        parsed.iter().map(|(i, e)| (*i, e)),
+        &std::collections::HashMap::new(),
+    ) else {
+        return Vec::new();
+    };
+    let catalog = aims_catalog::Catalog::embedded().unwrap();
+    let now = aims_model::Timestamp::from_unix_secs(TIME as i64).unwrap();
+    let mut out = Vec::new();
+    for a in replay.assess(&catalog, system, now) {
+        for v in &a.controls {
+            if v.status == aims_model::ControlStatus::NotApplicable {
+                continue;
+            }
+            let mut props = vec![
+                json!({"name": "system", "value": a.system, "ns": "urn:aims-evidence:oscal"}),
+                json!({"name": "control", "value": v.control, "ns": "urn:aims-evidence:oscal"}),
+                json!({"name": "status", "value": v.status.as_str(), "ns": "urn:aims-evidence:oscal"}),
+            ];
+            for f in &v.findings {
+                props.push(
+                    json!({"name": "finding-id", "value": f.id, "ns": "urn:aims-evidence:oscal"}),
+                );
+            }
+            out.push(
+                json!({"uuid": format!("finding-{}-{}", a.system, v.control), "props": props}),
+            );
+        }
+    }
+    out
 }
 
 fn catalog_hash(files: &[(String, Vec<u8>)]) -> String {
@@ -159,7 +192,7 @@ fn catalog_hash(files: &[(String, Vec<u8>)]) -> String {
     sha256_hex(&buf)
 }
 
-fn oscal(entries: &[(u64, &Vec<u8>)]) -> Value {
+fn oscal(entries: &[(u64, &Vec<u8>)], system: Option<&str>) -> Value {
     let mut observations = Vec::new();
     let mut resources = Vec::new();
     for (i, e) in entries {
@@ -188,7 +221,8 @@ fn oscal(entries: &[(u64, &Vec<u8>)]) -> Value {
     }
     json!({"assessment-results": {
         "uuid": "00000000-0000-4000-8000-000000000000",
-        "results": [{"uuid": "00000000-0000-4000-a000-000000000000", "observations": observations}],
+        "results": [{"uuid": "00000000-0000-4000-a000-000000000000", "observations": observations,
+            "findings": findings(entries, system)}],
         "back-matter": {"resources": resources},
     }})
 }
@@ -289,7 +323,7 @@ pub fn build(k: &Keys, entries: &[Vec<u8>], opts: &BuildOpts) -> BTreeMap<String
     let scoped: Vec<(u64, &Vec<u8>)> = selected.iter().map(|&i| (i as u64, &entries[i])).collect();
     files.insert(
         "oscal/assessment-results.json".to_owned(),
-        serde_json::to_vec_pretty(&oscal(&scoped)).unwrap(),
+        serde_json::to_vec_pretty(&oscal(&scoped, opts.system.as_deref())).unwrap(),
     );
     let cat = catalog_files();
     for (p, d) in &cat {

@@ -1,0 +1,178 @@
+//! The assessment as a pure function of the ledger: what the export writes and what
+//! `aims-verify` recomputes from the same entries and catalog (integrity.md §6.9, issue 18 M6).
+//!
+//! The server's live status also uses facts outside the ledger (heartbeats: which sources are
+//! silent), so it can say more in its reasons; everything that decides a status or a finding is
+//! in the ledger:
+//! - the records of each system, in ledger order, with the time the server received each;
+//! - the confirmations, replayed in ledger order: a listed (locator, SHA-256) counts for the
+//!   artifact when the newest entry of that (source id, locator) *at the confirmation's place in
+//!   the ledger* is an observation with that SHA-256; the artifact's confirmation time is the
+//!   newest such confirmation's `observed_at` — exactly what the server's `artifact_seen` table
+//!   materialises on ingest.
+//!
+//! An export anchored to a checkpoint is assessed with `now` = the checkpoint's cosigned time, so
+//! the verifier gets the same answer byte for byte.
+
+use std::collections::{BTreeMap, HashMap};
+
+use aims_model::{ContentHash, LedgerEntry, Listing, RecordEvent, Timestamp};
+
+use crate::assess::{Evidence, Observations, SystemAssessment, assess_with};
+use crate::catalog::Catalog;
+
+/// Why a ledger cannot be replayed.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    /// A confirmation names a listing that was not supplied.
+    #[error("leaf {leaf}: the listing {digest} of this confirmation is missing")]
+    MissingListing {
+        /// The confirmation's leaf.
+        leaf: u64,
+        /// Its digest.
+        digest: String,
+    },
+    /// An entry's record id cannot be computed.
+    #[error("leaf {leaf}: {reason}")]
+    Entry {
+        /// The leaf.
+        leaf: u64,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// The ledger, replayed: each system's history and what assessment needs beyond the records.
+#[derive(Clone, Debug, Default)]
+pub struct Replay {
+    /// Records per system, in ledger order.
+    pub systems: BTreeMap<String, Vec<Evidence>>,
+    /// Receipt and (newest) confirmation times by leaf.
+    pub observations: Observations,
+    /// Every confirmation that matched a record's leaf, in ledger order: (when the server
+    /// received the confirmation, its `observed_at`). What [`Replay::as_of`] filters.
+    pub confirmations: HashMap<u64, Vec<(Timestamp, Timestamp)>>,
+}
+
+impl Replay {
+    /// Replays `entries` (leaf index and entry, in ledger order; a partial export may skip
+    /// leaves) with the listings of their confirmations by digest.
+    pub fn new<'a>(
+        entries: impl IntoIterator<Item = (u64, &'a LedgerEntry)>,
+        listings: &HashMap<ContentHash, Listing>,
+    ) -> Result<Self, ReplayError> {
+        let mut out = Replay::default();
+        // Newest entry per (source id, locator): leaf, sha256, observed?
+        let mut newest: HashMap<(&str, &str), (u64, &str, bool)> = HashMap::new();
+        for (leaf, entry) in entries {
+            if let Some(r) = &entry.record {
+                let record_id = r.record_id().map_err(|e| ReplayError::Entry {
+                    leaf,
+                    reason: e.to_string(),
+                })?;
+                newest.insert(
+                    (r.source.id.as_str(), r.locator.as_str()),
+                    (leaf, r.sha256.as_str(), r.event == RecordEvent::Observed),
+                );
+                out.observations.received.insert(leaf, entry.received_at);
+                out.systems
+                    .entry(r.system.clone())
+                    .or_default()
+                    .push(Evidence {
+                        record_id,
+                        leaf_index: leaf,
+                        record: r.clone(),
+                    });
+            } else if let Some(c) = &entry.confirmation {
+                let listing =
+                    listings
+                        .get(&c.digest)
+                        .ok_or_else(|| ReplayError::MissingListing {
+                            leaf,
+                            digest: c.digest.to_string(),
+                        })?;
+                for a in &listing.artifacts {
+                    let key = (c.source.id.as_str(), a.locator.as_str());
+                    let Some(&(target, sha, observed)) = newest.get(&key) else {
+                        continue;
+                    };
+                    if observed && sha == a.sha256.as_str() {
+                        out.confirmations
+                            .entry(target)
+                            .or_default()
+                            .push((entry.received_at, c.observed_at));
+                    }
+                }
+            }
+        }
+        out.observations.confirmed = out.confirmed_as_of(None);
+        Ok(out)
+    }
+
+    /// Per leaf, the newest confirmation time later than the record's own `observed_at`,
+    /// counting only confirmations the server had received by `at` (all when `None`).
+    fn confirmed_as_of(&self, at: Option<Timestamp>) -> HashMap<u64, Timestamp> {
+        let mut out = HashMap::new();
+        for history in self.systems.values() {
+            for e in history {
+                let Some(series) = self.confirmations.get(&e.leaf_index) else {
+                    continue;
+                };
+                let best = series
+                    .iter()
+                    .filter(|(received, _)| at.is_none_or(|t| *received <= t))
+                    .map(|(_, observed)| *observed)
+                    .max();
+                if let Some(t) = best.filter(|t| *t > e.record.observed_at) {
+                    out.insert(e.leaf_index, t);
+                }
+            }
+        }
+        out
+    }
+
+    /// The ledger as the server knew it at `at`: only records and confirmations received by
+    /// then. Systems with no record yet are absent.
+    pub fn as_of(&self, at: Timestamp) -> Replay {
+        let mut systems = BTreeMap::new();
+        for (id, history) in &self.systems {
+            let kept: Vec<Evidence> = history
+                .iter()
+                .filter(|e| {
+                    self.observations
+                        .received
+                        .get(&e.leaf_index)
+                        .is_some_and(|r| *r <= at)
+                })
+                .cloned()
+                .collect();
+            if !kept.is_empty() {
+                systems.insert(id.clone(), kept);
+            }
+        }
+        let mut out = Replay {
+            systems,
+            observations: Observations {
+                received: self.observations.received.clone(),
+                ..Observations::default()
+            },
+            confirmations: self.confirmations.clone(),
+        };
+        out.observations.confirmed = out.confirmed_as_of(Some(at));
+        out
+    }
+
+    /// Assesses every replayed system (or only `only`) as of `now`.
+    pub fn assess(
+        &self,
+        catalog: &Catalog,
+        only: Option<&str>,
+        now: Timestamp,
+    ) -> Vec<SystemAssessment> {
+        self.systems
+            .iter()
+            .filter(|(id, _)| only.is_none_or(|o| o == id.as_str()))
+            .map(|(id, history)| assess_with(catalog, id, history, now, &self.observations))
+            .collect()
+    }
+}

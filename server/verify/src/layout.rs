@@ -1,0 +1,3 @@
+//! The bundle layout, shared with the server that writes bundles ([`aims_model::bundle`]).
+
+pub use aims_model::bundle::*;
