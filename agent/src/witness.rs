@@ -14,10 +14,10 @@ use std::path::{Path, PathBuf};
 use base64::Engine;
 use serde::Deserialize;
 
-use aims_model::tlog::checkpoint::{Checkpoint, verify_checkpoint};
-use aims_model::tlog::merkle::{self, Hash};
-use aims_model::tlog::note::split_note;
-use aims_model::tlog::policy::TrustPolicy;
+use aims_ledger::checkpoint::{Checkpoint, verify_checkpoint};
+use aims_ledger::merkle::{self, Hash};
+use aims_ledger::note::split_note;
+use aims_ledger::policy::TrustPolicy;
 
 /// Why a checkpoint was not accepted.
 #[derive(Debug, thiserror::Error)]

@@ -349,7 +349,8 @@ pub fn period_report(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use aims_model::{ContentHash, EvidenceRecord, LedgerEntry, RECORD_VERSION, RecordEvent};
+    use aims_ledger::LedgerEntry;
+    use aims_model::{ContentHash, EvidenceRecord, RECORD_VERSION, RecordEvent};
     use aims_model::{SourceRef, SourceType};
 
     fn t(s: &str) -> Timestamp {

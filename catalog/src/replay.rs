@@ -16,7 +16,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use aims_model::{ContentHash, LedgerEntry, Listing, RecordEvent, Timestamp};
+use aims_ledger::LedgerEntry;
+use aims_model::{ContentHash, Listing, RecordEvent, Timestamp};
 
 use crate::assess::{Evidence, Observations, SystemAssessment, assess_with};
 use crate::catalog::Catalog;

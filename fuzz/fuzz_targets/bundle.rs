@@ -16,7 +16,7 @@
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
-use aims_model::tlog::policy::TrustPolicy;
+use aims_ledger::policy::TrustPolicy;
 use aims_verify::{Bundle, Options, Report, Trust, verify};
 use libfuzzer_sys::fuzz_target;
 use sha2::{Digest, Sha256};

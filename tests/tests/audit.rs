@@ -10,9 +10,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use aims_e2e::{ServerProcess, bin, http, run_seed_pipeline};
-use aims_model::tlog::checkpoint::verify_checkpoint;
-use aims_model::tlog::merkle::{self, Hash};
-use aims_model::tlog::policy::TrustPolicy;
+use aims_ledger::checkpoint::verify_checkpoint;
+use aims_ledger::merkle::{self, Hash};
+use aims_ledger::policy::TrustPolicy;
 use base64::Engine as _;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};

@@ -22,8 +22,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use aims_e2e::{AgentRun, PgDb, ServerProcess, bin, http};
+use aims_ledger::merkle::{self, Hash};
 use aims_model::EvidenceRecord;
-use aims_model::tlog::merkle::{self, Hash};
 use base64::Engine as _;
 use serde_json::Value;
 use sha2::{Digest, Sha256};

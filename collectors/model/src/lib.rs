@@ -7,18 +7,14 @@
 //! can be malformed is a newtype that can only be built by parsing it.
 
 pub mod assessment;
-pub mod bundle;
 pub mod confirmation;
-pub mod entry;
 pub mod record;
 pub mod text;
 pub mod time;
-pub mod tlog;
 pub mod wire;
 
 pub use assessment::{ControlStatus, Finding, FindingKind};
 pub use confirmation::{CONFIRMATION_VERSION, Confirmation, ListedArtifact, Listing};
-pub use entry::{EntryError, EntryType, LedgerEntry};
 pub use record::{
     ContentHash, EvidenceRecord, MAX_RECORD_BYTES, RECORD_VERSION, RecordError, RecordEvent,
     RecordId, SourceRef, SourceType,

@@ -37,11 +37,11 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use aims_catalog::Catalog;
-use aims_model::bundle as layout;
-use aims_model::tlog::checkpoint::verify_checkpoint;
-use aims_model::tlog::merkle::{self, Hash, MemoryHashStore};
-use aims_model::tlog::note::{self, cosignature_message};
-use aims_model::tlog::proof_file::TlogProof;
+use aims_ledger::bundle as layout;
+use aims_ledger::checkpoint::verify_checkpoint;
+use aims_ledger::merkle::{self, Hash, MemoryHashStore};
+use aims_ledger::note::{self, cosignature_message};
+use aims_ledger::proof_file::TlogProof;
 use aims_model::wire::ControlView;
 use aims_model::{Confirmation, ContentHash, Listing, Timestamp};
 use aims_store::{LedgerEntry, StoredCheckpoint, StoredEvidence};

@@ -25,8 +25,9 @@ use serde::{Deserialize, Serialize};
 
 use aims_catalog::history::{PeriodReport, ReportSystem, report_control};
 use aims_catalog::{ControlHistory, Replay};
+use aims_ledger::LedgerEntry;
 use aims_model::wire::{ControlView, StatusCounts, SystemSummary};
-use aims_model::{ContentHash, Finding, LedgerEntry, Listing, Timestamp};
+use aims_model::{ContentHash, Finding, Listing, Timestamp};
 
 use crate::AppState;
 use crate::auth::Principal;

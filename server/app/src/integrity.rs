@@ -22,7 +22,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use aims_model::tlog::merkle::{self, Hash};
+use aims_ledger::merkle::{self, Hash};
 use aims_store::Store;
 
 /// Rows read per page.

@@ -12,9 +12,9 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use aims_model::tlog::checkpoint::{Checkpoint, SignedCheckpoint};
-use aims_model::tlog::merkle::Hash;
-use aims_model::tlog::note::{CosignatureSigner, Signer};
+use aims_ledger::checkpoint::{Checkpoint, SignedCheckpoint};
+use aims_ledger::merkle::Hash;
+use aims_ledger::note::{CosignatureSigner, Signer};
 use aims_store::CheckpointSigner;
 
 /// A key problem.
@@ -122,7 +122,7 @@ impl LogKeys {
         }
         let note_err = |what: &str| {
             let what = what.to_owned();
-            move |e: aims_model::tlog::note::NoteError| KeyError::Note {
+            move |e: aims_ledger::note::NoteError| KeyError::Note {
                 what,
                 reason: e.to_string(),
             }
@@ -223,7 +223,7 @@ impl LogKeys {
             size,
             root: *root,
         };
-        let note_err = |e: aims_model::tlog::checkpoint::CheckpointError| KeyError::Note {
+        let note_err = |e: aims_ledger::checkpoint::CheckpointError| KeyError::Note {
             what: "checkpoint".into(),
             reason: e.to_string(),
         };

@@ -11,8 +11,8 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use serde_json::{Value, json};
 
-use aims_model::tlog::merkle;
-use aims_model::tlog::proof_file::TlogProof;
+use aims_ledger::merkle;
+use aims_ledger::proof_file::TlogProof;
 
 use crate::AppState;
 use crate::auth::Principal;

@@ -11,8 +11,8 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 
+use aims_ledger::merkle::{self, Hash, NodeId};
 use aims_model::Timestamp;
-use aims_model::tlog::merkle::{self, Hash, NodeId};
 
 use crate::hashes;
 use crate::ingest::NewLeaf;

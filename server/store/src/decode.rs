@@ -1,8 +1,9 @@
 //! Decoding of the JSON the stores keep for the materialised assessment, shared by both backends
 //! so they answer identically.
 
+use aims_ledger::LedgerEntry;
 use aims_model::wire::{ControlView, SourceHealth, SourceStatus};
-use aims_model::{ContentHash, Finding, LedgerEntry, Timestamp};
+use aims_model::{ContentHash, Finding, Timestamp};
 
 use crate::{Role, StoreError, StoredEvidence, TokenInfo, TokenScope};
 

@@ -1,4 +1,4 @@
-//! Bridges the pure Merkle functions of `aims_model::tlog::merkle` (which read stored hashes
+//! Bridges the pure Merkle functions of `aims_ledger::merkle` (which read stored hashes
 //! through a synchronous [`HashReader`], one batch per operation) to an async database.
 //!
 //! Every tree operation first runs against a [`Recorder`] that only notes which nodes it asks for
@@ -8,7 +8,7 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 
-use aims_model::tlog::merkle::{Hash, HashReader, MerkleError, NodeId};
+use aims_ledger::merkle::{Hash, HashReader, MerkleError, NodeId};
 
 use crate::StoreError;
 

@@ -16,8 +16,9 @@
 
 use std::collections::HashMap;
 
-use aims_model::tlog::merkle::{Hash, leaf_hash};
-use aims_model::{Confirmation, EvidenceRecord, LedgerEntry, RecordId, Timestamp};
+use aims_ledger::LedgerEntry;
+use aims_ledger::merkle::{Hash, leaf_hash};
+use aims_model::{Confirmation, EvidenceRecord, RecordId, Timestamp};
 
 use crate::StoreError;
 

@@ -21,7 +21,7 @@ mod sessions;
 mod sqlite;
 mod types;
 
-pub use aims_model::LedgerEntry;
+pub use aims_ledger::LedgerEntry;
 pub use decode::silent_after_secs;
 pub use error::{StoreError, StoreErrorKind};
 pub use ingest::entry_bytes;
@@ -31,7 +31,7 @@ pub use types::*;
 
 use std::collections::HashMap;
 
-use aims_model::tlog::merkle::{self, Hash, NodeId};
+use aims_ledger::merkle::{self, Hash, NodeId};
 use async_trait::async_trait;
 
 use aims_model::wire::{ControlView, SourceHealth, SourceHeartbeat, SystemSummary};

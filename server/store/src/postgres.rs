@@ -36,7 +36,7 @@ use async_trait::async_trait;
 use sqlx::Row;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
 
-use aims_model::tlog::merkle::{Hash, NodeId};
+use aims_ledger::merkle::{Hash, NodeId};
 use aims_model::wire::{ControlView, SourceHealth, SourceHeartbeat, StatusCounts, SystemSummary};
 use aims_model::{EvidenceRecord, Finding, Timestamp};
 

@@ -27,7 +27,7 @@ use crate::{
     CheckpointSigner, ConfirmationInput, ConfirmationOutcome, IngestOutcome, LedgerEntryRow,
     NewToken, Store, StoreError, StoredAssessment, StoredCheckpoint, StoredEvidence, TokenInfo,
 };
-use aims_model::tlog::merkle::{Hash, NodeId};
+use aims_ledger::merkle::{Hash, NodeId};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 

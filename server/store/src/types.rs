@@ -323,11 +323,11 @@ pub struct EntryRow {
 impl EntryRow {
     /// The first column that disagrees with the entry bytes, as `column: stored vs entry`.
     pub fn mismatch(&self) -> Option<String> {
-        let leaf = aims_model::tlog::merkle::leaf_hash(&self.entry);
+        let leaf = aims_ledger::merkle::leaf_hash(&self.entry);
         if leaf.as_slice() != self.leaf_hash.as_slice() {
             return Some("leaf_hash does not hash the stored entry bytes".to_owned());
         }
-        let e = match aims_model::LedgerEntry::parse(&self.entry) {
+        let e = match aims_ledger::LedgerEntry::parse(&self.entry) {
             Ok(e) => e,
             Err(err) => return Some(format!("the entry bytes do not parse: {err}")),
         };

@@ -48,7 +48,7 @@ mod suite {
     use std::collections::{HashMap, HashSet};
     use std::sync::Arc;
 
-    use aims_model::tlog::merkle::{self, root_from_leaves};
+    use aims_ledger::merkle::{self, root_from_leaves};
     use aims_model::wire::{ControlView, StatusCounts};
     use aims_model::{ControlStatus, EvidenceRecord, Finding, FindingKind};
     use aims_store::{

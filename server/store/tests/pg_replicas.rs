@@ -9,7 +9,7 @@ mod common;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use aims_model::tlog::merkle::{self, root_from_leaves};
+use aims_ledger::merkle::{self, root_from_leaves};
 use aims_model::{EvidenceRecord, RecordId};
 use aims_store::{IngestOutcome, PgStore, Store};
 

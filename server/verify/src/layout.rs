@@ -1,3 +1,3 @@
-//! The bundle layout, shared with the server that writes bundles ([`aims_model::bundle`]).
+//! The bundle layout, shared with the server that writes bundles ([`aims_ledger::bundle`]).
 
-pub use aims_model::bundle::*;
+pub use aims_ledger::bundle::*;

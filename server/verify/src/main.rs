@@ -11,7 +11,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use aims_model::tlog::policy::TrustPolicy;
+use aims_ledger::policy::TrustPolicy;
 use aims_verify::{Bundle, Options, Trust, verify};
 
 /// Verify an aims-evidence export bundle offline against pinned keys.

@@ -10,8 +10,8 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use serde_json::{Value, json};
 
-use aims_model::tlog::checkpoint::{Checkpoint, SignedCheckpoint};
-use aims_model::tlog::merkle;
+use aims_ledger::checkpoint::{Checkpoint, SignedCheckpoint};
+use aims_ledger::merkle;
 use aims_verify::{Options, Status, Trust};
 use common::*;
 
@@ -252,7 +252,7 @@ fn signatures_and_cosignatures() {
     // One changed byte of the log signature.
     let mut f = files.clone();
     let note = String::from_utf8(f["checkpoint"].clone()).unwrap();
-    let (text, sigs) = aims_model::tlog::note::split_note(&note).unwrap();
+    let (text, sigs) = aims_ledger::note::split_note(&note).unwrap();
     let mut raw = sigs[0].key_id.to_be_bytes().to_vec();
     raw.extend_from_slice(&sigs[0].signature);
     raw[10] ^= 0x01;
@@ -529,10 +529,9 @@ fn receipts() {
     // A receipt against another checkpoint (an older, smaller tree).
     let mut f = files.clone();
     let old_note = checkpoint_note(&k, &e[..8], TIME - 60, true);
-    let mut p = aims_model::tlog::proof_file::TlogProof::parse(
-        &String::from_utf8(f[&path].clone()).unwrap(),
-    )
-    .unwrap();
+    let mut p =
+        aims_ledger::proof_file::TlogProof::parse(&String::from_utf8(f[&path].clone()).unwrap())
+            .unwrap();
     p.checkpoint_note = old_note;
     f.insert(path.clone(), p.encode().into_bytes());
     reseal(&mut f);

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
-use aims_model::tlog::merkle::{self, Hash, MemoryHashStore};
+use aims_ledger::merkle::{self, Hash, MemoryHashStore};
 use aims_store::Store;
 
 use crate::report::Row;

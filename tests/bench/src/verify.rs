@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 
-use aims_model::tlog::policy::TrustPolicy;
+use aims_ledger::policy::TrustPolicy;
 use aims_server::Settings;
 use aims_server::export::{self, ExportOptions};
 use aims_verify::{Bundle, Options, Trust};

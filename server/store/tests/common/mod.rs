@@ -5,8 +5,8 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use aims_ledger::merkle::Hash;
 use aims_model::Timestamp;
-use aims_model::tlog::merkle::Hash;
 use aims_model::{ContentHash, EvidenceRecord, RECORD_VERSION, RecordEvent, SourceRef, SourceType};
 use aims_store::{CheckpointSigner, PgStore, SqliteStore, Store};
 use sqlx::{Connection, PgConnection};
@@ -211,7 +211,7 @@ pub async fn stored_leaves(store: &dyn Store) -> Vec<Hash> {
         .enumerate()
         .map(|(i, r)| {
             assert_eq!(r.index, i as u64, "leaf indices are dense");
-            aims_model::tlog::merkle::leaf_hash(&r.entry)
+            aims_ledger::merkle::leaf_hash(&r.entry)
         })
         .collect()
 }

@@ -43,11 +43,11 @@ pub(super) fn check_assessment(ctx: &mut Ctx<'_>) -> Step {
             Some((
                 e.index,
                 LedgerEntry {
-                    v: aims_model::entry::ENTRY_VERSION,
+                    v: aims_ledger::entry::ENTRY_VERSION,
                     entry_type: if p.record.is_some() {
-                        aims_model::EntryType::Evidence
+                        aims_ledger::EntryType::Evidence
                     } else {
-                        aims_model::EntryType::Confirmation
+                        aims_ledger::EntryType::Confirmation
                     },
                     record: p.record.clone(),
                     confirmation: p.confirmation.clone(),

@@ -10,12 +10,13 @@ use base64::engine::general_purpose::STANDARD as B64;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use aims_model::tlog::checkpoint::{Checkpoint, verify_checkpoint};
-use aims_model::tlog::merkle::{self, Hash};
-use aims_model::tlog::note::{self, NoteError, Verifier};
-use aims_model::tlog::policy::TrustPolicy;
-use aims_model::tlog::proof_file::{ProofFileError, TlogProof};
-use aims_model::{Confirmation, EvidenceRecord, LedgerEntry, Listing, Timestamp};
+use aims_ledger::LedgerEntry;
+use aims_ledger::checkpoint::{Checkpoint, verify_checkpoint};
+use aims_ledger::merkle::{self, Hash};
+use aims_ledger::note::{self, NoteError, Verifier};
+use aims_ledger::policy::TrustPolicy;
+use aims_ledger::proof_file::{ProofFileError, TlogProof};
+use aims_model::{Confirmation, EvidenceRecord, Listing, Timestamp};
 
 use crate::bundle::Bundle;
 use crate::layout::{self, Manifest, Scope};

@@ -9,11 +9,11 @@ use base64::engine::general_purpose::STANDARD as B64;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use aims_model::tlog::checkpoint::{Checkpoint, SignedCheckpoint};
-use aims_model::tlog::merkle::{self, MemoryHashStore};
-use aims_model::tlog::note::{self, CosignatureSigner, Signer};
-use aims_model::tlog::policy::TrustPolicy;
-use aims_model::tlog::proof_file::TlogProof;
+use aims_ledger::checkpoint::{Checkpoint, SignedCheckpoint};
+use aims_ledger::merkle::{self, MemoryHashStore};
+use aims_ledger::note::{self, CosignatureSigner, Signer};
+use aims_ledger::policy::TrustPolicy;
+use aims_ledger::proof_file::TlogProof;
 use aims_verify::{Bundle, Options, Report, Status, Trust};
 
 pub const ORIGIN: &str = "aims.test/ledger";
@@ -144,9 +144,9 @@ fn catalog_files() -> Vec<(String, Vec<u8>)> {
 /// writes them (one per applicable (system, control), with status and finding ids).
 fn findings(entries: &[(u64, &Vec<u8>)], system: Option<&str>) -> Vec<Value> {
     // Tests that corrupt entries on purpose get no findings (the ledger check fails first).
-    let parsed: Vec<(u64, aims_model::LedgerEntry)> = entries
+    let parsed: Vec<(u64, aims_ledger::LedgerEntry)> = entries
         .iter()
-        .filter_map(|(i, e)| Some((*i, aims_model::LedgerEntry::parse(e).ok()?)))
+        .filter_map(|(i, e)| Some((*i, aims_ledger::LedgerEntry::parse(e).ok()?)))
         .collect();
     let Ok(replay) = aims_catalog::Replay::new(
         parsed.iter().map(|(i, e)| (*i, e)),

@@ -14,11 +14,11 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 
-use crate::tlog::checkpoint::{
+use crate::checkpoint::{
     Checkpoint, CheckpointError, parse_decimal, parse_hash, verify_checkpoint,
 };
-use crate::tlog::merkle::{Hash, ProofError, leaf_hash, verify_inclusion};
-use crate::tlog::note::{CosignatureVerifier, Verifier};
+use crate::merkle::{Hash, ProofError, leaf_hash, verify_inclusion};
+use crate::note::{CosignatureVerifier, Verifier};
 
 /// First line of every proof file.
 pub const TLOG_PROOF_HEADER: &str = "c2sp.org/tlog-proof@v1";
@@ -152,9 +152,9 @@ impl TlogProof {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tlog::checkpoint::SignedCheckpoint;
-    use crate::tlog::merkle::{MemoryHashStore, inclusion_proof};
-    use crate::tlog::note::{CosignatureSigner, Signer};
+    use crate::checkpoint::SignedCheckpoint;
+    use crate::merkle::{MemoryHashStore, inclusion_proof};
+    use crate::note::{CosignatureSigner, Signer};
 
     const ORIGIN: &str = "aims.example.org/ledger";
 

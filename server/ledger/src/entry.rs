@@ -2,7 +2,7 @@
 //! the server that writes entries and the verifier that reads them back byte for byte.
 //!
 //! `entry = JCS({"v":1,"type":T,<body>,"agent":<principal>,"received_at":<time>,"prev":<leaf or
-//! null>})`, leaf hash = SHA-256(0x00 ‖ entry) ([`crate::tlog::merkle::leaf_hash`]).
+//! null>})`, leaf hash = SHA-256(0x00 ‖ entry) ([`crate::merkle::leaf_hash`]).
 //!
 //! | type | body | `prev` links |
 //! |---|---|---|
@@ -15,9 +15,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::confirmation::Confirmation;
-use crate::record::{ContentHash, EvidenceRecord, RecordError};
-use crate::time::Timestamp;
+use aims_model::confirmation::Confirmation;
+use aims_model::record::{ContentHash, EvidenceRecord, RecordError};
+use aims_model::time::Timestamp;
 
 /// The entry format version.
 pub const ENTRY_VERSION: u32 = 1;

@@ -12,8 +12,8 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 
-use crate::tlog::merkle::Hash;
-use crate::tlog::note::{
+use crate::merkle::Hash;
+use crate::note::{
     self, CosignatureSigner, CosignatureVerifier, NoteError, Signer, Verifier, open_note_cosigned,
     sign_note,
 };
@@ -173,7 +173,7 @@ pub fn verify_checkpoint(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tlog::merkle::{empty_root, leaf_hash};
+    use crate::merkle::{empty_root, leaf_hash};
 
     const ORIGIN: &str = "aims.example.org/ledger";
 

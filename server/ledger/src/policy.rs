@@ -17,7 +17,7 @@
 //! printable characters are allowed; a CR is refused. Keys are parsed with their key IDs
 //! checked.
 
-use crate::tlog::note::{CosignatureVerifier, NoteError, Verifier};
+use crate::note::{CosignatureVerifier, NoteError, Verifier};
 
 /// Why a trust file is not acceptable.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -197,7 +197,7 @@ impl TrustPolicy {
                         "all" => Threshold::All,
                         "any" => Threshold::Any,
                         k => {
-                            let v = crate::tlog::checkpoint::parse_decimal(k)
+                            let v = crate::checkpoint::parse_decimal(k)
                                 .and_then(|v| usize::try_from(v).ok())
                                 .filter(|v| (1..=members.len()).contains(v))
                                 .ok_or_else(|| {
@@ -336,7 +336,7 @@ impl TrustPolicy {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tlog::note::{CosignatureSigner, Signer};
+    use crate::note::{CosignatureSigner, Signer};
 
     fn keys() -> (String, String, String, String) {
         let log = Signer::from_secret_bytes("aims.example.org/ledger", [1u8; 32]).unwrap();
