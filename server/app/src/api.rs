@@ -70,8 +70,17 @@ pub(crate) fn check_json_content_type(headers: &HeaderMap) -> Result<(), ApiErro
     }
 }
 
-/// Parses a JSON body, naming the field path of the first problem (400).
+/// Parses a JSON body, naming the field path of the first problem (400 `invalid_json` for
+/// syntax, `invalid_request` for shape).
 pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    parse_json_as(bytes, "invalid_request")
+}
+
+/// [`parse_json`] with the code used for a shape problem inside the body.
+fn parse_json_as<T: serde::de::DeserializeOwned>(
+    bytes: &[u8],
+    shape_code: &'static str,
+) -> Result<T, ApiError> {
     let de = &mut serde_json::Deserializer::from_slice(bytes);
     serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
@@ -84,7 +93,7 @@ pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result
         if path == "." || path.is_empty() {
             ApiError::bad_request("invalid_json", format!("{what}: {inner}"))
         } else {
-            ApiError::bad_request("invalid_request", format!("{what} at {path}: {inner}"))
+            ApiError::bad_request(shape_code, format!("{what} at {path}: {inner}"))
         }
     })
 }
@@ -96,21 +105,7 @@ pub fn parse_batch(
     bytes: &[u8],
     now: Timestamp,
 ) -> Result<Vec<EvidenceRecord>, ApiError> {
-    let de = &mut serde_json::Deserializer::from_slice(bytes);
-    let req: IngestRequest = serde_path_to_error::deserialize(de).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner();
-        let what = if inner.is_syntax() || inner.is_eof() {
-            "malformed JSON"
-        } else {
-            "invalid request"
-        };
-        if path == "." || path.is_empty() {
-            ApiError::bad_request("invalid_json", format!("{what}: {inner}"))
-        } else {
-            ApiError::bad_request("invalid_record", format!("{what} at {path}: {inner}"))
-        }
-    })?;
+    let req: IngestRequest = parse_json_as(bytes, "invalid_record")?;
     if req.records.len() > MAX_BATCH_RECORDS {
         return Err(ApiError::too_large(format!(
             "batch has {} records, the limit is {MAX_BATCH_RECORDS}",

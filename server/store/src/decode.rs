@@ -27,6 +27,20 @@ pub(crate) fn signed(v: u64) -> Result<i64, StoreError> {
     i64::try_from(v).map_err(|_| StoreError::Conflict(format!("{v} is beyond the ledger's range")))
 }
 
+/// `(idx, entry)` rows as both stores select them.
+pub(crate) fn entry_rows(
+    rows: Vec<(i64, Vec<u8>)>,
+) -> Result<Vec<crate::LedgerEntryRow>, StoreError> {
+    rows.into_iter()
+        .map(|(idx, entry)| {
+            Ok(crate::LedgerEntryRow {
+                index: unsigned(idx)?,
+                entry,
+            })
+        })
+        .collect()
+}
+
 /// A stored 32-byte hash.
 pub(crate) fn hash32(v: &[u8]) -> Result<[u8; 32], StoreError> {
     v.try_into()

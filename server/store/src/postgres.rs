@@ -601,25 +601,18 @@ impl Store for PgStore {
     }
 
     async fn entries(&self, start: u64, limit: u64) -> Result<Vec<LedgerEntryRow>, StoreError> {
-        let rows = sqlx::query(
+        let rows: Vec<(i64, Vec<u8>)> = sqlx::query_as(
             "SELECT idx, entry FROM ledger_entries WHERE idx >= $1 ORDER BY idx LIMIT $2",
         )
         .bind(i64::try_from(start).unwrap_or(i64::MAX))
         .bind(i64::try_from(limit).unwrap_or(i64::MAX))
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(LedgerEntryRow {
-                    index: unsigned(r.try_get::<i64, _>(0)?)?,
-                    entry: r.try_get::<Vec<u8>, _>(1)?,
-                })
-            })
-            .collect()
+        decode::entry_rows(rows)
     }
 
     async fn system_entries(&self, system: &str) -> Result<Vec<LedgerEntryRow>, StoreError> {
-        let rows = sqlx::query(
+        let rows: Vec<(i64, Vec<u8>)> = sqlx::query_as(
             "SELECT idx, entry FROM ledger_entries WHERE system = $1 \
              UNION ALL \
              SELECT idx, entry FROM ledger_entries WHERE event = $2 AND locator = '' \
@@ -630,14 +623,7 @@ impl Store for PgStore {
         .bind(CONFIRMED)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(LedgerEntryRow {
-                    index: unsigned(r.try_get::<i64, _>(0)?)?,
-                    entry: r.try_get::<Vec<u8>, _>(1)?,
-                })
-            })
-            .collect()
+        decode::entry_rows(rows)
     }
 
     async fn entry_rows(&self, start: u64, limit: u64) -> Result<Vec<crate::EntryRow>, StoreError> {

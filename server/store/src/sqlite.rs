@@ -528,25 +528,18 @@ impl Store for SqliteStore {
     }
 
     async fn entries(&self, start: u64, limit: u64) -> Result<Vec<LedgerEntryRow>, StoreError> {
-        let rows = sqlx::query(
+        let rows: Vec<(i64, Vec<u8>)> = sqlx::query_as(
             "SELECT idx, entry FROM ledger_entries WHERE idx >= ? ORDER BY idx LIMIT ?",
         )
         .bind(signed(start)?)
         .bind(signed(limit)?)
         .fetch_all(&self.read)
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(LedgerEntryRow {
-                    index: unsigned(r.try_get::<i64, _>(0)?)?,
-                    entry: r.try_get::<Vec<u8>, _>(1)?,
-                })
-            })
-            .collect()
+        decode::entry_rows(rows)
     }
 
     async fn system_entries(&self, system: &str) -> Result<Vec<LedgerEntryRow>, StoreError> {
-        let rows = sqlx::query(
+        let rows: Vec<(i64, Vec<u8>)> = sqlx::query_as(
             "SELECT idx, entry FROM ledger_entries WHERE system = ? \
              UNION ALL \
              SELECT idx, entry FROM ledger_entries WHERE event = ? AND locator = '' \
@@ -558,14 +551,7 @@ impl Store for SqliteStore {
         .bind(system)
         .fetch_all(&self.read)
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(LedgerEntryRow {
-                    index: unsigned(r.try_get::<i64, _>(0)?)?,
-                    entry: r.try_get::<Vec<u8>, _>(1)?,
-                })
-            })
-            .collect()
+        decode::entry_rows(rows)
     }
 
     async fn entry_rows(&self, start: u64, limit: u64) -> Result<Vec<crate::EntryRow>, StoreError> {
