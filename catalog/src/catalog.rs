@@ -57,6 +57,21 @@ pub struct Control {
     pub title: String,
     /// One sentence in our own words.
     pub description: String,
+    /// Where the control meets other frameworks (informative).
+    #[serde(default)]
+    pub crosswalks: Crosswalks,
+}
+
+/// A control's counterparts in other frameworks.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Crosswalks {
+    /// NIST AI RMF 1.0 subcategories (`GOVERN 1.1`, `MAP 2.3`, …).
+    #[serde(default)]
+    pub nist_ai_rmf: Vec<String>,
+    /// EU AI Act articles (`Art. 10`, …).
+    #[serde(default)]
+    pub eu_ai_act: Vec<String>,
 }
 
 /// Which timestamp of a record freshness is measured from.

@@ -24,8 +24,8 @@ pub use assess::{
     assess, assess_with, failure_reason,
 };
 pub use catalog::{
-    Catalog, ConsistencyRule, Control, DATA_FILES, DriftRule, Group, KindDef, Requirement,
-    TimeBasis,
+    Catalog, ConsistencyRule, Control, Crosswalks, DATA_FILES, DriftRule, Group, KindDef,
+    Requirement, TimeBasis,
 };
 pub use classify::{Facts, Rule};
 pub use error::CatalogError;

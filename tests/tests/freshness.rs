@@ -514,6 +514,25 @@ async fn grid_totals_count_what_the_grid_shows() {
         "fresh total = fresh cells: {row}"
     );
     assert_eq!(shown_fresh, 1, "A.6.2.6 only: {row}");
+    // Issue 14: the catalog names, for each of the 38 controls, the kinds that reach it and its
+    // crosswalks.
+    let cat = get(&format!("{}/v1/catalog", server.url), &viewer).await;
+    let controls = cat["controls"].as_array().unwrap();
+    assert_eq!(controls.len(), 38, "{cat:#}");
+    for c in controls {
+        assert!(
+            !c["kinds"].as_array().unwrap().is_empty(),
+            "unreachable: {c:#}"
+        );
+    }
+    let a73 = controls.iter().find(|c| c["id"] == "A.7.3").unwrap();
+    assert!(
+        a73["crosswalks"]["eu_ai_act"]
+            .as_array()
+            .unwrap()
+            .contains(&Value::from("Art. 10"))
+    );
+    assert!(a73["crosswalks"]["nist_ai_rmf"].as_array().unwrap().len() >= 1);
 }
 
 /// Issue 13: status at any past instant, exact history and the period report, with the clock

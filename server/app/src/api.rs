@@ -362,3 +362,54 @@ pub async fn get_evidence(
         "proof": proof,
     })))
 }
+
+/// One control in `GET /v1/catalog`.
+#[derive(Debug, serde::Serialize)]
+pub struct CatalogControl {
+    id: String,
+    title: String,
+    group: String,
+    /// Evidence kinds that support it (primary or secondary).
+    kinds: Vec<String>,
+    crosswalks: aims_catalog::Crosswalks,
+}
+
+/// `GET /v1/catalog`.
+#[derive(Debug, serde::Serialize)]
+pub struct CatalogResponse {
+    version: String,
+    framework: String,
+    sha256: String,
+    controls: Vec<CatalogControl>,
+}
+
+/// `GET /v1/catalog`: the 38 controls with the kinds that reach each and their crosswalks to the
+/// NIST AI RMF and the EU AI Act (DESIGN §12.3).
+pub async fn get_catalog(
+    State(state): State<AppState>,
+    principal: Principal,
+) -> Result<Json<CatalogResponse>, ApiError> {
+    principal.require_read()?;
+    let c = &state.catalog;
+    Ok(Json(CatalogResponse {
+        version: c.version().to_owned(),
+        framework: c.framework().to_owned(),
+        sha256: c.hash().as_str().to_owned(),
+        controls: c
+            .controls()
+            .iter()
+            .map(|ctl| CatalogControl {
+                id: ctl.id.clone(),
+                title: ctl.title.clone(),
+                group: ctl.group.clone(),
+                kinds: c
+                    .kinds()
+                    .iter()
+                    .filter(|k| k.controls.contains(&ctl.id) || k.also.contains(&ctl.id))
+                    .map(|k| k.name.clone())
+                    .collect(),
+                crosswalks: ctl.crosswalks.clone(),
+            })
+            .collect(),
+    }))
+}

@@ -345,6 +345,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/systems/{id}/aliases", get(history::get_aliases))
         .route("/v1/report", get(history::get_report))
         .route("/v1/findings", get(api::get_findings))
+        .route("/v1/catalog", get(api::get_catalog))
         .route("/v1/confirmations", post(sources::post_confirmation))
         .route("/v1/heartbeats", post(sources::post_heartbeats))
         .route("/v1/sources", get(sources::get_sources))
