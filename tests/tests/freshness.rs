@@ -532,7 +532,7 @@ async fn grid_totals_count_what_the_grid_shows() {
             .unwrap()
             .contains(&Value::from("Art. 10"))
     );
-    assert!(a73["crosswalks"]["nist_ai_rmf"].as_array().unwrap().len() >= 1);
+    assert!(!a73["crosswalks"]["nist_ai_rmf"].as_array().unwrap().is_empty());
 }
 
 /// Issue 13: status at any past instant, exact history and the period report, with the clock
