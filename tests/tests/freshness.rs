@@ -532,7 +532,12 @@ async fn grid_totals_count_what_the_grid_shows() {
             .unwrap()
             .contains(&Value::from("Art. 10"))
     );
-    assert!(!a73["crosswalks"]["nist_ai_rmf"].as_array().unwrap().is_empty());
+    assert!(
+        !a73["crosswalks"]["nist_ai_rmf"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
 }
 
 /// Issue 13: status at any past instant, exact history and the period report, with the clock
@@ -752,6 +757,20 @@ async fn status_at_an_instant_history_and_period_report() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+
+    // OSCAL for the period: its result spans the period and states the status at its end.
+    let ar: Value = client
+        .get(format!("{}/v1/export/oscal?from={from}&to={to}", later.url))
+        .bearer_auth(&auditor)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let result = &ar["assessment-results"]["results"][0];
+    assert_eq!(result["start"], Value::String(from.clone()), "{result:#}");
+    assert_eq!(result["end"], Value::String(to.clone()));
 
     // The audit-period export carries the report; aims-verify recomputes it, and a forged
     // figure fails naming the system and control.

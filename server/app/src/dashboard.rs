@@ -408,7 +408,7 @@ async fn render_system(state: &AppState, id: &str) -> Result<Response, ApiError>
             @if findings.is_empty() { p { "No open findings." } }
             @for f in &findings {
                 div class={ "finding " (f.kind.as_str()) } data-kind=(f.kind.as_str()) {
-                    strong { (f.kind.as_str()) } " · " (f.controls.join(", ")) " · since " (f.since)
+                    strong { (f.kind.as_str()) } " · " (f.controls.join(", ")) " · since " (crate::pages::when(f.since, aims_model::Timestamp::now()))
                     p { (f.message) }
                 }
             }
@@ -418,10 +418,10 @@ async fn render_system(state: &AppState, id: &str) -> Result<Response, ApiError>
                 tbody {
                     @for e in &history {
                         tr {
-                            td.mono { (e.record.observed_at) }
+                            td { (crate::pages::when(e.record.observed_at, aims_model::Timestamp::now())) }
                             td { (e.record.kind) }
                             td { (e.record.event.as_str()) }
-                            td.mono { a href={ "/evidence/" (e.record_id) } { (e.record.locator) } }
+                            td.mono title=(e.record.locator) { a href={ "/evidence/" (e.record_id) } { (crate::pages::short_locator(&e.record.locator)) } }
                             td.mono { (e.record.sha256) }
                             td { (e.leaf_index) }
                         }

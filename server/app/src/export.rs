@@ -421,7 +421,11 @@ async fn oscal_results(
     .map_err(ledger_err)?;
     let catalog = state.catalog.clone();
     let only = opts.system.clone();
-    let now = p.time;
+    // A period's OSCAL states the status at the period's end, as the server knew it then.
+    let (now, replay) = match opts.period {
+        Some((_, to)) if to < p.time => (to, replay.as_of(to)),
+        _ => (p.time, replay),
+    };
     let assessed =
         tokio::task::spawn_blocking(move || replay.assess(&catalog, only.as_deref(), now))
             .await
@@ -438,6 +442,7 @@ async fn oscal_results(
         checkpoint: &p.anchor.stored,
         generated_at: p.time,
         blob_href: None,
+        period: opts.period.map(|(from, to)| (from, to.min(p.time))),
     });
     let observations = ar
         .pointer("/assessment-results/results")

@@ -80,6 +80,9 @@ pub struct OscalInput<'a> {
     pub generated_at: Timestamp,
     /// `blobs/sha256/<hex>` (or similar) when the bundle carries the artifact's bytes.
     pub blob_href: Option<&'a BlobHref<'a>>,
+    /// An assessment period: the result's `start` and `end` (the findings are the status at its
+    /// end). `None`: from the oldest record to `generated_at`.
+    pub period: Option<(Timestamp, Timestamp)>,
 }
 
 /// The v5 UUID of `name` in [`UUID_NAMESPACE`].
@@ -553,11 +556,14 @@ pub fn assessment_results(input: &OscalInput<'_>) -> Value {
     let reviewed_controls = json!({"control-selections": [Value::Object(selection)]});
 
     // --- result ------------------------------------------------------------------------------
-    let start = records
-        .iter()
-        .map(|r| r.record.observed_at)
-        .min()
-        .unwrap_or(input.generated_at);
+    let start = match input.period {
+        Some((from, _)) => from,
+        None => records
+            .iter()
+            .map(|r| r.record.observed_at)
+            .min()
+            .unwrap_or(input.generated_at),
+    };
     let root_hex = hex::encode(cp.root);
     let mut result = Map::new();
     result.insert(
@@ -587,7 +593,8 @@ pub fn assessment_results(input: &OscalInput<'_>) -> Value {
         .into(),
     );
     result.insert("start".into(), start.to_string().into());
-    result.insert("end".into(), input.generated_at.to_string().into());
+    let end = input.period.map_or(input.generated_at, |(_, to)| to);
+    result.insert("end".into(), end.to_string().into());
     result.insert(
         "props".into(),
         json!([
@@ -1175,6 +1182,7 @@ mod tests {
             checkpoint: &f.checkpoint,
             generated_at: f.checkpoint.created_at,
             blob_href: if blobs { Some(&href) } else { None },
+            period: None,
         };
         assessment_results(&input)
     }

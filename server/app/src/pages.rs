@@ -46,6 +46,34 @@ pub fn short_locator(locator: &str) -> String {
     locator.to_owned()
 }
 
+/// A time for people: the date and how long ago (or ahead), the exact UTC time in `title` and in
+/// `<time datetime>`.
+pub fn when(t: Timestamp, now: Timestamp) -> Markup {
+    let secs = (now.as_datetime() - t.as_datetime()).num_seconds();
+    let (n, ago) = (secs.unsigned_abs(), secs >= 0);
+    let span = match n {
+        0..=59 => "just now".to_owned(),
+        60..=3599 => format!("{} min", n / 60),
+        3600..=86_399 => format!("{} h", n / 3600),
+        _ => {
+            let d = n / 86_400;
+            format!("{d} day{}", if d == 1 { "" } else { "s" })
+        }
+    };
+    let rel = if span == "just now" {
+        span
+    } else if ago {
+        format!("{span} ago")
+    } else {
+        format!("in {span}")
+    };
+    html! {
+        time datetime=(t.to_string()) title=(t.to_string()) {
+            (t.as_datetime().format("%Y-%m-%d").to_string()) " (" (rel) ")"
+        }
+    }
+}
+
 fn not_found(what: Markup) -> Response {
     (StatusCode::NOT_FOUND, page("Not found", what)).into_response()
 }
@@ -134,7 +162,7 @@ async fn render_control(state: &AppState, id: &str, control: &str) -> Result<Res
                                     tr {
                                         td { (e.kind) }
                                         td.mono title=(e.locator) { (short_locator(&e.locator)) }
-                                        td { (e.observed_at) }
+                                        td { (when(e.observed_at, to)) }
                                         td.mono { (e.sha256) }
                                         td.mono { a href={ "/evidence/" (e.record_id) } { (&e.record_id.as_str()[..12]) "…" } }
                                     }
@@ -145,7 +173,7 @@ async fn render_control(state: &AppState, id: &str, control: &str) -> Result<Res
                     h2 { "Findings (" (v.findings.len()) ")" }
                     @for f in &v.findings {
                         div class={ "finding " (f.kind.as_str()) } {
-                            strong { (f.kind.as_str()) } " · since " (f.since)
+                            strong { (f.kind.as_str()) } " · since " (when(f.since, to))
                             p { (f.message) }
                             p.muted { @for r in &f.evidence { a.mono href={ "/evidence/" (r) } { (&r.as_str()[..12]) "… " } } }
                         }
@@ -229,7 +257,8 @@ pub async fn sources_page(State(state): State<AppState>, headers: HeaderMap) -> 
     if let Err(r) = viewer(&state, &headers).await {
         return r;
     }
-    let sources = match state.store.sources(Timestamp::now()).await {
+    let now = Timestamp::now();
+    let sources = match state.store.sources(now).await {
         Ok(s) => s,
         Err(e) => return ApiError::from(e).into_response(),
     };
@@ -248,8 +277,8 @@ pub async fn sources_page(State(state): State<AppState>, headers: HeaderMap) -> 
                             tr data-source=(s.source) {
                                 td { (s.agent) } td { (s.source) } td { (s.source_type) }
                                 td class={ "st " (class) } { (s.status.as_str()) }
-                                td { (s.last_poll_at.map(|t| t.to_string()).unwrap_or_else(|| "—".into())) }
-                                td { (s.last_confirmed_at.map(|t| t.to_string()).unwrap_or_else(|| "—".into())) }
+                                td { @match s.last_poll_at { Some(t) => (when(t, now)), None => "—" } }
+                                td { @match s.last_confirmed_at { Some(t) => (when(t, now)), None => "—" } }
                                 td { (s.listed) } td { (s.records) }
                                 td { (s.last_error.as_deref().unwrap_or("")) }
                             }
@@ -265,6 +294,20 @@ pub async fn sources_page(State(state): State<AppState>, headers: HeaderMap) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn readable_times() {
+        let now = Timestamp::parse_utc("2026-12-07T12:00:00Z").unwrap();
+        let t = Timestamp::parse_utc("2026-12-04T11:00:00Z").unwrap();
+        let html = when(t, now).into_string();
+        assert!(html.contains("2026-12-04 (3 days ago)"), "{html}");
+        assert!(
+            html.contains("title=\"2026-12-04T11:00:00.000Z\""),
+            "{html}"
+        );
+        let later = Timestamp::parse_utc("2027-01-06T12:00:00Z").unwrap();
+        assert!(when(later, now).into_string().contains("in 30 days"));
+    }
 
     #[test]
     fn short_locators() {

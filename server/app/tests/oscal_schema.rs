@@ -402,6 +402,7 @@ fn results(e: &Export, with_blobs: bool) -> Value {
         checkpoint: &e.checkpoint,
         generated_at: e.checkpoint.created_at,
         blob_href: if with_blobs { Some(&href) } else { None },
+        period: None,
     })
 }
 

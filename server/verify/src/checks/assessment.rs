@@ -60,7 +60,18 @@ pub(super) fn check_assessment(ctx: &mut Ctx<'_>) -> Step {
         .collect();
     let replay = aims_catalog::Replay::new(entries.iter().map(|(i, e)| (*i, e)), &listings)
         .map_err(|e| fail(layout::ENTRIES, e.to_string()))?;
-    let assessed = replay.assess(&catalog, manifest.system.as_deref(), now);
+    // A period export states the status at the period's end (as the server knew it then).
+    let assessed = match &manifest.period {
+        Some(p) => {
+            let end = Timestamp::parse_utc(&p.to)
+                .map_err(|e| fail(layout::MANIFEST, format!("period.to: {e}")))?;
+            let end = end.min(now);
+            replay
+                .as_of(end)
+                .assess(&catalog, manifest.system.as_deref(), end)
+        }
+        None => replay.assess(&catalog, manifest.system.as_deref(), now),
+    };
     // Expected: (system, control) → (status, finding ids); not-applicable controls have no
     // OSCAL finding.
     let mut expected: BTreeMap<(String, String), (String, BTreeSet<String>)> = BTreeMap::new();
