@@ -9,10 +9,18 @@ use aims_store::StoredAssessment;
 use crate::AppState;
 use crate::error::ApiError;
 
-/// Re-assesses one system from its full history and stores the result. A system without
-/// evidence is left alone (no empty status row for an id nobody wrote).
-pub async fn reassess(state: &AppState, system: &str) -> Result<(), ApiError> {
-    assess_if_any(state, system).await.map(|_| ())
+/// Sources silent at `now`, by (agent, source id): read once per assessment pass, not once per
+/// system.
+type Silent = std::collections::HashMap<(String, String), Timestamp>;
+
+async fn silent_sources(state: &AppState, now: Timestamp) -> Result<Silent, ApiError> {
+    Ok(state
+        .store
+        .sources(now)
+        .await?
+        .into_iter()
+        .filter_map(|s| Some(((s.agent, s.source), s.silent_since?)))
+        .collect())
 }
 
 /// The status of `system` for a reader: the stored one, or, when the system has evidence but no
@@ -25,28 +33,29 @@ pub async fn controls_of(
     if let Some(c) = state.store.system_controls(system).await? {
         return Ok(Some(c));
     }
-    if !assess_if_any(state, system).await? {
+    let now = Timestamp::now();
+    let silent = silent_sources(state, now).await?;
+    if !assess_if_any(state, system, &silent, now).await? {
         return Ok(None);
     }
     Ok(state.store.system_controls(system).await?)
 }
 
-/// [`reassess`]; returns whether the system has any evidence.
-async fn assess_if_any(state: &AppState, system: &str) -> Result<bool, ApiError> {
+/// Re-assesses one system from its full history and stores the result; returns whether the
+/// system has any evidence (a system without any is left alone: no empty status row for an id
+/// nobody wrote).
+async fn assess_if_any(
+    state: &AppState,
+    system: &str,
+    silent: &Silent,
+    now: Timestamp,
+) -> Result<bool, ApiError> {
     let _guard = state.assess_lock.lock().await;
     let history = state.store.history(system).await?;
     if history.is_empty() {
         return Ok(false);
     }
-    let now = Timestamp::now();
     let mut obs = aims_catalog::Observations::default();
-    let silent: std::collections::HashMap<(String, String), Timestamp> = state
-        .store
-        .sources(now)
-        .await?
-        .into_iter()
-        .filter_map(|s| Some(((s.agent, s.source), s.silent_since?)))
-        .collect();
     let evidence: Vec<aims_catalog::Evidence> = history
         .into_iter()
         .map(|e| {
@@ -104,8 +113,19 @@ pub async fn flush(state: &AppState) -> Result<(), ApiError> {
     let systems: Vec<String> = std::mem::take(&mut *state.dirty.lock().await)
         .into_iter()
         .collect();
+    if systems.is_empty() {
+        return Ok(());
+    }
+    let now = Timestamp::now();
+    let silent = match silent_sources(state, now).await {
+        Ok(s) => s,
+        Err(e) => {
+            state.dirty.lock().await.extend(systems);
+            return Err(e);
+        }
+    };
     for (i, system) in systems.iter().enumerate() {
-        if let Err(e) = reassess(state, system).await {
+        if let Err(e) = assess_if_any(state, system, &silent, now).await {
             // Put back what was not done, so the next flush retries it.
             state
                 .dirty
@@ -121,10 +141,12 @@ pub async fn flush(state: &AppState) -> Result<(), ApiError> {
 /// Re-assesses every system; errors are logged per system and do not stop the others.
 pub async fn reassess_all(state: &AppState) -> Result<usize, ApiError> {
     let ids = state.store.system_ids().await?;
+    let now = Timestamp::now();
+    let silent = silent_sources(state, now).await?;
     let mut n = 0;
     for id in &ids {
-        match reassess(state, id).await {
-            Ok(()) => n += 1,
+        match assess_if_any(state, id, &silent, now).await {
+            Ok(_) => n += 1,
             Err(e) => tracing::warn!(system = %id, status = %e.status(), "re-assessment failed"),
         }
     }
