@@ -337,6 +337,29 @@ pub fn http() -> Result<reqwest::Client> {
         .build()?)
 }
 
+/// `GET url` with a bearer token, parsed as JSON; a non-success status is an error that carries
+/// the body.
+pub async fn get_json(url: &str, token: &str) -> Result<serde_json::Value> {
+    let r = http()?.get(url).bearer_auth(token).send().await?;
+    let status = r.status();
+    let body = r.text().await?;
+    if !status.is_success() {
+        bail!("GET {url}: {status} {body}");
+    }
+    Ok(serde_json::from_str(&body)?)
+}
+
+/// `GET url` with a bearer token, the body as text, whatever the status.
+pub async fn get_text(url: &str, token: &str) -> Result<String> {
+    Ok(http()?
+        .get(url)
+        .bearer_auth(token)
+        .send()
+        .await?
+        .text()
+        .await?)
+}
+
 /// The agent ID of [`write_agent_config`]; its tokens are created with this name, which
 /// `aims-server token create` binds them to.
 pub const E2E_AGENT: &str = "e2e-agent";

@@ -10,12 +10,11 @@
 //! confirmation's listing checked against its signed digest.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use aims_e2e::{ServerProcess, agent_once, bin, create_token, git, http};
+use aims_e2e::{ServerProcess, agent_once, bin, create_token, get_json, get_text, git, http};
 use serde_json::Value;
 
 /// libfaketime's preload library (Debian's path), or a clear failure.
@@ -46,71 +45,10 @@ fn future(days: u32) -> Vec<(String, String)> {
     ]
 }
 
-/// `aims-server serve` with extra environment (the shared helper has no such knob), killed on
-/// drop.
-struct Server {
-    child: Child,
-    url: String,
-    log: PathBuf,
-}
-
-impl Server {
-    fn start(dir: &Path, database: &str, env: &[(String, String)]) -> Self {
-        let log = dir.join(format!("server-{}.log", env.len()));
-        let logf = std::fs::File::create(&log).unwrap();
-        let mut child = Command::new(bin("aims-server").unwrap())
-            .args(["serve", "--listen", "127.0.0.1:0", "--database", database])
-            .current_dir(dir)
-            .env("RUST_LOG", "info")
-            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .stdout(Stdio::piped())
-            .stderr(logf)
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(a) = line.strip_prefix("listening on ") {
-                    let _ = tx.send(a.trim().to_owned());
-                }
-            }
-        });
-        let url = rx
-            .recv_timeout(Duration::from_secs(30))
-            .unwrap_or_else(|_| {
-                panic!(
-                    "server did not start:\n{}",
-                    std::fs::read_to_string(&log).unwrap_or_default()
-                )
-            });
-        Self { child, url, log }
-    }
-
-    fn logs(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-async fn get(url: &str, token: &str) -> Value {
-    let r = http()
-        .unwrap()
-        .get(url)
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap();
-    let status = r.status();
-    let body = r.text().await.unwrap();
-    assert!(status.is_success(), "GET {url}: {status} {body}");
-    serde_json::from_str(&body).unwrap()
+/// `aims-server serve` on `database` with the clock moved by `env` (see [`future`]).
+fn server(dir: &Path, database: &str, env: &[(String, String)]) -> ServerProcess {
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    ServerProcess::start_with_env(dir, database, "127.0.0.1:0", &[], &env).unwrap()
 }
 
 /// The A.6.1.3 entry of `system`, once `pred` holds for it (bounded: the server re-assesses on
@@ -123,7 +61,9 @@ async fn control_when(
 ) -> Value {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let v = get(&format!("{url}/v1/systems/{system}/controls"), token).await;
+        let v = get_json(&format!("{url}/v1/systems/{system}/controls"), token)
+            .await
+            .unwrap();
         let c = v["controls"]
             .as_array()
             .unwrap()
@@ -184,7 +124,7 @@ async fn unchanged_evidence_the_agent_still_sees_stays_fresh() {
     };
 
     // Day 0: shipped and fresh.
-    let day0 = Server::start(&sdir, &db, &[]);
+    let day0 = server(&sdir, &db, &[]);
     let cfg = agent_config(work.path(), &day0.url, &agent_token, &repo);
     let out = run_agent(&cfg, &[]);
     assert!(out.contains("ml-repo: 1 listed, 1 fetched"), "{out}");
@@ -195,9 +135,13 @@ async fn unchanged_evidence_the_agent_still_sees_stays_fresh() {
             .unwrap()
             .ends_with("#CODEOWNERS")
     );
-    let size0 = get(&format!("{}/v1/systems", day0.url), &viewer).await;
+    let size0 = get_json(&format!("{}/v1/systems", day0.url), &viewer)
+        .await
+        .unwrap();
     let evidence0 = size0["systems"][0]["evidence"].as_u64().unwrap();
-    let sources = get(&format!("{}/v1/sources", day0.url), &viewer).await;
+    let sources = get_json(&format!("{}/v1/sources", day0.url), &viewer)
+        .await
+        .unwrap();
     assert_eq!(sources["sources"][0]["status"], "ok", "{sources:#}");
     assert_eq!(sources["sources"][0]["agent"], "cluster-a");
     assert_eq!(sources["sources"][0]["source"], "ml-repo");
@@ -205,26 +149,21 @@ async fn unchanged_evidence_the_agent_still_sees_stays_fresh() {
     drop(day0);
 
     // Day 40, the agent stopped: stale, and the source is silent.
-    let day40 = Server::start(&sdir, &db, &future(40));
+    let day40 = server(&sdir, &db, &future(40));
     let c = control_when(&day40.url, &viewer, "fraud", |c| c["status"] == "stale").await;
     let reason = c["reason"].as_str().unwrap();
     assert!(reason.contains("silent"), "{reason}");
     assert!(reason.contains("cluster-a/ml-repo"), "{reason}");
-    let sources = get(&format!("{}/v1/sources", day40.url), &viewer).await;
+    let sources = get_json(&format!("{}/v1/sources", day40.url), &viewer)
+        .await
+        .unwrap();
     let s = &sources["sources"][0];
     assert_eq!(s["status"], "silent", "{sources:#}");
     assert!(
         s["last_poll_at"].is_string() && s["last_confirmed_at"].is_null(),
         "{s:#}"
     );
-    let metrics = http()
-        .unwrap()
-        .get(format!("{}/metrics", day40.url))
-        .bearer_auth(&viewer)
-        .send()
-        .await
-        .unwrap()
-        .text()
+    let metrics = get_text(&format!("{}/metrics", day40.url), &viewer)
         .await
         .unwrap();
     assert!(
@@ -244,24 +183,21 @@ async fn unchanged_evidence_the_agent_still_sees_stays_fresh() {
     );
     let c = control_when(&day40.url, &viewer, "fraud", |c| c["status"] == "fresh").await;
     assert!(!c["reason"].as_str().unwrap().contains("silent"), "{c:#}");
-    let sources = get(&format!("{}/v1/sources", day40.url), &viewer).await;
+    let sources = get_json(&format!("{}/v1/sources", day40.url), &viewer)
+        .await
+        .unwrap();
     let s = &sources["sources"][0];
     assert_eq!(s["status"], "ok", "{sources:#}");
     assert!(s["last_confirmed_at"].is_string(), "{s:#}");
     // No new evidence record; one ledger entry (the confirmation).
-    let systems = get(&format!("{}/v1/systems", day40.url), &viewer).await;
+    let systems = get_json(&format!("{}/v1/systems", day40.url), &viewer)
+        .await
+        .unwrap();
     assert_eq!(
         systems["systems"][0]["evidence"].as_u64().unwrap(),
         evidence0
     );
-    let cp = http()
-        .unwrap()
-        .get(format!("{}/v1/log/checkpoint", day40.url))
-        .bearer_auth(&viewer)
-        .send()
-        .await
-        .unwrap()
-        .text()
+    let cp = get_text(&format!("{}/v1/log/checkpoint", day40.url), &viewer)
         .await
         .unwrap();
     let size: u64 = cp.lines().nth(1).unwrap().parse().unwrap();
@@ -350,7 +286,9 @@ async fn unreachable_sources_fail_alone_and_scoped_tokens_cannot_confirm_others(
         "{}",
         run.stderr
     );
-    let sources = get(&format!("{}/v1/sources", server.url), &viewer).await;
+    let sources = get_json(&format!("{}/v1/sources", server.url), &viewer)
+        .await
+        .unwrap();
     let list = sources["sources"].as_array().unwrap();
     let broken = list.iter().find(|s| s["source"] == "broken").unwrap();
     assert_eq!(broken["status"], "failing", "{sources:#}");
@@ -361,7 +299,9 @@ async fn unreachable_sources_fail_alone_and_scoped_tokens_cannot_confirm_others(
     // A second failing run removes nothing.
     let run = agent_once(&cfg, &[], Duration::from_secs(120)).unwrap();
     assert!(run.stderr.contains("0 gone"), "{}", run.stderr);
-    let findings = get(&format!("{}/v1/findings?kind=gone", server.url), &viewer).await;
+    let findings = get_json(&format!("{}/v1/findings?kind=gone", server.url), &viewer)
+        .await
+        .unwrap();
     assert_eq!(
         findings["findings"].as_array().unwrap().len(),
         0,
@@ -476,11 +416,12 @@ async fn grid_totals_count_what_the_grid_shows() {
     .unwrap();
     let run = agent_once(&cfg, &[], Duration::from_secs(120)).unwrap();
     assert_eq!(run.code, Some(0), "{}", run.stderr);
-    let controls = get(
+    let controls = get_json(
         &format!("{}/v1/systems/fraud/controls", server.url),
         &viewer,
     )
-    .await;
+    .await
+    .unwrap();
     assert!(
         controls["controls"]
             .as_array()
@@ -489,14 +430,7 @@ async fn grid_totals_count_what_the_grid_shows() {
             .any(|c| c["control"] == "A.8.4" && c["status"] == "fresh"),
         "A.8.4 is assessed: {controls:#}"
     );
-    let html = http()
-        .unwrap()
-        .get(format!("{}/", server.url))
-        .bearer_auth(&viewer)
-        .send()
-        .await
-        .unwrap()
-        .text()
+    let html = get_text(&format!("{}/", server.url), &viewer)
         .await
         .unwrap();
     let row_at = html.find("data-system=\"fraud\"").unwrap();
@@ -516,7 +450,9 @@ async fn grid_totals_count_what_the_grid_shows() {
     assert_eq!(shown_fresh, 1, "A.6.2.6 only: {row}");
     // Issue 14: the catalog names, for each of the 38 controls, the kinds that reach it and its
     // crosswalks.
-    let cat = get(&format!("{}/v1/catalog", server.url), &viewer).await;
+    let cat = get_json(&format!("{}/v1/catalog", server.url), &viewer)
+        .await
+        .unwrap();
     let controls = cat["controls"].as_array().unwrap();
     assert_eq!(controls.len(), 38, "{cat:#}");
     for c in controls {
@@ -571,12 +507,12 @@ async fn status_at_an_instant_history_and_period_report() {
             s.token("auditor", "auditor").unwrap(),
         )
     };
-    let now0 = Server::start(&sdir, &db, &[]);
+    let now0 = server(&sdir, &db, &[]);
     let cfg = agent_config(work.path(), &now0.url, &agent_token, &repo);
     run_agent(&cfg, &[]);
     drop(now0);
 
-    let later = Server::start(&sdir, &db, &future(100));
+    let later = server(&sdir, &db, &future(100));
     let fmt = |d: chrono::DateTime<chrono::Utc>| d.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string();
     let client = http().unwrap();
     let status_at = |days: i64| {
@@ -638,11 +574,12 @@ async fn status_at_an_instant_history_and_period_report() {
 
     let from = fmt(day0 - chrono::Duration::days(1));
     let to = fmt(day0 + chrono::Duration::days(99));
-    let h = get(
+    let h = get_json(
         &format!("{}/v1/systems/fraud/history?from={from}&to={to}", later.url),
         &viewer,
     )
-    .await;
+    .await
+    .unwrap();
     let c = h["controls"]
         .as_array()
         .unwrap()
@@ -666,11 +603,12 @@ async fn status_at_an_instant_history_and_period_report() {
     assert!(ratio > 0.85 && ratio < 0.95, "{ratio}");
     assert!(h["catalog_version"].as_str().is_some());
 
-    let report = get(
+    let report = get_json(
         &format!("{}/v1/report?from={from}&to={to}", later.url),
         &viewer,
     )
-    .await;
+    .await
+    .unwrap();
     let rc = report["systems"][0]["controls"]
         .as_array()
         .unwrap()

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use aims_e2e::{PgDb as Db, ServerProcess, agent_once, http};
+use aims_e2e::{PgDb as Db, ServerProcess, agent_once, get_text};
 use serde_json::Value;
 
 fn write_files(dir: &std::path::Path, prefix: &str, n: usize) {
@@ -39,19 +39,6 @@ fn agent_config(
     let p = dir.join(format!("{id}.yaml"));
     std::fs::write(&p, cfg).unwrap();
     p
-}
-
-async fn get_text(url: &str, token: &str) -> String {
-    http()
-        .unwrap()
-        .get(url)
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -119,8 +106,12 @@ async fn two_replicas_one_ledger() {
 
     // 300 + 300 own files; the 200 shared files differ only in observed_at between the agents,
     // and the second copy of each is a re-observation of the same content: one leaf each.
-    let cp_a = get_text(&format!("{}/v1/log/checkpoint", a.url), &viewer).await;
-    let cp_b = get_text(&format!("{}/v1/log/checkpoint", b.url), &viewer).await;
+    let cp_a = get_text(&format!("{}/v1/log/checkpoint", a.url), &viewer)
+        .await
+        .unwrap();
+    let cp_b = get_text(&format!("{}/v1/log/checkpoint", b.url), &viewer)
+        .await
+        .unwrap();
     let size: u64 = cp_a.lines().nth(1).unwrap().parse().unwrap();
     assert_eq!(size, 800, "every artifact exactly once:\n{cp_a}");
     assert_eq!(
@@ -136,7 +127,8 @@ async fn two_replicas_one_ledger() {
             &format!("{}/v1/log/proof/consistency?from=1&to={size}", b.url),
             &viewer,
         )
-        .await,
+        .await
+        .unwrap(),
     )
     .unwrap();
     assert_eq!(v["to"], size, "{v}");
@@ -152,8 +144,16 @@ async fn two_replicas_one_ledger() {
     // so both converge on the same status; allow a few seconds for that.
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     let sa = loop {
-        let sa = strip(&get_text(&format!("{}/v1/systems", a.url), &viewer).await);
-        let sb = strip(&get_text(&format!("{}/v1/systems", b.url), &viewer).await);
+        let sa = strip(
+            &get_text(&format!("{}/v1/systems", a.url), &viewer)
+                .await
+                .unwrap(),
+        );
+        let sb = strip(
+            &get_text(&format!("{}/v1/systems", b.url), &viewer)
+                .await
+                .unwrap(),
+        );
         if sa == sb && sa["systems"][0]["evidence"] == 800 {
             break sa;
         }

@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use aims_e2e::{ServerProcess, agent_once, git, http, write_agent_config};
+use aims_e2e::{ServerProcess, agent_once, get_json, git, http, write_agent_config};
 use chrono::{Duration as CDuration, Utc};
 use serde_json::Value;
 
@@ -77,18 +77,6 @@ fn build_repo(repo: &Path) {
     git(repo, &["commit", "-q", "-m", "first"]).unwrap();
 }
 
-async fn get(url: &str, token: &str) -> Value {
-    let r = http()
-        .unwrap()
-        .get(url)
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap();
-    assert!(r.status().is_success(), "{url}: {}", r.status());
-    r.json().await.unwrap()
-}
-
 fn status_of(controls: &Value, id: &str) -> String {
     controls["controls"]
         .as_array()
@@ -121,14 +109,17 @@ async fn agent_to_dashboard_slice() {
         server.logs()
     );
 
-    let systems = get(&format!("{}/v1/systems", server.url), &viewer).await;
+    let systems = get_json(&format!("{}/v1/systems", server.url), &viewer)
+        .await
+        .unwrap();
     let sys = &systems["systems"][0];
     assert_eq!(sys["id"], "fraud");
-    let controls = get(
+    let controls = get_json(
         &format!("{}/v1/systems/fraud/controls", server.url),
         &viewer,
     )
-    .await;
+    .await
+    .unwrap();
     assert_eq!(status_of(&controls, "A.6.2.4"), "fresh", "{controls:#}");
     assert_eq!(status_of(&controls, "A.6.2.5"), "fresh", "{controls:#}");
     assert_eq!(status_of(&controls, "A.6.2.6"), "fresh", "{controls:#}");
@@ -149,9 +140,13 @@ async fn agent_to_dashboard_slice() {
     );
     assert_eq!(ev["sha256"].as_str().unwrap().len(), 64);
     // The file that matches no rule is kept as unclassified evidence, not dropped.
-    let history = get(&format!("{}/v1/findings?system=fraud", server.url), &viewer).await;
+    let history = get_json(&format!("{}/v1/findings?system=fraud", server.url), &viewer)
+        .await
+        .unwrap();
     let _ = history;
-    let findings = get(&format!("{}/v1/findings?system=fraud", server.url), &viewer).await;
+    let findings = get_json(&format!("{}/v1/findings?system=fraud", server.url), &viewer)
+        .await
+        .unwrap();
     assert!(
         !findings["findings"]
             .as_array()
@@ -166,18 +161,21 @@ async fn agent_to_dashboard_slice() {
     git(&repo, &["commit", "-qam", "more rows"]).unwrap();
     let run = agent_once(&cfg, &[], Duration::from_secs(120)).unwrap();
     assert_eq!(run.code, Some(0), "agent failed: {}", run.stderr);
-    let findings = get(&format!("{}/v1/findings?system=fraud", server.url), &viewer).await;
+    let findings = get_json(&format!("{}/v1/findings?system=fraud", server.url), &viewer)
+        .await
+        .unwrap();
     let changed: Vec<&Value> = findings["findings"]
         .as_array()
         .unwrap()
         .iter()
         .filter(|f| f["kind"] == "changed")
         .collect();
-    let controls = get(
+    let controls = get_json(
         &format!("{}/v1/systems/fraud/controls", server.url),
         &viewer,
     )
-    .await;
+    .await
+    .unwrap();
     assert!(
         !changed.is_empty(),
         "expected a changed finding: {findings:#}\n{controls:#}"
@@ -205,11 +203,12 @@ async fn agent_to_dashboard_slice() {
     let run = agent_once(&cfg, &[], Duration::from_secs(120)).unwrap();
     assert_eq!(run.code, Some(0), "agent failed: {}", run.stderr);
     assert_eq!(tree_size(&server.url, &viewer).await, before + 1);
-    let findings = get(
+    let findings = get_json(
         &format!("{}/v1/findings?system=fraud&kind=gone", server.url),
         &viewer,
     )
-    .await;
+    .await
+    .unwrap();
     assert_eq!(
         findings["findings"].as_array().unwrap().len(),
         1,

@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 use aims_collect_github::testkit::FakeGithub;
 use aims_collect_mlflow::testkit::{Mlf, MlflowServer, write_artifact};
 use aims_collect_s3::testkit::{Moto, create_bucket, put};
-use aims_e2e::{AgentRun, ServerProcess, agent_once, bin, create_token_with, git, http};
+use aims_e2e::{AgentRun, ServerProcess, agent_once, bin, create_token_with, get_json, git, http};
 use chrono::{Duration as CDuration, Utc};
 use serde_json::Value;
 
@@ -523,7 +523,8 @@ async fn mlflow_registry() {
         &format!("{}/v1/systems/{model}/aliases?at={now}", h.server.url),
         &h.viewer,
     )
-    .await;
+    .await
+    .unwrap();
     let champion = &a["aliases"][0];
     assert_eq!(champion["alias"], "champion", "{a:#}");
     assert_eq!(champion["version"], "1", "{a:#}");
@@ -540,7 +541,8 @@ async fn mlflow_registry() {
         &format!("{}/v1/systems/{model}/aliases?at={before}", h.server.url),
         &h.viewer,
     )
-    .await;
+    .await
+    .unwrap();
     assert_eq!(a["aliases"].as_array().unwrap().len(), 0, "{a:#}");
 }
 
@@ -844,19 +846,4 @@ async fn run_mode_over_every_source_type() {
         log()
     );
     assert!(!log().contains("ERROR"), "{}", log());
-}
-
-/// `GET url` with a bearer token, as JSON (200 required).
-async fn get_json(url: &str, token: &str) -> Value {
-    let r = http()
-        .unwrap()
-        .get(url)
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap();
-    let status = r.status();
-    let body = r.text().await.unwrap();
-    assert!(status.is_success(), "GET {url}: {status} {body}");
-    serde_json::from_str(&body).unwrap()
 }
