@@ -5,9 +5,7 @@
 #   AIMS_DEMO_LISTEN=127.0.0.1:9090 ./scripts/demo.sh   to pick another address
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cache=${AIMS_CACHE_DIR:-$HOME/.cache/aims-evidence}
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$cache/target}
-export CARGO_INCREMENTAL=${CARGO_INCREMENTAL:-0}   # as the test command: shares its build
+. scripts/cargo-env.sh   # the test command's build directory: the two share one build
 command -v git >/dev/null || { echo "the demo needs git (apt-get install git)" >&2; exit 2; }
 echo "==> building (first time: a few minutes)" >&2
 cargo build --workspace --bins --quiet

@@ -7,12 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
-cache=${AIMS_CACHE_DIR:-$HOME/.cache/aims-evidence}
-mkdir -p "$cache"
-# Builds outlive the clone so a second run on the same machine is incremental.
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$cache/target}
-# One build per run: incremental state only costs disk here (tens of GB across runs).
-export CARGO_INCREMENTAL=${CARGO_INCREMENTAL:-0}
+. scripts/cargo-env.sh   # $cache, CARGO_TARGET_DIR (one per clone), CARGO_INCREMENTAL
 
 log() { printf '==> %s\n' "$*" >&2; }
 
