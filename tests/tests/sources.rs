@@ -656,7 +656,7 @@ async fn s3_virtual_host_style() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn github_repository() {
-    let gh = FakeGithub::start().await;
+    let gh = FakeGithub::start().await.unwrap();
     let h = Harness::start();
     let cfg = h.config(&[github_source(&gh.url, "fraud-gh", 60)]);
 
@@ -719,7 +719,7 @@ async fn github_repository() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn run_mode_over_every_source_type() {
-    let gh = FakeGithub::start().await;
+    let gh = FakeGithub::start().await.unwrap();
     let moto = tokio::task::spawn_blocking(Moto::start).await.unwrap();
     s3_bucket(&moto, "run-path", "run-s3").await;
     s3_bucket(&moto, "run-vhost", "run-s3vh").await;

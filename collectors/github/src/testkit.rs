@@ -15,7 +15,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::Router;
@@ -70,26 +70,67 @@ pub struct FakeGithub {
     pub state: Arc<Mutex<ServerState>>,
 }
 
+/// Why the recorded responses could not be served.
+#[derive(Debug, thiserror::Error)]
+pub enum TestkitError {
+    #[error("reading fixture {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("fixture {path} is not JSON: {source}")]
+    Json {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+    #[error("fixture {name}: {what}")]
+    Shape { name: String, what: &'static str },
+    #[error("binding 127.0.0.1:0: {0}")]
+    Bind(std::io::Error),
+}
+
 /// The recorded responses: `tests/fixtures/` of this crate.
 pub fn fixtures_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
 }
 
 /// A fixture's bytes.
-pub fn fixture(name: &str) -> Vec<u8> {
-    std::fs::read(fixtures_dir().join(name)).unwrap()
+pub fn fixture(name: &str) -> Result<Vec<u8>, TestkitError> {
+    let path = fixtures_dir().join(name);
+    std::fs::read(&path).map_err(|source| TestkitError::Read { path, source })
 }
 
 /// A fixture parsed as JSON.
-pub fn fixture_json(name: &str) -> Value {
-    serde_json::from_slice(&fixture(name)).unwrap()
+pub fn fixture_json(name: &str) -> Result<Value, TestkitError> {
+    serde_json::from_slice(&fixture(name)?).map_err(|source| TestkitError::Json {
+        path: fixtures_dir().join(name),
+        source,
+    })
+}
+
+/// `fixture_json(name)` as an array of objects.
+fn fixture_items(name: &str) -> Result<Vec<Value>, TestkitError> {
+    match fixture_json(name)? {
+        Value::Array(items) => Ok(items),
+        _ => Err(TestkitError::Shape {
+            name: name.to_owned(),
+            what: "not a JSON array",
+        }),
+    }
+}
+
+/// `item[key]` as a number.
+fn number(name: &str, item: &Value, key: &str) -> Result<u64, TestkitError> {
+    item[key].as_u64().ok_or_else(|| TestkitError::Shape {
+        name: name.to_owned(),
+        what: "an item without its numeric id",
+    })
 }
 
 fn epoch_secs() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
+        .map_or(0, |d| d.as_secs() as i64)
 }
 
 fn json_route(v: &Value) -> Route {
@@ -102,9 +143,11 @@ fn json_route(v: &Value) -> Route {
 
 impl FakeGithub {
     /// Starts the server with the standard fixtures of `acme/fraud`.
-    pub async fn start() -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr: SocketAddr = listener.local_addr().unwrap();
+    pub async fn start() -> Result<Self, TestkitError> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .map_err(TestkitError::Bind)?;
+        let addr: SocketAddr = listener.local_addr().map_err(TestkitError::Bind)?;
         let url = format!("http://{addr}");
         let state = Arc::new(Mutex::new(ServerState {
             base: url.clone(),
@@ -112,78 +155,91 @@ impl FakeGithub {
         }));
         let app = Router::new().fallback(handle).with_state(state.clone());
         tokio::spawn(async move {
-            axum::serve(listener, app).await.unwrap();
+            if let Err(e) = axum::serve(listener, app).await {
+                tracing::error!(error = %e, "fake GitHub stopped serving");
+            }
         });
         let gh = Self { url, state };
-        gh.load_standard();
-        gh
+        gh.load_standard()?;
+        Ok(gh)
     }
 
-    fn load_standard(&self) {
-        self.set_json(R, &fixture_json("repo.json"));
+    /// The shared state; a test that panicked while holding it left nothing half-written that
+    /// matters to the next request, so a poisoned lock is taken over.
+    fn state(&self) -> MutexGuard<'_, ServerState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn load_standard(&self) -> Result<(), TestkitError> {
+        self.set_json(R, &fixture_json("repo.json")?);
         self.set(
             &format!("{R}/commits/main"),
             Route {
                 status: 200,
-                body: fixture("commit_main.sha"),
+                body: fixture("commit_main.sha")?,
                 content_type: "application/vnd.github.sha; charset=utf-8".into(),
             },
         );
         self.set_json(
             &format!("{R}/git/trees/{COMMIT}"),
-            &fixture_json("tree_recursive.json"),
+            &fixture_json("tree_recursive.json")?,
         );
-        for entry in std::fs::read_dir(fixtures_dir().join("blobs")).unwrap() {
-            let entry = entry.unwrap();
+        let blobs = fixtures_dir().join("blobs");
+        let read_err = |path: &std::path::Path| {
+            let path = path.to_path_buf();
+            move |source| TestkitError::Read { path, source }
+        };
+        for entry in std::fs::read_dir(&blobs).map_err(read_err(&blobs))? {
+            let entry = entry.map_err(read_err(&blobs))?;
             let sha = entry.file_name().to_string_lossy().into_owned();
-            self.set_blob(&sha, &std::fs::read(entry.path()).unwrap());
+            self.set_blob(&sha, &fixture(&format!("blobs/{sha}"))?);
         }
         for (page, name) in [(1, "deployments_page1.json"), (2, "deployments_page2.json")] {
-            let v = fixture_json(name);
-            for d in v.as_array().unwrap() {
-                let id = d["id"].as_u64().unwrap();
+            let items = fixture_items(name)?;
+            for d in &items {
+                let id = number(name, d, "id")?;
                 self.set_json(&format!("{R}/deployments/{id}"), d);
                 let statuses = format!("deployment_statuses_{id}.json");
                 self.set_json(
                     &format!("{R}/deployments/{id}/statuses"),
-                    &fixture_json(&statuses),
+                    &fixture_json(&statuses)?,
                 );
             }
-            self.set_json(&paged(&format!("{R}/deployments"), page), &v);
+            self.set_json(
+                &paged(&format!("{R}/deployments"), page),
+                &Value::Array(items),
+            );
         }
         for run in [5432100020u64, 5432100010] {
             self.set_json(
                 &format!("{R}/actions/runs/{run}/approvals"),
-                &fixture_json(&format!("run_approvals_{run}.json")),
+                &fixture_json(&format!("run_approvals_{run}.json"))?,
             );
         }
         for (page, name) in [(1, "pulls_page1.json"), (2, "pulls_page2.json")] {
-            let v = fixture_json(name);
-            for p in v.as_array().unwrap() {
-                let n = p["number"].as_u64().unwrap();
+            let items = fixture_items(name)?;
+            for p in &items {
+                let n = number(name, p, "number")?;
                 self.set_json(&format!("{R}/pulls/{n}"), p);
             }
-            self.set_json(&paged(&format!("{R}/pulls"), page), &v);
+            self.set_json(&paged(&format!("{R}/pulls"), page), &Value::Array(items));
         }
         for n in [42, 40] {
             self.set_json(
                 &format!("{R}/pulls/{n}/reviews"),
-                &fixture_json(&format!("pull_reviews_{n}.json")),
+                &fixture_json(&format!("pull_reviews_{n}.json"))?,
             );
         }
         self.set_json(
             &format!("{R}/branches/main/protection"),
-            &fixture_json("branch_protection_main.json"),
+            &fixture_json("branch_protection_main.json")?,
         );
+        Ok(())
     }
 
     /// Serves `route` at `key` (a path, or `path?page=N`).
     pub fn set(&self, key: &str, route: Route) {
-        self.state
-            .lock()
-            .unwrap()
-            .routes
-            .insert(key.to_owned(), route);
+        self.state().routes.insert(key.to_owned(), route);
     }
 
     /// Serves a JSON body at `key`.
@@ -200,7 +256,7 @@ impl FakeGithub {
 
     /// Stops serving `key` (it answers 404).
     pub fn remove(&self, key: &str) {
-        self.state.lock().unwrap().routes.remove(key);
+        self.state().routes.remove(key);
     }
 
     /// Serves a blob of the repository.
@@ -217,7 +273,7 @@ impl FakeGithub {
 
     /// A served blob.
     pub fn blob(&self, sha: &str) -> Option<Vec<u8>> {
-        let s = self.state.lock().unwrap();
+        let s = self.state();
         s.routes
             .get(&format!("{R}/git/blobs/{sha}"))
             .map(|r| r.body.clone())
@@ -225,13 +281,13 @@ impl FakeGithub {
 
     /// The recursive tree served for `commit`.
     pub fn tree(&self, commit: &str) -> Value {
-        let s = self.state.lock().unwrap();
+        let s = self.state();
         serde_json::from_slice(&s.routes[&format!("{R}/git/trees/{commit}")].body).unwrap()
     }
 
     /// The commit `main` points to now.
     pub fn current_commit(&self) -> String {
-        let s = self.state.lock().unwrap();
+        let s = self.state();
         String::from_utf8(s.routes[&format!("{R}/commits/main")].body.clone()).unwrap()
     }
 
@@ -253,17 +309,17 @@ impl FakeGithub {
 
     /// Answers every request with a rate-limit 403 until `reset` (epoch seconds).
     pub fn rate_limit_until(&self, reset: i64) {
-        self.state.lock().unwrap().limited_until = Some(reset);
+        self.state().limited_until = Some(reset);
     }
 
     /// Every request answered so far.
     pub fn log(&self) -> Vec<Logged> {
-        self.state.lock().unwrap().log.clone()
+        self.state().log.clone()
     }
 
     /// Forgets the request log.
     pub fn clear_log(&self) {
-        self.state.lock().unwrap().log.clear();
+        self.state().log.clear();
     }
 
     /// How many logged requests match `pred`.
@@ -331,7 +387,7 @@ async fn handle(
         .unwrap_or("")
         .to_owned();
     let now = epoch_secs();
-    let mut s = state.lock().unwrap();
+    let mut s = state.lock().unwrap_or_else(PoisonError::into_inner);
     let log = |status: u16, s: &mut ServerState| {
         s.log.push(Logged {
             path: path.clone(),

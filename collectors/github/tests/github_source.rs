@@ -105,7 +105,7 @@ impl SourceFixture for ServedRepo<'_> {
 
 #[tokio::test]
 async fn compliance() {
-    let gh = FakeGithub::start().await;
+    let gh = FakeGithub::start().await.unwrap();
     let cache = tempfile::tempdir().unwrap();
     let cfg = cfg(&gh);
     let rule = rule(&cfg);
@@ -121,7 +121,7 @@ async fn compliance() {
 
 #[tokio::test]
 async fn lists_every_family_and_classifies() {
-    let gh = FakeGithub::start().await;
+    let gh = FakeGithub::start().await.unwrap();
     let cache = tempfile::tempdir().unwrap();
     let c = collector(&gh, cache.path());
     c.check().await.unwrap();
@@ -222,7 +222,7 @@ async fn lists_every_family_and_classifies() {
 
 #[tokio::test]
 async fn approval_record_metadata() {
-    let gh = FakeGithub::start().await;
+    let gh = FakeGithub::start().await.unwrap();
     let cache = tempfile::tempdir().unwrap();
     let c = collector(&gh, cache.path());
     let catalog = catalog();
@@ -262,7 +262,7 @@ async fn approval_record_metadata() {
     assert_eq!(doc["workflow_run_id"], 5432100020u64);
     assert_eq!(
         doc["approvals"],
-        fixture_json("run_approvals_5432100020.json")
+        fixture_json("run_approvals_5432100020.json").unwrap()
     );
 }
 
@@ -278,7 +278,7 @@ async fn read_all(c: &GithubCollector, locator: &str) -> Vec<u8> {
 
 #[tokio::test]
 async fn paginates_with_link_headers() {
-    let gh = FakeGithub::start().await;
+    let gh = FakeGithub::start().await.unwrap();
     let cache = tempfile::tempdir().unwrap();
     let c = collector(&gh, cache.path());
     let listing = c.list().await.unwrap();
@@ -319,7 +319,7 @@ async fn paginates_with_link_headers() {
 
 #[tokio::test]
 async fn unchanged_repoll_is_all_304_and_fetches_nothing() {
-    let gh = FakeGithub::start().await;
+    let gh = FakeGithub::start().await.unwrap();
     let cache = tempfile::tempdir().unwrap();
     let c = collector(&gh, cache.path());
     let catalog = catalog();
@@ -361,7 +361,7 @@ async fn unchanged_repoll_is_all_304_and_fetches_nothing() {
 
 #[tokio::test]
 async fn waits_out_the_rate_limit() {
-    let gh = FakeGithub::start().await;
+    let gh = FakeGithub::start().await.unwrap();
     let cache = tempfile::tempdir().unwrap();
     let c = collector(&gh, cache.path());
     let start = Instant::now();
@@ -399,11 +399,11 @@ async fn waits_out_the_rate_limit() {
 
 #[tokio::test]
 async fn unprotected_branch_is_evidence_too() {
-    let gh = FakeGithub::start().await;
+    let gh = FakeGithub::start().await.unwrap();
     gh.set_status(
         "/repos/acme/fraud/branches/main/protection",
         404,
-        &fixture_json("branch_not_protected.json"),
+        &fixture_json("branch_not_protected.json").unwrap(),
     );
     let cache = tempfile::tempdir().unwrap();
     let c = collector(&gh, cache.path());
@@ -427,7 +427,7 @@ async fn unprotected_branch_is_evidence_too() {
     // Protection added later: the same artifact changes.
     gh.set_json(
         "/repos/acme/fraud/branches/main/protection",
-        &fixture_json("branch_protection_main.json"),
+        &fixture_json("branch_protection_main.json").unwrap(),
     );
     let next = poll_once(
         &c,
@@ -443,7 +443,7 @@ async fn unprotected_branch_is_evidence_too() {
 
 #[tokio::test]
 async fn token_is_sent_and_never_shown() {
-    let gh = FakeGithub::start().await;
+    let gh = FakeGithub::start().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let token_file = dir.path().join("token");
     std::fs::write(&token_file, "ghp_TESTTOKEN0123456789\n").unwrap();
@@ -487,7 +487,7 @@ async fn token_is_sent_and_never_shown() {
 #[tokio::test]
 async fn blob_json_and_raw_agree() {
     // The server speaks both media types of the blobs API; the collector streams the raw one.
-    let gh = FakeGithub::start().await;
+    let gh = FakeGithub::start().await.unwrap();
     let cache = tempfile::tempdir().unwrap();
     let c = collector(&gh, cache.path());
     let bytes = read_all(
@@ -497,7 +497,7 @@ async fn blob_json_and_raw_agree() {
     .await;
     assert_eq!(
         bytes,
-        fixture("blobs/6eb6fd99757cd3a1a8327c1f44918c2bfa43bc32")
+        fixture("blobs/6eb6fd99757cd3a1a8327c1f44918c2bfa43bc32").unwrap()
     );
     let raw = gh
         .log()
@@ -509,7 +509,7 @@ async fn blob_json_and_raw_agree() {
 
 #[tokio::test]
 async fn truncated_tree_is_walked() {
-    let gh = FakeGithub::start().await;
+    let gh = FakeGithub::start().await.unwrap();
     let full = gh.tree(COMMIT);
     let entries = full["tree"].as_array().unwrap().clone();
     // Non-recursive trees, as `GET /git/trees/{sha}` serves them.

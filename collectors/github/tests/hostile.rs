@@ -144,7 +144,7 @@ async fn issue_18_a1_github_token_stays_on_its_origin() {
 /// protection that is unreadable is simply not listed.
 #[tokio::test]
 async fn issue_18_a2_github_partial_listings_are_not_removals() {
-    let gh = FakeGithub::start().await;
+    let gh = FakeGithub::start().await.unwrap();
     let cache = tempfile::tempdir().unwrap();
     let c = collector(&gh, cache.path());
     let catalog = catalog();
@@ -177,12 +177,13 @@ async fn issue_18_a2_github_partial_listings_are_not_removals() {
     assert!(!listing.iter().any(|a| a.locator.ends_with("/protection")));
     gh.set_json(
         &key,
-        &aims_collect_github::testkit::fixture_json("branch_protection_main.json"),
+        &aims_collect_github::testkit::fixture_json("branch_protection_main.json").unwrap(),
     );
 
     // A listed deployment whose statuses vanish: an error.
     let statuses = repo("deployments/1870001001/statuses");
-    let saved = aims_collect_github::testkit::fixture_json("deployment_statuses_1870001001.json");
+    let saved =
+        aims_collect_github::testkit::fixture_json("deployment_statuses_1870001001.json").unwrap();
     gh.remove(&statuses);
     let e = c.list().await.unwrap_err();
     assert!(e.to_string().contains("HTTP 404"), "{e}");
@@ -204,7 +205,7 @@ async fn issue_18_a2_github_partial_listings_are_not_removals() {
 /// tree said fails that file only.
 #[tokio::test]
 async fn issue_18_a4_github_answers_and_blobs_are_bounded() {
-    let gh = FakeGithub::start().await;
+    let gh = FakeGithub::start().await.unwrap();
     let cache = tempfile::tempdir().unwrap();
     let small = collector(&gh, cache.path()).with_limits(Limits {
         max_json_bytes: 512,
