@@ -111,7 +111,11 @@ log "building binaries (target: $CARGO_TARGET_DIR)"
 cargo build --workspace --bins --quiet
 export AIMS_BIN_DIR="$CARGO_TARGET_DIR/debug"
 log "running tests"
-cargo test --workspace --no-fail-fast "$@"
+if (($# > 0)); then
+  cargo test --no-fail-fast "$@"   # `-p crate` selects; `--workspace` would override it
+else
+  cargo test --workspace --no-fail-fast
+fi
 
 # --- fuzzing: every cargo-fuzz target of fuzz/ for a bounded time (scripts/fuzz.sh) ----------
 # Only on a whole run (arguments select tests); FUZZ_SECONDS=0 skips it. The instrumented build
