@@ -9,9 +9,9 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use aims_agent::config::{AgentConfig, SecretToken};
-use aims_agent::runner::{RunOptions, run_once};
-use aims_agent::shipper::{RetryPolicy, Shipper, ShipperSettings};
+use aims_agent::config::AgentConfig;
+use aims_agent::runner::run_once;
+use aims_agent::shipper::RetryPolicy;
 use aims_agent::spool::Spool;
 use aims_model::wire::{HeartbeatRequest, SourceHeartbeat};
 use axum::body::{Body, Bytes};
@@ -21,29 +21,6 @@ use common::Reply;
 use futures_util::StreamExt as _;
 
 const TOKEN: &str = "agent-token-s3cr3t";
-
-fn shipper(url: &str, spool: Spool, retry: RetryPolicy) -> Shipper {
-    let settings = ShipperSettings {
-        url: url.parse().unwrap(),
-        token: SecretToken::new(TOKEN),
-        timeout: Duration::from_secs(5),
-        ca_file: None,
-        retry,
-        witness_dir: None,
-        trust_file: None,
-    };
-    Shipper::new(settings, spool).unwrap()
-}
-
-fn fast_retry() -> RetryPolicy {
-    RetryPolicy {
-        initial_backoff: Duration::from_millis(20),
-        max_backoff: Duration::from_millis(200),
-        max_attempts: 4,
-        deadline: Some(Duration::from_secs(20)),
-        ..RetryPolicy::default()
-    }
-}
 
 /// One request a [`Recorder`] saw.
 #[derive(Clone, Debug)]
@@ -136,7 +113,7 @@ async fn issue_18_a1_shipper_follows_no_redirects() {
         let dir = tempfile::tempdir().unwrap();
         let spool = Spool::open(dir.path(), 500).unwrap();
         spool.append("s", &common::records("s", 3)).unwrap();
-        let s = shipper(&a.url, spool.clone(), fast_retry());
+        let s = common::shipper(&a.url, TOKEN, spool.clone(), common::fast_retry());
         let report = s.ship_pending().await.unwrap();
         assert_eq!(report.files_acked, 0);
         assert_eq!(report.files_remaining, 1, "the batch is kept");
@@ -220,7 +197,7 @@ async fn issue_18_a3_only_a_typed_rejection_rejects_a_batch() {
         spool.append("s", &common::records("s", 30)).unwrap();
         let pending = spool.pending().unwrap();
         assert_eq!(pending.len(), 15);
-        let report = shipper(&url, spool.clone(), fast_retry())
+        let report = common::shipper(&url, TOKEN, spool.clone(), common::fast_retry())
             .ship_pending()
             .await
             .unwrap();
@@ -240,7 +217,7 @@ async fn issue_18_a3_only_a_typed_rejection_rejects_a_batch() {
             report.errors
         );
         // The next pass (the proxy is fixed) delivers all 30 records.
-        let report = shipper(&url, spool.clone(), fast_retry())
+        let report = common::shipper(&url, TOKEN, spool.clone(), common::fast_retry())
             .ship_pending()
             .await
             .unwrap();
@@ -259,7 +236,7 @@ async fn issue_18_a3_only_a_typed_rejection_rejects_a_batch() {
     let dir = tempfile::tempdir().unwrap();
     let spool = Spool::open(dir.path(), 2).unwrap();
     spool.append("s", &common::records("s", 4)).unwrap();
-    let report = shipper(&url, spool.clone(), fast_retry())
+    let report = common::shipper(&url, TOKEN, spool.clone(), common::fast_retry())
         .ship_pending()
         .await
         .unwrap();
@@ -276,7 +253,7 @@ async fn issue_18_a3_only_a_typed_rejection_rejects_a_batch() {
             .is_none(),
         "the reason file went with it"
     );
-    let report = shipper(&url, spool.clone(), fast_retry())
+    let report = common::shipper(&url, TOKEN, spool.clone(), common::fast_retry())
         .ship_pending()
         .await
         .unwrap();
@@ -309,9 +286,9 @@ async fn issue_18_a4_acknowledgements_are_read_with_a_limit() {
     spool.append("s", &common::records("s", 2)).unwrap();
     let retry = RetryPolicy {
         max_attempts: 2,
-        ..fast_retry()
+        ..common::fast_retry()
     };
-    let report = shipper(&server.url, spool.clone(), retry)
+    let report = common::shipper(&server.url, TOKEN, spool.clone(), retry)
         .with_max_response_bytes(64 * 1024)
         .ship_pending()
         .await
@@ -337,12 +314,13 @@ async fn issue_18_a4_acknowledgements_are_read_with_a_limit() {
             .unwrap()
     })
     .await;
-    let report = shipper(
+    let report = common::shipper(
         &big.url,
+        TOKEN,
         spool.clone(),
         RetryPolicy {
             max_attempts: 1,
-            ..fast_retry()
+            ..common::fast_retry()
         },
     )
     .with_max_response_bytes(64 * 1024)
@@ -369,9 +347,9 @@ async fn issue_18_a5_retry_after_is_capped_and_within_the_deadline() {
     let started = Instant::now();
     let retry = RetryPolicy {
         max_retry_after: Duration::from_millis(200),
-        ..fast_retry()
+        ..common::fast_retry()
     };
-    let report = shipper(&url, spool.clone(), retry)
+    let report = common::shipper(&url, TOKEN, spool.clone(), retry)
         .ship_pending()
         .await
         .unwrap();
@@ -394,10 +372,10 @@ async fn issue_18_a5_retry_after_is_capped_and_within_the_deadline() {
     spool.append("s", &common::records("s", 1)).unwrap();
     let retry = RetryPolicy {
         deadline: Some(Duration::from_secs(2)),
-        ..fast_retry()
+        ..common::fast_retry()
     };
     let started = Instant::now();
-    let report = shipper(&url, spool.clone(), retry)
+    let report = common::shipper(&url, TOKEN, spool.clone(), retry)
         .ship_pending()
         .await
         .unwrap();
@@ -409,41 +387,6 @@ async fn issue_18_a5_retry_after_is_capped_and_within_the_deadline() {
     assert_eq!(st.count(), 1);
     assert_eq!(report.files_remaining, 1);
     assert!(report.errors[0].contains("deadline"), "{:?}", report.errors);
-}
-
-fn write_config(dir: &Path, url: &str, extra: &str, sources: &str) -> AgentConfig {
-    let path = dir.join("agent.yaml");
-    let body = format!(
-        "version: 1\nagent: {{ id: test-agent }}\nserver: {{ url: '{url}', token: t0k, timeout_secs: 5 }}\n\
-         spool_dir: '{}'\nbatch_size: 2\n{extra}sources:\n{sources}",
-        dir.join("state").display()
-    );
-    std::fs::write(&path, body).unwrap();
-    let cfg = AgentConfig::load_with_env(&path, &HashMap::new()).unwrap();
-    cfg.validate().unwrap();
-    cfg
-}
-
-fn opts() -> RunOptions {
-    RunOptions {
-        retry: RetryPolicy {
-            initial_backoff: Duration::from_millis(10),
-            max_backoff: Duration::from_millis(50),
-            max_attempts: 2,
-            deadline: Some(Duration::from_secs(10)),
-            ..RetryPolicy::default()
-        },
-        ..RunOptions::default()
-    }
-}
-
-fn data_dir(root: &Path) -> std::path::PathBuf {
-    let d = root.join("data");
-    std::fs::create_dir_all(d.join("fraud")).unwrap();
-    std::fs::write(d.join("fraud/model_card.md"), "# Model card\n").unwrap();
-    std::fs::write(d.join("fraud/eval.json"), r#"{"accuracy": 0.9}"#).unwrap();
-    std::fs::write(d.join("fraud/notes.txt"), "notes").unwrap();
-    d
 }
 
 /// Issue 18, A5: `once` had no overall deadline. A source that never answers (a server that
@@ -462,8 +405,8 @@ async fn issue_18_a5_poll_deadline_abandons_a_stalled_source() {
         }
     });
     let tmp = tempfile::tempdir().unwrap();
-    let data = data_dir(tmp.path());
-    let cfg = write_config(
+    let data = common::data_dir(tmp.path());
+    let cfg = common::write_config(
         tmp.path(),
         &url,
         "poll_timeout_secs: 1\n",
@@ -474,7 +417,7 @@ async fn issue_18_a5_poll_deadline_abandons_a_stalled_source() {
         ),
     );
     let started = Instant::now();
-    let report = run_once(&cfg, &opts()).await.unwrap();
+    let report = run_once(&cfg, &common::opts()).await.unwrap();
     assert!(
         started.elapsed() < Duration::from_secs(10),
         "{:?}",
@@ -502,8 +445,8 @@ async fn issue_18_a5_poll_deadline_abandons_a_stalled_source() {
 async fn issue_18_l_spool_is_capped_and_private() {
     let (url, st) = common::spawn_server(vec![]).await;
     let tmp = tempfile::tempdir().unwrap();
-    let data = data_dir(tmp.path());
-    let cfg = write_config(
+    let data = common::data_dir(tmp.path());
+    let cfg = common::write_config(
         tmp.path(),
         &url,
         "spool_max_bytes: 1048576\n",
@@ -522,7 +465,7 @@ async fn issue_18_l_spool_is_capped_and_private() {
     )
     .unwrap();
 
-    let report = run_once(&cfg, &opts()).await.unwrap();
+    let report = run_once(&cfg, &common::opts()).await.unwrap();
     assert!(!report.success());
     let s = &report.sources[0];
     assert_eq!(s.spooled, 0);
@@ -535,7 +478,7 @@ async fn issue_18_l_spool_is_capped_and_private() {
     );
 
     // Room again: the next poll collects everything it could not write before.
-    let report = run_once(&cfg, &opts()).await.unwrap();
+    let report = run_once(&cfg, &common::opts()).await.unwrap();
     assert!(report.success(), "{report:?}");
     assert_eq!(report.sources[0].spooled, 3);
     assert_eq!(report.sources[0].shipped, 3);

@@ -3,64 +3,27 @@
 
 mod common;
 
-use std::collections::HashMap;
-use std::path::Path;
 use std::time::Duration;
 
-use aims_agent::config::AgentConfig;
-use aims_agent::runner::{RunOptions, run_once};
-use aims_agent::shipper::RetryPolicy;
+use aims_agent::runner::run_once;
 use common::Reply;
-
-fn write_config(dir: &Path, url: &str, sources: &str) -> AgentConfig {
-    let path = dir.join("agent.yaml");
-    let body = format!(
-        "version: 1\nagent: {{ id: test-agent }}\nserver: {{ url: '{url}', token: t0k, timeout_secs: 5 }}\nspool_dir: '{}'\nbatch_size: 2\nsources:\n{sources}",
-        dir.join("state").display()
-    );
-    std::fs::write(&path, body).unwrap();
-    let cfg = AgentConfig::load_with_env(&path, &HashMap::new()).unwrap();
-    cfg.validate().unwrap();
-    cfg
-}
-
-fn opts() -> RunOptions {
-    RunOptions {
-        retry: RetryPolicy {
-            initial_backoff: Duration::from_millis(10),
-            max_backoff: Duration::from_millis(50),
-            max_attempts: 2,
-            deadline: Some(Duration::from_secs(10)),
-            ..RetryPolicy::default()
-        },
-        ..RunOptions::default()
-    }
-}
-
-fn data_dir(root: &Path) -> std::path::PathBuf {
-    let d = root.join("data");
-    std::fs::create_dir_all(d.join("fraud")).unwrap();
-    std::fs::write(d.join("fraud/model_card.md"), "# Model card\n").unwrap();
-    std::fs::write(d.join("fraud/eval.json"), r#"{"accuracy": 0.9}"#).unwrap();
-    std::fs::write(d.join("fraud/notes.txt"), "notes").unwrap();
-    d
-}
 
 #[tokio::test]
 async fn polls_spools_and_ships_then_second_run_fetches_nothing() {
     let (url, st) = common::spawn_server(vec![]).await;
     let tmp = tempfile::tempdir().unwrap();
-    let data = data_dir(tmp.path());
-    let cfg = write_config(
+    let data = common::data_dir(tmp.path());
+    let cfg = common::write_config(
         tmp.path(),
         &url,
+        "",
         &format!(
             "  - {{ id: reports, type: dir, path: '{}', system: fraud }}\n",
             data.display()
         ),
     );
 
-    let report = run_once(&cfg, &opts()).await.unwrap();
+    let report = run_once(&cfg, &common::opts()).await.unwrap();
     assert!(report.success(), "{report:?}");
     let s = &report.sources[0];
     assert_eq!(
@@ -76,7 +39,7 @@ async fn polls_spools_and_ships_then_second_run_fetches_nothing() {
     assert!(cfg.spool_dir.join("cache").exists());
 
     // Nothing changed: list only, nothing fetched, nothing sent.
-    let report = run_once(&cfg, &opts()).await.unwrap();
+    let report = run_once(&cfg, &common::opts()).await.unwrap();
     assert!(report.success(), "{report:?}");
     let s = &report.sources[0];
     assert_eq!(
@@ -88,7 +51,7 @@ async fn polls_spools_and_ships_then_second_run_fetches_nothing() {
 
     // One file changes: exactly one record.
     std::fs::write(data.join("fraud/notes.txt"), "more notes").unwrap();
-    let report = run_once(&cfg, &opts()).await.unwrap();
+    let report = run_once(&cfg, &common::opts()).await.unwrap();
     assert_eq!(report.sources[0].fetched, 1);
     assert_eq!(report.sources[0].shipped, 1);
     assert_eq!(st.count(), 3);
@@ -99,17 +62,18 @@ async fn server_down_keeps_records_in_the_spool_until_a_later_run() {
     let script = vec![Reply::Status(503, None, String::new()); 4];
     let (url, st) = common::spawn_server(script).await;
     let tmp = tempfile::tempdir().unwrap();
-    let data = data_dir(tmp.path());
-    let cfg = write_config(
+    let data = common::data_dir(tmp.path());
+    let cfg = common::write_config(
         tmp.path(),
         &url,
+        "",
         &format!(
             "  - {{ id: reports, type: dir, path: '{}', system: fraud }}\n",
             data.display()
         ),
     );
 
-    let report = run_once(&cfg, &opts()).await.unwrap();
+    let report = run_once(&cfg, &common::opts()).await.unwrap();
     assert!(!report.success());
     assert_eq!(report.sources[0].spooled, 3);
     assert_eq!(report.sources[0].shipped, 0);
@@ -118,11 +82,11 @@ async fn server_down_keeps_records_in_the_spool_until_a_later_run() {
 
     // The cursor advanced (records are durable in the spool), so the next run fetches nothing
     // new but still ships what the first run left behind.
-    let report = run_once(&cfg, &opts()).await.unwrap();
+    let report = run_once(&cfg, &common::opts()).await.unwrap();
     assert_eq!(report.sources[0].fetched, 0);
     assert_eq!(report.ship.files_remaining, 2, "still down: {report:?}");
 
-    let report = run_once(&cfg, &opts()).await.unwrap();
+    let report = run_once(&cfg, &common::opts()).await.unwrap();
     assert!(report.success(), "{report:?}");
     assert_eq!(report.ship.records_acked, 3);
     assert_eq!(report.ship.files_remaining, 0);
@@ -132,17 +96,18 @@ async fn server_down_keeps_records_in_the_spool_until_a_later_run() {
 async fn a_failing_source_does_not_stop_the_others() {
     let (url, _st) = common::spawn_server(vec![]).await;
     let tmp = tempfile::tempdir().unwrap();
-    let data = data_dir(tmp.path());
-    let cfg = write_config(
+    let data = common::data_dir(tmp.path());
+    let cfg = common::write_config(
         tmp.path(),
         &url,
+        "",
         &format!(
             "  - {{ id: missing, type: dir, path: '{}', system: fraud }}\n  - {{ id: reports, type: dir, path: '{}', system: fraud }}\n",
             tmp.path().join("does-not-exist").display(),
             data.display()
         ),
     );
-    let report = run_once(&cfg, &opts()).await.unwrap();
+    let report = run_once(&cfg, &common::opts()).await.unwrap();
     assert!(!report.success());
     assert_eq!(report.sources.len(), 2);
     assert_eq!(report.sources[0].id, "missing");
@@ -156,10 +121,11 @@ async fn a_failing_source_does_not_stop_the_others() {
 async fn run_polls_ships_and_stops_on_shutdown() {
     let (url, st) = common::spawn_server(vec![]).await;
     let tmp = tempfile::tempdir().unwrap();
-    let data = data_dir(tmp.path());
-    let cfg = write_config(
+    let data = common::data_dir(tmp.path());
+    let cfg = common::write_config(
         tmp.path(),
         &url,
+        "",
         &format!(
             "  - {{ id: reports, type: dir, path: '{}', system: fraud, interval_secs: 1 }}\n",
             data.display()
@@ -167,7 +133,7 @@ async fn run_polls_ships_and_stops_on_shutdown() {
     );
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let agent = tokio::spawn(async move {
-        aims_agent::runner::run(&cfg, &opts(), async {
+        aims_agent::runner::run(&cfg, &common::opts(), async {
             let _ = rx.await;
         })
         .await
@@ -218,20 +184,21 @@ async fn git_source_uses_its_cache_dir_and_ships() {
     git(&["init", "-q", "-b", "main"]);
     git(&["add", "."]);
     git(&["commit", "-q", "-m", "init"]);
-    let cfg = write_config(
+    let cfg = common::write_config(
         tmp.path(),
         &url,
+        "",
         &format!(
             "  - {{ id: ml-repo, type: git, path: '{}', system_from_path: 'systems/{{system}}/**' }}\n",
             repo.display()
         ),
     );
-    let report = run_once(&cfg, &opts()).await.unwrap();
+    let report = run_once(&cfg, &common::opts()).await.unwrap();
     assert!(report.success(), "{report:?}");
     assert_eq!(report.sources[0].fetched, 1);
     assert_eq!(report.sources[0].shipped, 1);
     assert_eq!(st.count(), 1);
-    let report = run_once(&cfg, &opts()).await.unwrap();
+    let report = run_once(&cfg, &common::opts()).await.unwrap();
     assert_eq!(report.sources[0].unchanged, 1);
     assert_eq!(st.count(), 1);
 }

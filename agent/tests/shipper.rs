@@ -5,33 +5,11 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use aims_agent::config::SecretToken;
-use aims_agent::shipper::{RetryPolicy, SendOutcome, Shipper, ShipperSettings};
+use aims_agent::shipper::SendOutcome;
 use aims_agent::spool::Spool;
 use common::Reply;
 
-fn shipper(url: &str, spool: Spool, retry: RetryPolicy) -> Shipper {
-    let settings = ShipperSettings {
-        url: url.parse().unwrap(),
-        token: SecretToken::new("agent-token"),
-        timeout: Duration::from_secs(5),
-        ca_file: None,
-        retry,
-        witness_dir: None,
-        trust_file: None,
-    };
-    Shipper::new(settings, spool).unwrap()
-}
-
-fn fast_retry() -> RetryPolicy {
-    RetryPolicy {
-        initial_backoff: Duration::from_millis(20),
-        max_backoff: Duration::from_millis(200),
-        max_attempts: 4,
-        deadline: Some(Duration::from_secs(20)),
-        ..RetryPolicy::default()
-    }
-}
+const TOKEN: &str = "agent-token";
 
 #[tokio::test]
 async fn delivers_acks_and_deletes_with_bearer_token() {
@@ -41,7 +19,7 @@ async fn delivers_acks_and_deletes_with_bearer_token() {
     spool
         .append("ml-repo", &common::records("ml-repo", 3))
         .unwrap();
-    let s = shipper(&url, spool.clone(), fast_retry());
+    let s = common::shipper(&url, TOKEN, spool.clone(), common::fast_retry());
     let report = s.ship_pending().await.unwrap();
     assert_eq!(report.files_acked, 2);
     assert_eq!(report.records_acked, 3);
@@ -65,7 +43,7 @@ async fn retries_503_then_delivers() {
     let dir = tempfile::tempdir().unwrap();
     let spool = Spool::open(dir.path(), 500).unwrap();
     spool.append("s", &common::records("s", 2)).unwrap();
-    let report = shipper(&url, spool.clone(), fast_retry())
+    let report = common::shipper(&url, TOKEN, spool.clone(), common::fast_retry())
         .ship_pending()
         .await
         .unwrap();
@@ -82,7 +60,7 @@ async fn honours_retry_after_on_429() {
     let spool = Spool::open(dir.path(), 500).unwrap();
     spool.append("s", &common::records("s", 1)).unwrap();
     let started = Instant::now();
-    let report = shipper(&url, spool.clone(), fast_retry())
+    let report = common::shipper(&url, TOKEN, spool.clone(), common::fast_retry())
         .ship_pending()
         .await
         .unwrap();
@@ -101,7 +79,7 @@ async fn gives_up_within_the_budget_and_keeps_the_batch() {
     let spool = Spool::open(dir.path(), 500).unwrap();
     spool.append("s", &common::records("s", 1)).unwrap();
     spool.append("s", &common::records("s", 1)).unwrap();
-    let report = shipper(&url, spool.clone(), fast_retry())
+    let report = common::shipper(&url, TOKEN, spool.clone(), common::fast_retry())
         .ship_pending()
         .await
         .unwrap();
@@ -124,10 +102,11 @@ async fn unreachable_server_is_retryable() {
     let dir = tempfile::tempdir().unwrap();
     let spool = Spool::open(dir.path(), 500).unwrap();
     spool.append("s", &common::records("s", 1)).unwrap();
-    let s = shipper(
+    let s = common::shipper(
         &format!("http://127.0.0.1:{port}"),
+        TOKEN,
         spool.clone(),
-        fast_retry(),
+        common::fast_retry(),
     );
     assert!(matches!(
         s.send(&common::records("s", 1)).await,
@@ -148,7 +127,7 @@ async fn rejects_400_into_rejected_with_reason() {
     let dir = tempfile::tempdir().unwrap();
     let spool = Spool::open(dir.path(), 500).unwrap();
     let paths = spool.append("s", &common::records("s", 2)).unwrap();
-    let report = shipper(&url, spool.clone(), fast_retry())
+    let report = common::shipper(&url, TOKEN, spool.clone(), common::fast_retry())
         .ship_pending()
         .await
         .unwrap();
@@ -171,7 +150,7 @@ async fn unauthorized_keeps_the_batch() {
     let spool = Spool::open(dir.path(), 500).unwrap();
     spool.append("s", &common::records("s", 1)).unwrap();
     spool.append("s", &common::records("s", 1)).unwrap();
-    let report = shipper(&url, spool.clone(), fast_retry())
+    let report = common::shipper(&url, TOKEN, spool.clone(), common::fast_retry())
         .ship_pending()
         .await
         .unwrap();
@@ -186,7 +165,7 @@ async fn mismatched_ack_is_not_deleted() {
     let dir = tempfile::tempdir().unwrap();
     let spool = Spool::open(dir.path(), 500).unwrap();
     let paths = spool.append("s", &common::records("s", 2)).unwrap();
-    let report = shipper(&url, spool.clone(), fast_retry())
+    let report = common::shipper(&url, TOKEN, spool.clone(), common::fast_retry())
         .ship_pending()
         .await
         .unwrap();
@@ -202,7 +181,7 @@ async fn mismatched_ack_is_not_deleted() {
     assert!(paths[0].exists());
 
     // The next pass (the server now answers correctly) delivers it.
-    let report = shipper(&url, spool.clone(), fast_retry())
+    let report = common::shipper(&url, TOKEN, spool.clone(), common::fast_retry())
         .ship_pending()
         .await
         .unwrap();
@@ -217,7 +196,7 @@ async fn corrupt_spool_file_is_quarantined_by_the_shipper() {
     let spool = Spool::open(dir.path(), 500).unwrap();
     std::fs::write(dir.path().join("00000000000000000001-s.json"), b"{").unwrap();
     spool.append("s", &common::records("s", 1)).unwrap();
-    let report = shipper(&url, spool.clone(), fast_retry())
+    let report = common::shipper(&url, TOKEN, spool.clone(), common::fast_retry())
         .ship_pending()
         .await
         .unwrap();

@@ -1,10 +1,17 @@
 //! Helpers shared by the agent's integration tests.
 #![allow(dead_code)]
 
+use std::collections::HashMap;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+use aims_agent::config::{AgentConfig, SecretToken};
+use aims_agent::runner::RunOptions;
+use aims_agent::shipper::{RetryPolicy, Shipper, ShipperSettings};
+use aims_agent::spool::Spool;
 
 use aims_model::EvidenceRecord;
 use aims_model::wire::{Accepted, IngestRequest, IngestResponse};
@@ -125,4 +132,68 @@ pub async fn spawn_server(script: Vec<Reply>) -> (String, Arc<ServerState>) {
         axum::serve(listener, app).await.unwrap();
     });
     (format!("http://{addr}"), st)
+}
+
+/// A shipper to `url` with `token`, spooling into `spool`.
+pub fn shipper(url: &str, token: &str, spool: Spool, retry: RetryPolicy) -> Shipper {
+    let settings = ShipperSettings {
+        url: url.parse().unwrap(),
+        token: SecretToken::new(token),
+        timeout: Duration::from_secs(5),
+        ca_file: None,
+        retry,
+        witness_dir: None,
+        trust_file: None,
+    };
+    Shipper::new(settings, spool).unwrap()
+}
+
+/// Retries quick enough for a test: 4 attempts, at most 200 ms apart.
+pub fn fast_retry() -> RetryPolicy {
+    RetryPolicy {
+        initial_backoff: Duration::from_millis(20),
+        max_backoff: Duration::from_millis(200),
+        max_attempts: 4,
+        deadline: Some(Duration::from_secs(20)),
+        ..RetryPolicy::default()
+    }
+}
+
+/// Writes `dir/agent.yaml` (agent `test-agent`, batches of 2, `extra` top-level keys, then
+/// `sources`), loads and validates it.
+pub fn write_config(dir: &Path, url: &str, extra: &str, sources: &str) -> AgentConfig {
+    let path = dir.join("agent.yaml");
+    let body = format!(
+        "version: 1\nagent: {{ id: test-agent }}\nserver: {{ url: '{url}', token: t0k, timeout_secs: 5 }}\n\
+         spool_dir: '{}'\nbatch_size: 2\n{extra}sources:\n{sources}",
+        dir.join("state").display()
+    );
+    std::fs::write(&path, body).unwrap();
+    let cfg = AgentConfig::load_with_env(&path, &HashMap::new()).unwrap();
+    cfg.validate().unwrap();
+    cfg
+}
+
+/// Run options with two quick attempts per batch.
+pub fn opts() -> RunOptions {
+    RunOptions {
+        retry: RetryPolicy {
+            initial_backoff: Duration::from_millis(10),
+            max_backoff: Duration::from_millis(50),
+            max_attempts: 2,
+            deadline: Some(Duration::from_secs(10)),
+            ..RetryPolicy::default()
+        },
+        ..RunOptions::default()
+    }
+}
+
+/// `root/data/fraud/` with a model card, an evaluation and a file that is not evidence.
+pub fn data_dir(root: &Path) -> PathBuf {
+    let d = root.join("data");
+    std::fs::create_dir_all(d.join("fraud")).unwrap();
+    std::fs::write(d.join("fraud/model_card.md"), "# Model card\n").unwrap();
+    std::fs::write(d.join("fraud/eval.json"), r#"{"accuracy": 0.9}"#).unwrap();
+    std::fs::write(d.join("fraud/notes.txt"), "notes").unwrap();
+    d
 }
