@@ -360,6 +360,38 @@ pub async fn get_text(url: &str, token: &str) -> Result<String> {
         .await?)
 }
 
+/// A CA (`ca.pem`) and a server certificate for 127.0.0.1/localhost signed by it
+/// (`server.pem`, `server.key`) in `dir`, made with the openssl CLI.
+pub fn make_certs(dir: &Path) -> Result<()> {
+    let sh = |script: &str| -> Result<()> {
+        let out = Command::new("sh")
+            .args(["-c", script])
+            .current_dir(dir)
+            .output()?;
+        if !out.status.success() {
+            bail!("{script}: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        Ok(())
+    };
+    std::fs::write(
+        dir.join("ext.cnf"),
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n\
+         keyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n",
+    )?;
+    sh(
+        "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+        -keyout ca.key -out ca.pem -subj /CN=aims-test-ca -days 2 2>/dev/null",
+    )?;
+    sh(
+        "openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+        -keyout server.key -out server.csr -subj /CN=localhost 2>/dev/null",
+    )?;
+    sh(
+        "openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial \
+        -out server.pem -days 2 -extfile ext.cnf 2>/dev/null",
+    )
+}
+
 /// The agent ID of [`write_agent_config`]; its tokens are created with this name, which
 /// `aims-server token create` binds them to.
 pub const E2E_AGENT: &str = "e2e-agent";

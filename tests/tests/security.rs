@@ -12,7 +12,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use aims_e2e::{ServerProcess, bin, create_token_with};
+use aims_e2e::{ServerProcess, bin, create_token_with, make_certs};
 use base64::Engine;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -681,7 +681,7 @@ async fn issue_18_m8_tls_cookie_is_secure_and_hsts_is_sent() {
     let tmp = tempfile::tempdir().unwrap();
     let certs = tmp.path().join("certs");
     std::fs::create_dir_all(&certs).unwrap();
-    make_certs(&certs);
+    make_certs(&certs).unwrap();
     let server = start(
         &tmp.path().join("server"),
         &format!(
@@ -1002,38 +1002,4 @@ async fn issue_18_m4_agent_tokens_are_bound_by_default() {
         assert_eq!(code, Some(1), "{flags:?}: {err}");
         assert!(err.contains("only apply to agent tokens"), "{err}");
     }
-}
-
-/// A CA and a server certificate for 127.0.0.1/localhost signed by it (as in `tls.rs`).
-fn make_certs(dir: &Path) {
-    let sh = |script: &str| {
-        let out = Command::new("sh")
-            .args(["-c", script])
-            .current_dir(dir)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{script}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    std::fs::write(
-        dir.join("ext.cnf"),
-        "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n\
-         keyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n",
-    )
-    .unwrap();
-    sh(
-        "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
-        -keyout ca.key -out ca.pem -subj /CN=aims-test-ca -days 2 2>/dev/null",
-    );
-    sh(
-        "openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
-        -keyout server.key -out server.csr -subj /CN=localhost 2>/dev/null",
-    );
-    sh(
-        "openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial \
-        -out server.pem -days 2 -extfile ext.cnf 2>/dev/null",
-    );
 }

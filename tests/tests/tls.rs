@@ -9,41 +9,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use aims_e2e::{ServerProcess, agent_once, bin, git};
-
-/// A CA and a server certificate for 127.0.0.1/localhost signed by it, made with the openssl CLI.
-fn make_certs(dir: &Path) {
-    let sh = |script: &str| {
-        let out = Command::new("sh")
-            .args(["-c", script])
-            .current_dir(dir)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{script}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    std::fs::write(
-        dir.join("ext.cnf"),
-        "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n\
-         keyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n",
-    )
-    .unwrap();
-    sh(
-        "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
-        -keyout ca.key -out ca.pem -subj /CN=aims-test-ca -days 2 2>/dev/null",
-    );
-    sh(
-        "openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
-        -keyout server.key -out server.csr -subj /CN=localhost 2>/dev/null",
-    );
-    sh(
-        "openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial \
-        -out server.pem -days 2 -extfile ext.cnf 2>/dev/null",
-    );
-}
+use aims_e2e::{ServerProcess, agent_once, bin, git, make_certs};
 
 fn agent_config(
     dir: &Path,
@@ -81,7 +47,7 @@ async fn https_with_a_private_ca() {
     let tmp = tempfile::tempdir().unwrap();
     let certs = tmp.path().join("certs");
     std::fs::create_dir_all(&certs).unwrap();
-    make_certs(&certs);
+    make_certs(&certs).unwrap();
     let settings = tmp.path().join("server.yaml");
     std::fs::write(
         &settings,
@@ -190,7 +156,7 @@ fn an_unusable_key_stops_the_server_before_it_listens() {
     let tmp = tempfile::tempdir().unwrap();
     let certs = tmp.path().join("certs");
     std::fs::create_dir_all(&certs).unwrap();
-    make_certs(&certs);
+    make_certs(&certs).unwrap();
     std::fs::write(certs.join("broken.key"), "-----BEGIN NOTHING-----\n").unwrap();
     let settings = tmp.path().join("server.yaml");
     std::fs::write(
