@@ -14,7 +14,7 @@ use std::time::Instant;
 use anyhow::{Result, bail};
 
 use aims_catalog::Catalog;
-use aims_collect::{Cursor, GitSource, PollContext, SystemRule, poll};
+use aims_collect::{Cursor, PollContext, SystemRule, poll};
 use aims_collect_git::GitCollector;
 use aims_model::{Confirmation, Listing, SourceRef, SourceType, Timestamp};
 use aims_store::{ConfirmationInput, Store};
@@ -34,17 +34,7 @@ pub fn run(ctx: &mut Ctx) -> Result<Vec<Row>> {
     crate::repoll::make_repo(&repo, files)?;
     let cache = ctx.tmp.path().join("confirm-cache");
     std::fs::create_dir_all(&cache)?;
-    let source = GitSource {
-        id: "repo".into(),
-        url: None,
-        path: Some(repo.clone()),
-        branch: None,
-        system: None,
-        system_from_path: Some("systems/{system}/**".into()),
-        interval_secs: 60,
-        include: Vec::new(),
-        exclude: Vec::new(),
-    };
+    let source = crate::repoll::local_git_source(&repo);
     let collector = GitCollector::new(&source, &cache).map_err(|e| anyhow::anyhow!("{e}"))?;
     let rule = SystemRule::FromPath(
         aims_collect::system::PathPattern::parse("systems/{system}/**")

@@ -55,6 +55,22 @@ pub(crate) fn report(i: usize) -> String {
     )
 }
 
+/// The `git` source the git benchmarks poll: the local repository `repo`, systems from
+/// `systems/{system}/**`.
+pub(crate) fn local_git_source(repo: &Path) -> GitSource {
+    GitSource {
+        id: "repo".into(),
+        url: None,
+        path: Some(repo.to_path_buf()),
+        branch: None,
+        system: None,
+        system_from_path: Some("systems/{system}/**".into()),
+        interval_secs: 60,
+        include: Vec::new(),
+        exclude: Vec::new(),
+    }
+}
+
 pub(crate) fn make_repo(dir: &Path, files: usize) -> Result<()> {
     std::fs::create_dir_all(dir)?;
     git(dir, &["init", "-q", "-b", "main"])?;
@@ -86,21 +102,8 @@ pub fn run(ctx: &mut Ctx) -> Result<Vec<Row>> {
     );
     let cache = ctx.tmp.path().join("git-cache");
     std::fs::create_dir_all(&cache)?;
-    let collector = GitCollector::new(
-        &GitSource {
-            id: "repo".into(),
-            url: None,
-            path: Some(repo.clone()),
-            branch: None,
-            system: None,
-            system_from_path: Some("systems/{system}/**".into()),
-            interval_secs: 60,
-            include: Vec::new(),
-            exclude: Vec::new(),
-        },
-        &cache,
-    )
-    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let collector =
+        GitCollector::new(&local_git_source(&repo), &cache).map_err(|e| anyhow::anyhow!("{e}"))?;
     let catalog = Catalog::embedded()?;
     let rule = SystemRule::FromPath(
         aims_collect::system::PathPattern::parse("systems/{system}/**")
