@@ -37,10 +37,17 @@ use async_trait::async_trait;
 use aims_model::wire::{ControlView, SourceHealth, SourceHeartbeat, SystemSummary};
 use aims_model::{EvidenceRecord, Finding, Timestamp};
 
-/// Everything the server persists. Implementations are cheap to share (`Arc<dyn Store>`) and
-/// safe to call concurrently; appends are serialised internally.
+/// Everything the server persists: the [`LedgerStore`], the [`StatusStore`] and the
+/// [`AccessStore`], split by reason to change. Implementations are cheap to share
+/// (`Arc<dyn Store>`) and safe to call concurrently; appends are serialised internally.
+pub trait Store: LedgerStore + StatusStore + AccessStore {}
+
+impl<T: LedgerStore + StatusStore + AccessStore> Store for T {}
+
+/// The append-only ledger: appends (evidence and confirmations), reads of entries and records,
+/// the Merkle tree's stored hashes and proofs, and signed checkpoints.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait LedgerStore: Send + Sync + 'static {
     /// Appends the records to the ledger in one transaction. `agent` is the authenticated
     /// principal. Records already held are not appended again; their old index is returned.
     /// The outcome lists every record in input order. `signer` is called inside the transaction
@@ -67,16 +74,6 @@ pub trait Store: Send + Sync + 'static {
 
     /// The listing bytes of a confirmation, by digest.
     async fn confirmation_listing(&self, digest: &str) -> Result<Option<Vec<u8>>, StoreError>;
-
-    /// Records an agent's report of its polls (not in the ledger).
-    async fn put_heartbeats(
-        &self,
-        agent: &str,
-        beats: &[SourceHeartbeat],
-    ) -> Result<(), StoreError>;
-
-    /// Every (agent, source) heard of, judged as of `now`, ordered by agent then source.
-    async fn sources(&self, now: Timestamp) -> Result<Vec<SourceHealth>, StoreError>;
 
     /// Every record of one system, in ledger order.
     async fn history(&self, system: &str) -> Result<Vec<StoredEvidence>, StoreError>;
@@ -106,31 +103,6 @@ pub trait Store: Send + Sync + 'static {
 
     /// All system IDs that have evidence.
     async fn system_ids(&self) -> Result<Vec<String>, StoreError>;
-
-    /// Replaces the materialised assessment of one system.
-    async fn put_assessment(&self, assessment: &StoredAssessment) -> Result<(), StoreError>;
-
-    /// The materialised summary of every system.
-    async fn systems(&self) -> Result<Vec<SystemSummary>, StoreError>;
-
-    /// The materialised controls of one system, `None` if the system is unknown.
-    async fn system_controls(&self, system: &str) -> Result<Option<Vec<ControlView>>, StoreError>;
-
-    /// Open findings, optionally for one system.
-    async fn findings(&self, system: Option<&str>) -> Result<Vec<Finding>, StoreError>;
-
-    /// The number of open findings of each kind (kinds with none are absent), without reading
-    /// the findings themselves (for `/metrics`).
-    async fn finding_counts(&self) -> Result<Vec<(String, u64)>, StoreError>;
-
-    /// Stores a new token (only its hash).
-    async fn create_token(&self, token: &NewToken) -> Result<(), StoreError>;
-
-    /// Looks a token up by the hex SHA-256 of its secret.
-    async fn token_by_hash(&self, token_hash: &str) -> Result<Option<TokenInfo>, StoreError>;
-
-    /// Revokes every token with this name; returns how many were revoked.
-    async fn revoke_tokens(&self, name: &str, at: Timestamp) -> Result<u64, StoreError>;
 
     /// Current ledger size.
     async fn tree_size(&self) -> Result<u64, StoreError>;
@@ -173,11 +145,51 @@ pub trait Store: Send + Sync + 'static {
 
     /// Stores a checkpoint outside an ingest (first start, re-cosigning on a timer).
     async fn put_checkpoint(&self, cp: &StoredCheckpoint) -> Result<(), StoreError>;
+}
 
-    // -----------------------------------------------------------------------------------------
-    // Issue 18: dashboard sessions and the token `systems` scope. The SQL of both backends is in
-    // `sessions.rs`; each backend's `impl Store` ends with one-line delegations to it.
-    // -----------------------------------------------------------------------------------------
+/// The materialised status: assessments per system, findings, and source health from
+/// heartbeats (none of it in the ledger; all of it recomputable from it and the heartbeats).
+#[async_trait]
+pub trait StatusStore: Send + Sync + 'static {
+    /// Records an agent's report of its polls (not in the ledger).
+    async fn put_heartbeats(
+        &self,
+        agent: &str,
+        beats: &[SourceHeartbeat],
+    ) -> Result<(), StoreError>;
+
+    /// Every (agent, source) heard of, judged as of `now`, ordered by agent then source.
+    async fn sources(&self, now: Timestamp) -> Result<Vec<SourceHealth>, StoreError>;
+
+    /// Replaces the materialised assessment of one system.
+    async fn put_assessment(&self, assessment: &StoredAssessment) -> Result<(), StoreError>;
+
+    /// The materialised summary of every system.
+    async fn systems(&self) -> Result<Vec<SystemSummary>, StoreError>;
+
+    /// The materialised controls of one system, `None` if the system is unknown.
+    async fn system_controls(&self, system: &str) -> Result<Option<Vec<ControlView>>, StoreError>;
+
+    /// Open findings, optionally for one system.
+    async fn findings(&self, system: Option<&str>) -> Result<Vec<Finding>, StoreError>;
+
+    /// The number of open findings of each kind (kinds with none are absent), without reading
+    /// the findings themselves (for `/metrics`).
+    async fn finding_counts(&self) -> Result<Vec<(String, u64)>, StoreError>;
+}
+
+/// Who may call: API tokens (by hash) and dashboard sessions. The SQL of both backends is in
+/// `sessions.rs`; each backend's `impl AccessStore` delegates to it.
+#[async_trait]
+pub trait AccessStore: Send + Sync + 'static {
+    /// Stores a new token (only its hash).
+    async fn create_token(&self, token: &NewToken) -> Result<(), StoreError>;
+
+    /// Looks a token up by the hex SHA-256 of its secret.
+    async fn token_by_hash(&self, token_hash: &str) -> Result<Option<TokenInfo>, StoreError>;
+
+    /// Revokes every token with this name; returns how many were revoked.
+    async fn revoke_tokens(&self, name: &str, at: Timestamp) -> Result<u64, StoreError>;
 
     /// Stores a new dashboard session, deleting sessions that expired by its creation time.
     async fn create_session(&self, session: &NewSession) -> Result<(), StoreError>;

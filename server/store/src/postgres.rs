@@ -45,8 +45,9 @@ use crate::decode::{self, hash32, signed, ts, unsigned};
 use crate::hashes::ids_in_order;
 use crate::ingest::{self, ArtifactKey, CONFIRMED, NewLeaf, Newest};
 use crate::{
-    CheckpointSigner, ConfirmationInput, ConfirmationOutcome, IngestOutcome, LedgerEntryRow,
-    NewToken, Store, StoreError, StoredAssessment, StoredCheckpoint, StoredEvidence, TokenInfo,
+    AccessStore, CheckpointSigner, ConfirmationInput, ConfirmationOutcome, IngestOutcome,
+    LedgerEntryRow, LedgerStore, NewToken, StatusStore, StoreError, StoredAssessment,
+    StoredCheckpoint, StoredEvidence, TokenInfo,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -366,7 +367,7 @@ impl PgStore {
 }
 
 #[async_trait]
-impl Store for PgStore {
+impl LedgerStore for PgStore {
     async fn ingest(
         &self,
         agent: &str,
@@ -522,55 +523,6 @@ impl Store for PgStore {
         )
     }
 
-    async fn put_heartbeats(
-        &self,
-        agent: &str,
-        beats: &[SourceHeartbeat],
-    ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
-        for b in beats {
-            let at = b.polled_at.to_string();
-            sqlx::query(
-                "INSERT INTO source_health (agent, source_id, source_type, interval_secs, \
-                     last_poll_at, last_ok_at, last_error, listed, records) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
-                 ON CONFLICT (agent, source_id) DO UPDATE SET \
-                     source_type = excluded.source_type, interval_secs = excluded.interval_secs, \
-                     last_poll_at = excluded.last_poll_at, \
-                     last_ok_at = COALESCE(excluded.last_ok_at, source_health.last_ok_at), \
-                     last_error = excluded.last_error, listed = excluded.listed, \
-                     records = excluded.records \
-                 WHERE source_health.last_poll_at IS NULL \
-                    OR source_health.last_poll_at <= excluded.last_poll_at",
-            )
-            .bind(agent)
-            .bind(&b.source.id)
-            .bind(b.source.source_type.as_str())
-            .bind(signed(b.interval_secs)?)
-            .bind(&at)
-            .bind(b.ok.then_some(at.as_str()))
-            .bind(&b.error)
-            .bind(signed(b.listed)?)
-            .bind(signed(b.records)?)
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(())
-    }
-
-    async fn sources(&self, now: Timestamp) -> Result<Vec<SourceHealth>, StoreError> {
-        let rows: Vec<decode::SourceRow> = sqlx::query_as(&format!(
-            "SELECT {} FROM source_health ORDER BY agent, source_id",
-            decode::SOURCE_COLUMNS
-        ))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.into_iter()
-            .map(|r| decode::source_health(r, now))
-            .collect()
-    }
-
     async fn history(&self, system: &str) -> Result<Vec<StoredEvidence>, StoreError> {
         let rows = sqlx::query(
             "SELECT e.idx, e.record_id, e.entry, s.confirmed_at FROM ledger_entries e \
@@ -679,6 +631,112 @@ impl Store for PgStore {
         )
         .fetch_all(&self.pool)
         .await?)
+    }
+
+    async fn tree_size(&self) -> Result<u64, StoreError> {
+        let n: i64 = sqlx::query_scalar("SELECT size FROM ledger_head")
+            .fetch_one(&self.pool)
+            .await?;
+        unsigned(n)
+    }
+
+    async fn read_hashes(&self, ids: &[NodeId]) -> Result<Vec<Hash>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        let mut map = HashMap::with_capacity(ids.len());
+        fill_hashes(&mut conn, &mut map, ids).await?;
+        ids_in_order(&map, ids)
+    }
+
+    async fn latest_checkpoint(&self) -> Result<Option<StoredCheckpoint>, StoreError> {
+        let row = sqlx::query(
+            "SELECT size, root, note, created_at FROM ledger_checkpoints \
+             ORDER BY size DESC LIMIT 1",
+        )
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(row_to_checkpoint).transpose()
+    }
+
+    async fn checkpoint_at(&self, size: u64) -> Result<Option<StoredCheckpoint>, StoreError> {
+        let Ok(size) = i64::try_from(size) else {
+            return Ok(None);
+        };
+        let row = sqlx::query(
+            "SELECT size, root, note, created_at FROM ledger_checkpoints WHERE size = $1",
+        )
+        .bind(size)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(row_to_checkpoint).transpose()
+    }
+
+    async fn put_checkpoint(&self, cp: &StoredCheckpoint) -> Result<(), StoreError> {
+        // Re-signing the same head replaces the note; a different root for a size already
+        // signed is left alone (as in SQLite).
+        sqlx::query(
+            "INSERT INTO ledger_checkpoints (size, root, note, created_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (size) DO UPDATE SET note = excluded.note, created_at = excluded.created_at \
+             WHERE ledger_checkpoints.root = excluded.root",
+        )
+        .bind(signed(cp.size)?)
+        .bind(&cp.root[..])
+        .bind(&cp.note)
+        .bind(cp.created_at.to_string())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl StatusStore for PgStore {
+    async fn put_heartbeats(
+        &self,
+        agent: &str,
+        beats: &[SourceHeartbeat],
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        for b in beats {
+            let at = b.polled_at.to_string();
+            sqlx::query(
+                "INSERT INTO source_health (agent, source_id, source_type, interval_secs, \
+                     last_poll_at, last_ok_at, last_error, listed, records) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+                 ON CONFLICT (agent, source_id) DO UPDATE SET \
+                     source_type = excluded.source_type, interval_secs = excluded.interval_secs, \
+                     last_poll_at = excluded.last_poll_at, \
+                     last_ok_at = COALESCE(excluded.last_ok_at, source_health.last_ok_at), \
+                     last_error = excluded.last_error, listed = excluded.listed, \
+                     records = excluded.records \
+                 WHERE source_health.last_poll_at IS NULL \
+                    OR source_health.last_poll_at <= excluded.last_poll_at",
+            )
+            .bind(agent)
+            .bind(&b.source.id)
+            .bind(b.source.source_type.as_str())
+            .bind(signed(b.interval_secs)?)
+            .bind(&at)
+            .bind(b.ok.then_some(at.as_str()))
+            .bind(&b.error)
+            .bind(signed(b.listed)?)
+            .bind(signed(b.records)?)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn sources(&self, now: Timestamp) -> Result<Vec<SourceHealth>, StoreError> {
+        let rows: Vec<decode::SourceRow> = sqlx::query_as(&format!(
+            "SELECT {} FROM source_health ORDER BY agent, source_id",
+            decode::SOURCE_COLUMNS
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|r| decode::source_health(r, now))
+            .collect()
     }
 
     async fn put_assessment(&self, a: &StoredAssessment) -> Result<(), StoreError> {
@@ -845,7 +903,10 @@ impl Store for PgStore {
             .map(|(k, n)| (k, u64::try_from(n).unwrap_or(0)))
             .collect())
     }
+}
 
+#[async_trait]
+impl AccessStore for PgStore {
     async fn create_token(&self, t: &NewToken) -> Result<(), StoreError> {
         crate::sessions::postgres::create_scoped_token(self, t).await
     }
@@ -863,62 +924,6 @@ impl Store for PgStore {
                 .await?;
         Ok(r.rows_affected())
     }
-
-    async fn tree_size(&self) -> Result<u64, StoreError> {
-        let n: i64 = sqlx::query_scalar("SELECT size FROM ledger_head")
-            .fetch_one(&self.pool)
-            .await?;
-        unsigned(n)
-    }
-
-    async fn read_hashes(&self, ids: &[NodeId]) -> Result<Vec<Hash>, StoreError> {
-        let mut conn = self.pool.acquire().await?;
-        let mut map = HashMap::with_capacity(ids.len());
-        fill_hashes(&mut conn, &mut map, ids).await?;
-        ids_in_order(&map, ids)
-    }
-
-    async fn latest_checkpoint(&self) -> Result<Option<StoredCheckpoint>, StoreError> {
-        let row = sqlx::query(
-            "SELECT size, root, note, created_at FROM ledger_checkpoints \
-             ORDER BY size DESC LIMIT 1",
-        )
-        .fetch_optional(&self.pool)
-        .await?;
-        row.as_ref().map(row_to_checkpoint).transpose()
-    }
-
-    async fn checkpoint_at(&self, size: u64) -> Result<Option<StoredCheckpoint>, StoreError> {
-        let Ok(size) = i64::try_from(size) else {
-            return Ok(None);
-        };
-        let row = sqlx::query(
-            "SELECT size, root, note, created_at FROM ledger_checkpoints WHERE size = $1",
-        )
-        .bind(size)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.as_ref().map(row_to_checkpoint).transpose()
-    }
-
-    async fn put_checkpoint(&self, cp: &StoredCheckpoint) -> Result<(), StoreError> {
-        // Re-signing the same head replaces the note; a different root for a size already
-        // signed is left alone (as in SQLite).
-        sqlx::query(
-            "INSERT INTO ledger_checkpoints (size, root, note, created_at) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (size) DO UPDATE SET note = excluded.note, created_at = excluded.created_at \
-             WHERE ledger_checkpoints.root = excluded.root",
-        )
-        .bind(signed(cp.size)?)
-        .bind(&cp.root[..])
-        .bind(&cp.note)
-        .bind(cp.created_at.to_string())
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
-    // ---- Issue 18: sessions and the token `systems` scope (SQL in `sessions.rs`) ----
 
     async fn create_session(&self, n: &crate::NewSession) -> Result<(), StoreError> {
         crate::sessions::postgres::create_session(self, n).await

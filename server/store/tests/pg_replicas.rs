@@ -6,6 +6,7 @@
 
 mod common;
 
+use aims_store::{AccessStore, LedgerStore};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 

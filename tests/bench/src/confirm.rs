@@ -9,6 +9,7 @@
 //! time of each step, bytes of content read and objects downloaded (must be 0), ledger entries
 //! added (must be 1), request size.
 
+use aims_store::LedgerStore;
 use std::time::Instant;
 
 use anyhow::{Result, bail};
@@ -17,7 +18,7 @@ use aims_catalog::Catalog;
 use aims_collect::{Cursor, PollContext, SystemRule, poll};
 use aims_collect_git::GitCollector;
 use aims_model::{Confirmation, Listing, SourceRef, SourceType, Timestamp};
-use aims_store::{ConfirmationInput, Store};
+use aims_store::ConfirmationInput;
 
 use crate::Ctx;
 use crate::report::Row;

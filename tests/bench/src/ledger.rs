@@ -1,6 +1,7 @@
 //! `ledger-append`: records through `Store::ingest` (SQLite, real LogKeys signer) in batches of
 //! 500, against a raw bulk insert of the same rows in one transaction.
 
+use aims_store::LedgerStore;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -5,13 +5,14 @@
 //! PostgreSQL is reached at `AIMS_BENCH_PG` (default `postgres://postgres@127.0.0.1:5432`, trust
 //! auth); two scratch databases are created and dropped.
 
+use aims_store::LedgerStore;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
 use aims_server::keys::LogKeys;
-use aims_store::{PgStore, Store};
+use aims_store::PgStore;
 
 use crate::Ctx;
 use crate::ledger::{BATCH, ORIGIN, append, records};

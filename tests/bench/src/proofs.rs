@@ -1,12 +1,12 @@
 //! `proof-gen`: inclusion and consistency proofs from stored subtree hashes (in memory at 1M
 //! leaves, and through `Store` on the SQLite ledger), against recomputing the root from every leaf.
 
+use aims_store::LedgerStore;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
 use aims_ledger::merkle::{self, Hash, MemoryHashStore};
-use aims_store::Store;
 
 use crate::report::Row;
 use crate::util::{Rng, fmt_dur, fmt_us, group};

@@ -4,6 +4,7 @@
 //! `/v1/systems/{id}/controls` and its dashboard page, each request on a fresh connection.
 //! The server's RSS is read afterwards.
 
+use aims_store::LedgerStore;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
@@ -11,7 +12,6 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 
 use aims_model::Timestamp;
-use aims_store::Store;
 
 use crate::Ctx;
 use crate::ledger::{BATCH, open, records_in};
