@@ -8,6 +8,9 @@
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+use aims_model::acknowledgement::{Acknowledgement, acknowledgement_of};
+use aims_model::applicability::{Applicability, current_statements};
+use aims_model::manual::SERVER_KINDS;
 use aims_model::wire::{ControlView, EvidenceRef};
 use aims_model::{
     ControlStatus, EvidenceRecord, Finding, FindingKind, RecordEvent, RecordId, Timestamp,
@@ -81,6 +84,10 @@ struct Ctx<'a> {
     current: Vec<&'a Evidence>,
     /// Newest record per locator when it is `gone`.
     gone: Vec<&'a Evidence>,
+    /// Controls the system's statement of applicability excludes → the newest statement.
+    excluded: BTreeMap<&'a str, (Applicability, &'a Evidence)>,
+    /// Finding ID → the newest acknowledgement of it that has not expired at `now`.
+    acknowledged: HashMap<&'a str, Acknowledgement>,
 }
 
 impl<'a> Ctx<'a> {
@@ -96,6 +103,21 @@ impl<'a> Ctx<'a> {
             .filter(|e| e.record.system == system)
             .collect();
         all.sort_by_key(|e| e.leaf_index);
+        // Statements of applicability are decisions, not evidence: the newest per control
+        // decides, and they take no part in findings or freshness.
+        let excluded = current_statements(all.iter().copied(), |e| &e.record)
+            .into_iter()
+            .filter(|(_, (d, _))| !d.applicable)
+            .collect();
+        let mut acknowledged = HashMap::new();
+        for e in &all {
+            if let Some((finding, ack)) = acknowledgement_of(&e.record) {
+                acknowledged.insert(finding, ack);
+            }
+        }
+        acknowledged.retain(|_, a: &mut Acknowledgement| now < a.expires_at);
+        // Decisions written by the server are not evidence of anything.
+        all.retain(|e| !SERVER_KINDS.contains(&e.record.kind.as_str()));
         let mut by_locator: BTreeMap<&str, Vec<&Evidence>> = BTreeMap::new();
         for e in &all {
             by_locator
@@ -122,6 +144,8 @@ impl<'a> Ctx<'a> {
             by_locator,
             current,
             gone,
+            excluded,
+            acknowledged,
         }
     }
 
@@ -682,6 +706,34 @@ fn inconsistent_findings(ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
     }
 }
 
+/// Findings as the statement of applicability leaves them: excluded controls removed from each
+/// finding (its ID follows its controls), findings about excluded controls only dropped.
+fn without_excluded(ctx: &Ctx<'_>, findings: Vec<Finding>) -> Vec<Finding> {
+    if ctx.excluded.is_empty() {
+        return findings;
+    }
+    findings
+        .into_iter()
+        .filter_map(|f| {
+            if !f
+                .controls
+                .iter()
+                .any(|c| ctx.excluded.contains_key(c.as_str()))
+            {
+                return Some(f);
+            }
+            let controls: Vec<String> = f
+                .controls
+                .iter()
+                .filter(|c| !ctx.excluded.contains_key(c.as_str()))
+                .cloned()
+                .collect();
+            (!controls.is_empty())
+                .then(|| Finding::new(f.kind, &f.system, controls, f.since, f.evidence, f.message))
+        })
+        .collect()
+}
+
 fn compare_findings(a: &Finding, b: &Finding) -> Ordering {
     a.kind
         .cmp(&b.kind)
@@ -720,9 +772,24 @@ fn control_view(ctx: &Ctx<'_>, id: &str, findings: &[Finding]) -> ControlView {
         .cloned()
         .collect();
     let req = catalog.requirement(id).filter(|r| !r.requires.is_empty());
-    let first_of = |pred: &dyn Fn(FindingKind) -> bool| touching.iter().find(|f| pred(f.kind));
+    // Acknowledged findings are listed but no longer set the status (accepted risk).
+    let first_of = |pred: &dyn Fn(FindingKind) -> bool| {
+        touching
+            .iter()
+            .find(|f| f.acknowledged.is_none() && pred(f.kind))
+    };
 
-    let (status, reason) = if let Some(f) = first_of(&|k| k == FindingKind::Missing) {
+    let (status, reason) = if let Some((d, statement)) = ctx.excluded.get(id) {
+        (
+            ControlStatus::Excluded,
+            format!(
+                "Excluded by the statement of applicability ({} on {}): {}",
+                statement.record.agent,
+                day(statement.record.observed_at),
+                d.justification
+            ),
+        )
+    } else if let Some(f) = first_of(&|k| k == FindingKind::Missing) {
         (ControlStatus::Missing, f.message.clone())
     } else if let Some(f) = first_of(&is_drift) {
         (ControlStatus::Drifted, f.message.clone())
@@ -738,10 +805,12 @@ fn control_view(ctx: &Ctx<'_>, id: &str, findings: &[Finding]) -> ControlView {
                 Some(format!("{} of {}", ctx.title(k), day(ctx.eff(e))))
             })
             .collect();
-        (
-            ControlStatus::Fresh,
-            format!("Required evidence is current: {}.", parts.join(", ")),
-        )
+        let reason = if parts.is_empty() {
+            "No requirement is open.".to_owned()
+        } else {
+            format!("Required evidence is current: {}.", parts.join(", "))
+        };
+        (ControlStatus::Fresh, reason)
     } else {
         match support.first() {
             None => (
@@ -778,6 +847,19 @@ fn control_view(ctx: &Ctx<'_>, id: &str, findings: &[Finding]) -> ControlView {
         }
     };
     let mut reason = reason;
+    if status != ControlStatus::Excluded {
+        for f in touching.iter() {
+            if let Some(a) = &f.acknowledged {
+                reason.push_str(&format!(
+                    " Accepted risk: the {} finding was acknowledged by {} until {}: {}",
+                    f.kind,
+                    a.by,
+                    day(a.expires_at),
+                    a.reason
+                ));
+            }
+        }
+    }
     if matches!(
         status,
         ControlStatus::Fresh | ControlStatus::Stale | ControlStatus::Drifted
@@ -785,6 +867,7 @@ fn control_view(ctx: &Ctx<'_>, id: &str, findings: &[Finding]) -> ControlView {
     {
         reason.push_str(&note);
     }
+    let (maturity, maturity_reason) = maturity(ctx, status, &support, &touching);
     ControlView {
         control: id.to_owned(),
         title: catalog
@@ -806,6 +889,67 @@ fn control_view(ctx: &Ctx<'_>, id: &str, findings: &[Finding]) -> ControlView {
             })
             .collect(),
         findings: touching,
+        maturity,
+        maturity_reason,
+    }
+}
+
+/// The computed maturity of a control's evidence loop (0–5) and why, from its status, its
+/// current supporting evidence and its findings (levels in ARCHITECTURE.md).
+fn maturity(
+    ctx: &Ctx<'_>,
+    status: ControlStatus,
+    support: &[&Evidence],
+    touching: &[Finding],
+) -> (u8, String) {
+    let automatic: Vec<&&Evidence> = support
+        .iter()
+        .filter(|e| e.record.source.source_type != aims_model::SourceType::Manual)
+        .collect();
+    // Kept current by itself: some automatically collected evidence was refreshed (a later
+    // version of the same artifact) or confirmed unchanged after its first observation.
+    let continuous = automatic.iter().any(|e| {
+        ctx.obs.confirmed.contains_key(&e.leaf_index)
+            || ctx
+                .by_locator
+                .get(e.record.locator.as_str())
+                .is_some_and(|v| {
+                    v.iter()
+                        .filter(|r| r.record.event == RecordEvent::Observed)
+                        .count()
+                        > 1
+                })
+    });
+    let accepted = touching.iter().any(|f| f.acknowledged.is_some());
+    match status {
+        ControlStatus::Excluded | ControlStatus::NotApplicable => (
+            0,
+            "Not assessed: the control does not apply to this system.".to_owned(),
+        ),
+        ControlStatus::Missing => (0, "No evidence of what the control requires.".to_owned()),
+        ControlStatus::Drifted => (
+            1,
+            "Evidence exists but has drifted (changed, failed, inconsistent or gone).".to_owned(),
+        ),
+        ControlStatus::Stale => (2, "Evidence exists but is past its window.".to_owned()),
+        ControlStatus::Fresh if support.is_empty() || accepted => (
+            3,
+            "Current only by accepted risk or without supporting evidence of its own.".to_owned(),
+        ),
+        ControlStatus::Fresh if automatic.is_empty() => (
+            3,
+            "Current, from evidence uploaded by hand; no agent collects it yet.".to_owned(),
+        ),
+        ControlStatus::Fresh if !continuous => (
+            4,
+            "Current and collected by an agent; not yet refreshed or confirmed since first seen."
+                .to_owned(),
+        ),
+        ControlStatus::Fresh => (
+            5,
+            "Current, collected by an agent and kept current over time (refreshed or confirmed)."
+                .to_owned(),
+        ),
     }
 }
 
@@ -839,8 +983,12 @@ pub fn assess_with(
     gone_findings(&ctx, &mut findings);
     inconsistent_findings(&ctx, &mut findings);
     future_dated_findings(&ctx, &mut findings);
+    let mut findings = without_excluded(&ctx, findings);
     findings.sort_by(compare_findings);
     findings.dedup_by(|a, b| a.id == b.id);
+    for f in &mut findings {
+        f.acknowledged = ctx.acknowledged.get(f.id.as_str()).cloned();
+    }
 
     let mut ids: BTreeSet<&str> = catalog
         .dashboard_controls()
@@ -862,6 +1010,7 @@ pub fn assess_with(
             .iter()
             .flat_map(|f| f.controls.iter().map(String::as_str)),
     );
+    ids.extend(ctx.excluded.keys().copied());
     let mut ids: Vec<&str> = ids
         .into_iter()
         .filter(|id| catalog.is_control(id))

@@ -96,6 +96,10 @@ fn change_points(
         if let Some(r) = received {
             add(r);
         }
+        if let Some((_, ack)) = aims_model::acknowledgement::acknowledgement_of(&e.record) {
+            // An acknowledgement stops holding at its expiry.
+            add(ack.expires_at);
+        }
         let mut bases: Vec<Timestamp> = vec![e.record.observed_at];
         if let Some(a) = e.record.artifact_time {
             let capped = match received {
@@ -231,7 +235,12 @@ pub fn history(
                 .sum();
             let na: i64 = intervals
                 .iter()
-                .filter(|iv| iv.status == ControlStatus::NotApplicable)
+                .filter(|iv| {
+                    matches!(
+                        iv.status,
+                        ControlStatus::NotApplicable | ControlStatus::Excluded
+                    )
+                })
                 .map(dur)
                 .sum();
             let applicable = total - na;
@@ -259,7 +268,7 @@ pub struct ReportControl {
     /// The worst status the control had in the period (missing > drifted > stale > fresh >
     /// not applicable).
     pub worst_status: ControlStatus,
-    /// Every interval that was not fresh (and not `not_applicable`).
+    /// Every interval that was not fresh (and neither `not_applicable` nor `excluded`).
     pub gaps: Vec<StatusInterval>,
 }
 
@@ -287,7 +296,7 @@ pub struct PeriodReport {
 
 fn severity(s: ControlStatus) -> u8 {
     match s {
-        ControlStatus::NotApplicable => 0,
+        ControlStatus::NotApplicable | ControlStatus::Excluded => 0,
         ControlStatus::Fresh => 1,
         ControlStatus::Stale => 2,
         ControlStatus::Drifted => 3,
@@ -313,7 +322,7 @@ pub fn report_control(h: ControlHistory) -> ReportControl {
             .filter(|i| {
                 !matches!(
                     i.status,
-                    ControlStatus::Fresh | ControlStatus::NotApplicable
+                    ControlStatus::Fresh | ControlStatus::NotApplicable | ControlStatus::Excluded
                 )
             })
             .collect(),

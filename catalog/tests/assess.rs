@@ -202,6 +202,17 @@ fn healthy_system_is_fresh() {
     assert_eq!(v.evidence.len(), 2);
     assert_eq!(v.evidence[0].kind, "deployment_approval");
     assert_eq!(v.evidence[1].kind, "validation_report");
+    // Collected by an agent, never refreshed or confirmed yet: level 4, with a reason.
+    for c in a
+        .controls
+        .iter()
+        .filter(|c| c.status == ControlStatus::Fresh)
+    {
+        assert!(c.maturity >= 3, "{c:?}");
+        assert!(!c.maturity_reason.is_empty());
+    }
+    let v = a.controls.iter().find(|c| c.control == "A.6.2.4").unwrap();
+    assert_eq!(v.maturity, 4, "{v:?}");
 }
 
 #[test]
@@ -387,6 +398,109 @@ fn missing_kind() {
         f.message,
         "No deployment approval or registry alias assignment was ever collected for fraud-scoring; A.6.2.5 needs one."
     );
+    assert_eq!(status(&a, "A.6.2.5"), ControlStatus::Missing);
+}
+
+#[test]
+fn statement_of_applicability_excludes_and_can_be_withdrawn() {
+    use aims_model::applicability::{Applicability, applicability_record};
+    let mut h = History::default();
+    for e in &healthy().0 {
+        if e.record.kind != "deployment_approval" {
+            h.0.push(e.clone());
+        }
+    }
+    let state = |applicable: bool, justification: &str, at: &str, h: &mut History| {
+        let d = Applicability {
+            applicable,
+            justification: justification.into(),
+        };
+        let record = applicability_record(SYSTEM, "A.6.2.5", &d, "lead", ts(at)).unwrap();
+        let leaf_index = h.0.len() as u64;
+        h.0.push(Evidence {
+            record_id: record.record_id().unwrap(),
+            leaf_index,
+            record,
+        });
+    };
+    state(
+        false,
+        "batch scoring only, never deployed",
+        "2026-11-22T00:00:00Z",
+        &mut h,
+    );
+    let a = run(&h, "2026-11-23T00:00:00Z");
+    assert_eq!(status(&a, "A.6.2.5"), ControlStatus::Excluded);
+    let v = a.controls.iter().find(|c| c.control == "A.6.2.5").unwrap();
+    assert!(v.reason.contains("batch scoring only"), "{}", v.reason);
+    assert!(v.reason.contains("lead"), "{}", v.reason);
+    assert!(
+        kinds(&a).is_empty(),
+        "the missing finding is gone: {:?}",
+        a.findings
+    );
+    // The same record sent by an agent (any source type but `manual`) excludes nothing.
+    let mut forged = h.0.pop().unwrap();
+    forged.record.source.source_type = aims_model::SourceType::Git;
+    forged.record_id = forged.record.record_id().unwrap();
+    h.0.push(forged);
+    assert_eq!(
+        status(&run(&h, "2026-11-23T00:00:00Z"), "A.6.2.5"),
+        ControlStatus::Missing
+    );
+    // Withdrawn: applicable again, missing again.
+    h.0.pop();
+    state(
+        false,
+        "batch scoring only, never deployed",
+        "2026-11-22T00:00:00Z",
+        &mut h,
+    );
+    state(true, "", "2026-11-22T12:00:00Z", &mut h);
+    let a = run(&h, "2026-11-23T00:00:00Z");
+    assert_eq!(status(&a, "A.6.2.5"), ControlStatus::Missing);
+    assert_eq!(kinds(&a), [FindingKind::Missing]);
+}
+
+#[test]
+fn acknowledged_finding_stops_setting_status_until_it_expires() {
+    use aims_model::acknowledgement::{AcknowledgeRequest, acknowledgement_record};
+    let mut h = History::default();
+    for e in &healthy().0 {
+        if e.record.kind != "deployment_approval" {
+            h.0.push(e.clone());
+        }
+    }
+    let a = run(&h, "2026-11-23T00:00:00Z");
+    let missing = a.findings[0].clone();
+    let req = AcknowledgeRequest {
+        reason: "approval board meets in January".into(),
+        expires_at: ts("2026-12-01T00:00:00Z"),
+    };
+    let record = acknowledgement_record(
+        SYSTEM,
+        &missing.id,
+        &req,
+        "lead",
+        ts("2026-11-22T00:00:00Z"),
+    )
+    .unwrap();
+    let leaf_index = h.0.len() as u64;
+    h.0.push(Evidence {
+        record_id: record.record_id().unwrap(),
+        leaf_index,
+        record,
+    });
+    let a = run(&h, "2026-11-23T00:00:00Z");
+    assert_eq!(a.findings.len(), 1);
+    assert_eq!(a.findings[0].id, missing.id);
+    assert_eq!(a.findings[0].acknowledged.as_ref().unwrap().by, "lead");
+    assert_ne!(status(&a, "A.6.2.5"), ControlStatus::Missing);
+    let v = a.controls.iter().find(|c| c.control == "A.6.2.5").unwrap();
+    assert!(v.reason.contains("Accepted risk"), "{}", v.reason);
+    // At its expiry the finding sets the status again.
+    let a = run(&h, "2026-12-01T00:00:00Z");
+    assert!(a.findings[0].acknowledged.is_none());
     assert_eq!(status(&a, "A.6.2.5"), ControlStatus::Missing);
 }
 

@@ -21,6 +21,9 @@ pub enum ControlStatus {
     Missing,
     /// Nothing is required of the system for this control and nothing was seen.
     NotApplicable,
+    /// Declared not applicable in the system's statement of applicability, with a
+    /// justification (DESIGN §12.3): counts neither as missing nor as fresh.
+    Excluded,
 }
 
 impl ControlStatus {
@@ -32,6 +35,7 @@ impl ControlStatus {
             Self::Drifted => "drifted",
             Self::Missing => "missing",
             Self::NotApplicable => "not_applicable",
+            Self::Excluded => "excluded",
         }
     }
 
@@ -43,6 +47,7 @@ impl ControlStatus {
             "drifted" => Self::Drifted,
             "missing" => Self::Missing,
             "not_applicable" => Self::NotApplicable,
+            "excluded" => Self::Excluded,
             _ => return None,
         })
     }
@@ -122,6 +127,10 @@ pub struct Finding {
     pub evidence: Vec<RecordId>,
     /// One sentence for a person.
     pub message: String,
+    /// The acknowledgement (accepted risk) in force, if any: the finding then no longer sets
+    /// its controls' status (DESIGN §12.3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acknowledged: Option<crate::acknowledgement::Acknowledgement>,
 }
 
 impl Finding {
@@ -156,6 +165,7 @@ impl Finding {
             since,
             evidence,
             message,
+            acknowledged: None,
         }
     }
 }

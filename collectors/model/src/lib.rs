@@ -6,8 +6,11 @@
 //! construction. Formats are versioned (`v`), unknown fields are rejected, and every value that
 //! can be malformed is a newtype that can only be built by parsing it.
 
+pub mod acknowledgement;
+pub mod applicability;
 pub mod assessment;
 pub mod confirmation;
+pub mod manual;
 pub mod record;
 pub mod text;
 pub mod time;

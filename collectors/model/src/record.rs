@@ -135,6 +135,9 @@ pub enum SourceType {
     S3,
     /// An MLflow tracking server / model registry.
     Mlflow,
+    /// Written by the server for an admin (statements of applicability, uploads): never by an
+    /// agent, and refused at ingest.
+    Manual,
 }
 
 impl SourceType {
@@ -146,6 +149,7 @@ impl SourceType {
             Self::Github => "github",
             Self::S3 => "s3",
             Self::Mlflow => "mlflow",
+            Self::Manual => "manual",
         }
     }
 }

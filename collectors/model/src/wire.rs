@@ -59,6 +59,9 @@ pub struct StatusCounts {
     /// Controls with nothing required and nothing seen.
     #[serde(default)]
     pub not_applicable: u32,
+    /// Controls excluded by the statement of applicability.
+    #[serde(default)]
+    pub excluded: u32,
 }
 
 impl StatusCounts {
@@ -70,6 +73,7 @@ impl StatusCounts {
             ControlStatus::Drifted => self.drifted += 1,
             ControlStatus::Missing => self.missing += 1,
             ControlStatus::NotApplicable => self.not_applicable += 1,
+            ControlStatus::Excluded => self.excluded += 1,
         }
     }
 
@@ -80,6 +84,7 @@ impl StatusCounts {
         self.drifted += other.drifted;
         self.missing += other.missing;
         self.not_applicable += other.not_applicable;
+        self.excluded += other.excluded;
     }
 }
 
@@ -139,6 +144,14 @@ pub struct ControlView {
     pub evidence: Vec<EvidenceRef>,
     /// Findings that touch the control.
     pub findings: Vec<Finding>,
+    /// Computed maturity of the control's evidence loop, 0 to 5 (DESIGN §12.3; levels in
+    /// ARCHITECTURE.md): 0 none or not assessed, 1 drifted, 2 stale, 3 current but by hand or
+    /// with accepted risk, 4 current and collected by an agent, 5 and kept current over time.
+    #[serde(default)]
+    pub maturity: u8,
+    /// Why that level, in one sentence.
+    #[serde(default)]
+    pub maturity_reason: String,
 }
 
 /// `GET /v1/systems/{id}/controls`.

@@ -126,6 +126,19 @@ pub fn parse_batch(
                 ),
             ));
         }
+        if r.source.source_type == aims_model::SourceType::Manual
+            || aims_model::manual::SERVER_KINDS.contains(&r.kind.as_str())
+        {
+            // Only the server writes these, for an admin (statements of applicability, uploads).
+            return Err(ApiError::bad_request(
+                "invalid_record",
+                format!(
+                    "records[{i}]: source type \"manual\" and the kinds {:?} are written by the \
+                     server for an admin, never ingested",
+                    aims_model::manual::SERVER_KINDS
+                ),
+            ));
+        }
         if r.kind != aims_catalog::UNCLASSIFIED && catalog.kind(&r.kind).is_none() {
             return Err(ApiError::bad_request(
                 "invalid_record",

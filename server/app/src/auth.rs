@@ -79,6 +79,19 @@ pub struct Principal {
 }
 
 impl Principal {
+    /// Fails with 403 unless the token is an admin's (compliance records: statements of
+    /// applicability, uploads, acknowledgements).
+    pub fn require_admin(&self) -> Result<(), ApiError> {
+        if self.role == Role::Admin {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden(format!(
+                "a {} token cannot write compliance records; use an admin token",
+                self.role.as_str()
+            )))
+        }
+    }
+
     /// Fails with 403 unless the role may read.
     pub fn require_read(&self) -> Result<(), ApiError> {
         if self.role.can_read() {

@@ -35,6 +35,7 @@ td.st{text-align:center;font-weight:600;font-size:.75rem;text-transform:uppercas
 .fresh{background:#d3f2dc;color:#0d5d26}.stale{background:#ffefc2;color:#7a5200}
 .drifted{background:#ffd6d3;color:#8f1d14}.missing{background:#e7dff5;color:#4b2a85}
 .not_applicable{background:#f0f0f0;color:#777}
+.excluded{background:#e8e8f4;color:#555;font-style:italic}
 code,.mono{font-family:ui-monospace,SFMono-Regular,Menlo,monospace;font-size:.8rem;word-break:break-all}
 .legend span{display:inline-block;padding:.15rem .5rem;margin-right:.4rem;border-radius:3px;font-size:.8rem}
 .finding{background:#fff;border-left:4px solid #8f1d14;padding:.5rem .8rem;margin:.5rem 0}
@@ -72,13 +73,14 @@ pub(crate) fn status_label(s: ControlStatus) -> &'static str {
         ControlStatus::Drifted => "drifted",
         ControlStatus::Missing => "missing",
         ControlStatus::NotApplicable => "n/a",
+        ControlStatus::Excluded => "excluded",
     }
 }
 
 fn legend() -> Markup {
     html! {
         p.legend {
-            @for s in [ControlStatus::Fresh, ControlStatus::Stale, ControlStatus::Drifted, ControlStatus::Missing, ControlStatus::NotApplicable] {
+            @for s in [ControlStatus::Fresh, ControlStatus::Stale, ControlStatus::Drifted, ControlStatus::Missing, ControlStatus::Excluded, ControlStatus::NotApplicable] {
                 span class=(s.as_str()) { (status_label(s)) }
             }
         }

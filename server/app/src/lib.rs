@@ -5,6 +5,7 @@
 //! `main.rs` is a thin CLI over this library; tests build the same [`Server`] on port 0.
 
 pub mod api;
+pub mod applicability;
 pub mod assess;
 pub mod auth;
 pub mod dashboard;
@@ -15,6 +16,7 @@ pub mod http_util;
 pub mod integrity;
 pub mod keys;
 pub mod log;
+pub mod manual;
 pub mod metrics;
 pub mod oscal;
 pub mod pages;
@@ -343,8 +345,16 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/systems/{id}/controls", get(api::get_controls))
         .route("/v1/systems/{id}/history", get(history::get_history))
         .route("/v1/systems/{id}/aliases", get(history::get_aliases))
+        .route(
+            "/v1/systems/{id}/applicability",
+            get(applicability::get_applicability).put(applicability::put_applicability),
+        )
         .route("/v1/report", get(history::get_report))
         .route("/v1/findings", get(api::get_findings))
+        .route(
+            "/v1/findings/{id}/acknowledge",
+            post(manual::post_acknowledge),
+        )
         .route("/v1/catalog", get(api::get_catalog))
         .route("/v1/confirmations", post(sources::post_confirmation))
         .route("/v1/heartbeats", post(sources::post_heartbeats))

@@ -99,6 +99,10 @@ enum Command {
         #[arg(long, value_name = "DIR")]
         catalog: Option<PathBuf>,
     },
+    /// The statement of applicability: which Annex A controls do not apply to an AI system, and
+    /// why (each change is a ledger record; as PUT/GET /v1/systems/{id}/applicability).
+    #[command(subcommand)]
+    Applicability(ApplicabilityCommand),
     /// Print the period report: per AI system and control, the share of the period the control
     /// was fresh, its worst status and every gap with its reason (as GET /v1/report).
     Report {
@@ -167,6 +171,41 @@ enum TokenCommand {
         /// The token name.
         #[arg(long)]
         name: String,
+        #[command(flatten)]
+        common: Common,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ApplicabilityCommand {
+    /// Declare a control not applicable to a system (with a justification), or applicable again.
+    ///
+    /// Example: aims-server applicability set --system fraud-scoring --control A.10.3
+    ///   --not-applicable --justification "in-house model, no third-party suppliers"
+    Set {
+        /// The AI system.
+        #[arg(long, value_name = "ID")]
+        system: String,
+        /// The Annex A control (repeat, or separate with commas, for several).
+        #[arg(long, value_name = "ID", value_delimiter = ',', required = true)]
+        control: Vec<String>,
+        /// The control does not apply (the default is: it applies again).
+        #[arg(long)]
+        not_applicable: bool,
+        /// Why (required with --not-applicable; kept in the ledger).
+        #[arg(long, value_name = "TEXT", default_value = "")]
+        justification: String,
+        /// Who decides, as recorded in the ledger (default: cli:$USER).
+        #[arg(long, value_name = "NAME")]
+        by: Option<String>,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Print the decisions in force for a system (JSON, as GET .../applicability).
+    Show {
+        /// The AI system.
+        #[arg(long, value_name = "ID")]
+        system: String,
         #[command(flatten)]
         common: Common,
     },
@@ -338,6 +377,53 @@ async fn run(cli: Cli) -> Result<()> {
                 anyhow::bail!("no token named {name} to revoke (unknown, or already revoked)");
             }
             eprintln!("revoked {n} token(s) named {name} and {sessions} dashboard session(s)");
+        }
+        Command::Applicability(ApplicabilityCommand::Set {
+            system,
+            control,
+            not_applicable,
+            justification,
+            by,
+            common,
+        }) => {
+            let settings = common.settings()?;
+            let by = match by {
+                Some(b) => b,
+                None => std::env::var("USER")
+                    .ok()
+                    .map(|u| format!("cli:{u}"))
+                    .filter(|b| aims_model::record::validate_ident("by", b).is_ok())
+                    .unwrap_or_else(|| "cli".to_owned()),
+            };
+            aims_model::record::validate_ident("by", &by).context("invalid --by")?;
+            let decision = aims_model::applicability::Applicability {
+                applicable: !not_applicable,
+                justification,
+            };
+            let decisions = control.into_iter().map(|c| (c, decision.clone())).collect();
+            let state = aims_server::export::open_state(&settings).await?;
+            let out = aims_server::applicability::set_statements(
+                &state,
+                &by,
+                &system,
+                &decisions,
+                Timestamp::now(),
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+            eprintln!(
+                "{} statement(s) written for {system} and its status re-assessed",
+                out.written.len()
+            );
+            println!("{}", serde_json::to_string_pretty(&out)?);
+        }
+        Command::Applicability(ApplicabilityCommand::Show { system, common }) => {
+            let settings = common.settings()?;
+            let state = aims_server::export::open_state(&settings).await?;
+            let out = aims_server::applicability::statements(&state, &system)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("{}", serde_json::to_string_pretty(&out)?);
         }
         Command::Keys(KeysCommand::Show { common }) => {
             let settings = common.settings()?;

@@ -232,6 +232,7 @@ pub async fn get_metrics(State(state): State<AppState>) -> Result<Response, ApiE
         ("drifted", totals.drifted),
         ("missing", totals.missing),
         ("not_applicable", totals.not_applicable),
+        ("excluded", totals.excluded),
     ] {
         let _ = writeln!(out, "aims_controls{{status=\"{st}\"}} {n}");
     }

@@ -230,6 +230,9 @@ fn status_reason(s: ControlStatus) -> Option<(&'static str, &'static str)> {
         ControlStatus::Fresh => Some(("satisfied", "pass")),
         ControlStatus::Stale | ControlStatus::Drifted => Some(("not-satisfied", "fail")),
         ControlStatus::Missing => Some(("not-satisfied", "other")),
+        // OSCAL has no objective state for "does not apply"; the finding's `status` prop says
+        // `excluded` and its description carries the justification.
+        ControlStatus::Excluded => Some(("not-satisfied", "other")),
         ControlStatus::NotApplicable => None,
     }
 }
@@ -1157,6 +1160,8 @@ mod tests {
                 vec![records[1].record_id.clone()],
                 "The model card changed after\nits validation.".into(),
             )],
+            maturity: 0,
+            maturity_reason: String::new(),
         });
         let checkpoint = StoredCheckpoint {
             size: 5,

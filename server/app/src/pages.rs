@@ -90,6 +90,7 @@ fn strip(intervals: &[aims_catalog::StatusInterval], from: Timestamp, to: Timest
         ControlStatus::Drifted => "#c0392b",
         ControlStatus::Missing => "#6c4ab6",
         ControlStatus::NotApplicable => "#bbbbbb",
+        ControlStatus::Excluded => "#9a9ac8",
     };
     html! {
         svg role="img" aria-label="status history" width="720" height="28" viewBox="0 0 720 28" {

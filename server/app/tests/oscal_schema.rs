@@ -368,6 +368,8 @@ fn export() -> Export {
             vec![card.record_id.clone(), records[0].record_id.clone()],
             "model_card.md changed on 2026-11-20,\nafter the validation of 2026-09-30.".into(),
         )],
+        maturity: 0,
+        maturity_reason: String::new(),
     });
     let root = [0x5a; 32];
     let checkpoint = StoredCheckpoint {

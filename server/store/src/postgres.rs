@@ -749,11 +749,12 @@ impl StatusStore for PgStore {
         // system's assessment take turns instead of tripping over each other's rows.
         sqlx::query(
             "INSERT INTO systems (id, assessed_at, evidence, fresh, stale, drifted, missing, \
-                 not_applicable) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+                 not_applicable, excluded_controls) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
              ON CONFLICT (id) DO UPDATE SET assessed_at = excluded.assessed_at, \
                  evidence = excluded.evidence, fresh = excluded.fresh, stale = excluded.stale, \
                  drifted = excluded.drifted, missing = excluded.missing, \
-                 not_applicable = excluded.not_applicable",
+                 not_applicable = excluded.not_applicable, \
+                 excluded_controls = excluded.excluded_controls",
         )
         .bind(&a.system)
         .bind(a.assessed_at.to_string())
@@ -763,6 +764,7 @@ impl StatusStore for PgStore {
         .bind(i64::from(counts.drifted))
         .bind(i64::from(counts.missing))
         .bind(i64::from(counts.not_applicable))
+        .bind(i64::from(counts.excluded))
         .execute(&mut *tx)
         .await?;
         sqlx::query("DELETE FROM control_status WHERE system = $1")
@@ -830,8 +832,8 @@ impl StatusStore for PgStore {
 
     async fn systems(&self) -> Result<Vec<SystemSummary>, StoreError> {
         let rows = sqlx::query(
-            "SELECT id, assessed_at, evidence, fresh, stale, drifted, missing, not_applicable \
-             FROM systems ORDER BY id",
+            "SELECT id, assessed_at, evidence, fresh, stale, drifted, missing, not_applicable, \
+             excluded_controls FROM systems ORDER BY id",
         )
         .fetch_all(&self.pool)
         .await?;
@@ -849,6 +851,7 @@ impl StatusStore for PgStore {
                         drifted: n("drifted")?,
                         missing: n("missing")?,
                         not_applicable: n("not_applicable")?,
+                        excluded: n("excluded_controls")?,
                     },
                     evidence: unsigned(r.try_get::<i64, _>("evidence")?)?,
                     assessed_at: Some(ts(r.try_get("assessed_at")?)?),

@@ -651,10 +651,11 @@ impl StatusStore for SqliteStore {
         let pool = self.write.lock().await;
         let mut tx = pool.begin().await?;
         sqlx::query(
-            "INSERT INTO systems (id, assessed_at, evidence, fresh, stale, drifted, missing, not_applicable) \
-             VALUES (?,?,?,?,?,?,?,?) ON CONFLICT(id) DO UPDATE SET assessed_at = excluded.assessed_at, \
-             evidence = excluded.evidence, fresh = excluded.fresh, stale = excluded.stale, \
-             drifted = excluded.drifted, missing = excluded.missing, not_applicable = excluded.not_applicable",
+            "INSERT INTO systems (id, assessed_at, evidence, fresh, stale, drifted, missing, not_applicable, \
+             excluded_controls) VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT(id) DO UPDATE SET \
+             assessed_at = excluded.assessed_at, evidence = excluded.evidence, fresh = excluded.fresh, \
+             stale = excluded.stale, drifted = excluded.drifted, missing = excluded.missing, \
+             not_applicable = excluded.not_applicable, excluded_controls = excluded.excluded_controls",
         )
         .bind(&a.system)
         .bind(a.assessed_at.to_string())
@@ -664,6 +665,7 @@ impl StatusStore for SqliteStore {
         .bind(i64::from(counts.drifted))
         .bind(i64::from(counts.missing))
         .bind(i64::from(counts.not_applicable))
+        .bind(i64::from(counts.excluded))
         .execute(&mut *tx)
         .await?;
         sqlx::query("DELETE FROM control_status WHERE system = ?")
@@ -701,7 +703,8 @@ impl StatusStore for SqliteStore {
 
     async fn systems(&self) -> Result<Vec<SystemSummary>, StoreError> {
         let rows = sqlx::query(
-            "SELECT id, assessed_at, evidence, fresh, stale, drifted, missing, not_applicable FROM systems ORDER BY id",
+            "SELECT id, assessed_at, evidence, fresh, stale, drifted, missing, not_applicable, \
+             excluded_controls FROM systems ORDER BY id",
         )
         .fetch_all(&self.read)
         .await?;
@@ -719,6 +722,7 @@ impl StatusStore for SqliteStore {
                         drifted: n("drifted")?,
                         missing: n("missing")?,
                         not_applicable: n("not_applicable")?,
+                        excluded: n("excluded_controls")?,
                     },
                     evidence: unsigned(r.try_get::<i64, _>("evidence")?)?,
                     assessed_at: Some(ts(r.try_get("assessed_at")?)?),

@@ -513,6 +513,8 @@ mod suite {
             reason: "because".to_owned(),
             evidence: Vec::new(),
             findings: Vec::new(),
+            maturity: 0,
+            maturity_reason: String::new(),
         }
     }
 
@@ -537,6 +539,7 @@ mod suite {
             control("A.6.2.4", ControlStatus::Drifted),
             control("A.7.2", ControlStatus::NotApplicable),
             control("A.9.4", ControlStatus::Fresh),
+            control("A.10.3", ControlStatus::Excluded),
         ];
         let f_stale = finding(FindingKind::Stale, "sys-a", "A.6.2.4", 5, "old");
         let f_changed_late = finding(FindingKind::Changed, "sys-a", "A.6.2.4", 9, "late");
@@ -574,7 +577,8 @@ mod suite {
                 stale: 1,
                 drifted: 1,
                 missing: 1,
-                not_applicable: 1
+                not_applicable: 1,
+                excluded: 1,
             }
         );
         assert_eq!(systems[0].evidence, 42);
@@ -582,7 +586,9 @@ mod suite {
         let got = s.system_controls("sys-a").await.unwrap().unwrap();
         assert_eq!(
             got.iter().map(|c| c.control.as_str()).collect::<Vec<_>>(),
-            vec!["A.6.2.4", "A.6.2.9", "A.6.2.10", "A.7.2", "A.9.4", "A.10.2"],
+            vec![
+                "A.6.2.4", "A.6.2.9", "A.6.2.10", "A.7.2", "A.9.4", "A.10.2", "A.10.3"
+            ],
             "controls in numeric order"
         );
         assert_eq!(

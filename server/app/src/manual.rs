@@ -1,0 +1,87 @@
+//! Compliance records the server writes for an admin (`aims_model::manual`): statements of
+//! applicability ([`crate::applicability`]) and acknowledgements of findings (`POST
+//! /v1/findings/{id}/acknowledge`, here). Each is appended to the ledger like evidence (one
+//! transaction, a signed checkpoint), and the system is re-assessed before the answer.
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+
+use aims_model::acknowledgement::{AcknowledgeRequest, acknowledgement_record};
+use aims_model::{EvidenceRecord, Finding, Timestamp};
+
+use crate::AppState;
+use crate::api::{check_json_content_type, parse_json, read_body};
+use crate::auth::Principal;
+use crate::error::ApiError;
+
+/// Appends `records` (all about `system`) for `by` at `now`; returns their leaves. The system's
+/// status is re-assessed before this returns, so the next read shows the decision.
+pub async fn append(
+    state: &AppState,
+    by: &str,
+    system: &str,
+    records: &[EvidenceRecord],
+    now: Timestamp,
+) -> Result<Vec<u64>, ApiError> {
+    if records.is_empty() {
+        return Ok(Vec::new());
+    }
+    crate::log::require_sound_ledger(state)?;
+    let outcome = state
+        .store
+        .ingest(by, records, now, state.keys.as_ref())
+        .await?;
+    if let Some(cp) = &outcome.checkpoint {
+        state.keys.remember(cp.size, &cp.root);
+    }
+    crate::assess::mark_dirty(state, &[system.to_owned()]).await;
+    crate::assess::flush(state).await?;
+    Ok(outcome.results.iter().map(|r| r.1).collect())
+}
+
+/// `POST /v1/findings/{id}/acknowledge` (admin), body `{"reason","expires_at"}`: accepts the
+/// risk of an open finding until `expires_at` (after now, at most 365 days ahead). Answers the
+/// finding as it is now, carrying `acknowledged`.
+#[tracing::instrument(name = "acknowledge", skip_all, fields(by = %principal.name))]
+pub async fn post_acknowledge(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<Finding>, ApiError> {
+    principal.require_admin()?;
+    check_json_content_type(&headers)?;
+    let bytes = read_body(&headers, body, state.limits.max_body_bytes).await?;
+    let req: AcknowledgeRequest = parse_json(&bytes)?;
+    crate::assess::flush(&state).await?;
+    let finding = state
+        .store
+        .findings(None)
+        .await?
+        .into_iter()
+        .find(|f| f.id == id)
+        .ok_or_else(|| ApiError::not_found(format!("no open finding {id:?}")))?;
+    let now = Timestamp::now();
+    let record = acknowledgement_record(&finding.system, &finding.id, &req, &principal.name, now)
+        .map_err(|e| ApiError::bad_request("invalid_request", e.to_string()))?;
+    append(
+        &state,
+        &principal.name,
+        &finding.system,
+        std::slice::from_ref(&record),
+        now,
+    )
+    .await?;
+    tracing::info!(finding = %finding.id, system = %finding.system, expires_at = %req.expires_at, "finding acknowledged");
+    let now_finding = state
+        .store
+        .findings(Some(&finding.system))
+        .await?
+        .into_iter()
+        .find(|f| f.id == id)
+        .ok_or_else(|| ApiError::internal("the acknowledged finding vanished on re-assessment"))?;
+    Ok(Json(now_finding))
+}
