@@ -161,6 +161,18 @@ async fn statement_of_applicability_excludes_a_control_everywhere_and_verifies()
     }
     let got = get_json(&url, &viewer).await.unwrap();
     assert_eq!(got["controls"][&target]["applicable"], false);
+    let bad = http()
+        .unwrap()
+        .get(format!("{base}/v1/systems/%C2%84/applicability"))
+        .bearer_auth(&viewer)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        bad.status().as_u16(),
+        400,
+        "a system id that is not an identifier"
+    );
 
     // The dashboard says so, with the justification.
     let page = get_text(&format!("{base}/systems/{system}"), &viewer)

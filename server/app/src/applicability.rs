@@ -70,6 +70,8 @@ pub struct ApplicabilityResponse {
 
 /// The decisions in force for `system`.
 pub async fn statements(state: &AppState, system: &str) -> Result<ApplicabilityResponse, ApiError> {
+    aims_model::record::validate_ident("system", system)
+        .map_err(|e| ApiError::bad_request("invalid_request", e.to_string()))?;
     let history = state.store.history(system).await?;
     let controls = current_statements(history.iter(), |e| &e.record)
         .into_iter()
@@ -105,7 +107,6 @@ pub async fn set_statements(
     now: Timestamp,
 ) -> Result<ApplicabilityResponse, ApiError> {
     let bad = |m: String| ApiError::bad_request("invalid_request", m);
-    aims_model::record::validate_ident("system", system).map_err(|e| bad(e.to_string()))?;
     if decisions.is_empty() {
         return Err(bad("controls: name at least one control".into()));
     }
