@@ -225,6 +225,23 @@ async fn statement_of_applicability_excludes_a_control_everywhere_and_verifies()
     let o = Command::new(bin("aims-server").unwrap())
         .args([
             "applicability",
+            "show",
+            "--database",
+            &server.database,
+            "--system",
+            system,
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let shown: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        shown["controls"], got["controls"],
+        "the CLI shows what the API does"
+    );
+    let o = Command::new(bin("aims-server").unwrap())
+        .args([
+            "applicability",
             "set",
             "--database",
             &server.database,
