@@ -21,7 +21,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use axum::Router;
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri};
+use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::Response;
 use base64::Engine;
 use serde_json::{Value, json};
@@ -136,7 +136,7 @@ fn epoch_secs() -> i64 {
 fn json_route(v: &Value) -> Route {
     Route {
         status: 200,
-        body: serde_json::to_vec_pretty(v).unwrap(),
+        body: format!("{v:#}").into_bytes(),
         content_type: "application/json; charset=utf-8".into(),
     }
 }
@@ -280,21 +280,24 @@ impl FakeGithub {
     }
 
     /// The recursive tree served for `commit`.
-    pub fn tree(&self, commit: &str) -> Value {
+    pub fn tree(&self, commit: &str) -> Option<Value> {
         let s = self.state();
-        serde_json::from_slice(&s.routes[&format!("{R}/git/trees/{commit}")].body).unwrap()
+        let route = s.routes.get(&format!("{R}/git/trees/{commit}"))?;
+        serde_json::from_slice(&route.body).ok()
     }
 
     /// The commit `main` points to now.
     pub fn current_commit(&self) -> String {
         let s = self.state();
-        String::from_utf8(s.routes[&format!("{R}/commits/main")].body.clone()).unwrap()
+        s.routes
+            .get(&format!("{R}/commits/main"))
+            .map(|r| String::from_utf8_lossy(&r.body).into_owned())
+            .unwrap_or_default()
     }
 
     /// Publishes `tree` as a new commit of `main`.
     pub fn push_tree(&self, tree: &Value) -> String {
-        let commit =
-            hex::encode(Sha256::digest(serde_json::to_vec(tree).unwrap()))[..40].to_owned();
+        let commit = hex::encode(Sha256::digest(tree.to_string()))[..40].to_owned();
         self.set_json(&format!("{R}/git/trees/{commit}"), tree);
         self.set(
             &format!("{R}/commits/main"),
@@ -347,6 +350,22 @@ fn query_pairs(uri: &Uri) -> Vec<(String, String)> {
             None => (p.to_owned(), String::new()),
         })
         .collect()
+}
+
+/// Ends a response; a header value the builder refuses becomes a 500 naming it (the fake
+/// never panics inside a test's server).
+trait Finish {
+    fn finish(self, body: impl Into<Body>) -> Response;
+}
+
+impl Finish for axum::http::response::Builder {
+    fn finish(self, body: impl Into<Body>) -> Response {
+        self.body(body.into()).unwrap_or_else(|e| {
+            let mut r = Response::new(Body::from(format!("testkit: invalid response: {e}")));
+            *r.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+            r
+        })
+    }
 }
 
 fn rate_headers(
@@ -406,8 +425,7 @@ async fn handle(
             });
             return rate_headers(Response::builder().status(403), 0, reset)
                 .header("content-type", "application/json; charset=utf-8")
-                .body(Body::from(serde_json::to_vec(&body).unwrap()))
-                .unwrap();
+                .finish(body.to_string());
         }
         s.limited_until = None;
     }
@@ -419,8 +437,7 @@ async fn handle(
         let body = json!({"message": "Not Found", "documentation_url": "https://docs.github.com/rest", "status": "404"});
         return rate_headers(Response::builder().status(404), 4999, reset)
             .header("content-type", "application/json; charset=utf-8")
-            .body(Body::from(serde_json::to_vec(&body).unwrap()))
-            .unwrap();
+            .finish(body.to_string());
     };
     let (body, content_type) = if path.contains("/git/blobs/") && !accept.contains("raw") {
         let sha = path.rsplit('/').next().unwrap_or_default();
@@ -428,7 +445,7 @@ async fn handle(
         let wrapped: Vec<String> = b64
             .as_bytes()
             .chunks(60)
-            .map(|c| String::from_utf8(c.to_vec()).unwrap())
+            .map(|c| String::from_utf8_lossy(c).into_owned())
             .collect();
         let v = json!({
             "sha": sha,
@@ -439,7 +456,7 @@ async fn handle(
             "encoding": "base64",
         });
         (
-            serde_json::to_vec(&v).unwrap(),
+            v.to_string().into_bytes(),
             "application/json; charset=utf-8".to_owned(),
         )
     } else {
@@ -449,8 +466,7 @@ async fn handle(
         log(route.status, &mut s);
         return rate_headers(Response::builder().status(route.status), 4999, reset)
             .header("content-type", content_type)
-            .body(Body::from(body))
-            .unwrap();
+            .finish(body);
     }
     let etag = format!("W/\"{}\"", hex::encode(Sha256::digest(&body)));
     if headers.get("if-none-match").and_then(|v| v.to_str().ok()) == Some(etag.as_str()) {
@@ -461,8 +477,7 @@ async fn handle(
             reset,
         )
         .header("etag", etag)
-        .body(Body::empty())
-        .unwrap();
+        .finish(Body::empty());
     }
     let mut b = rate_headers(Response::builder().status(200), 4998, reset)
         .header("content-type", content_type)
@@ -488,8 +503,8 @@ async fn handle(
             s.base,
             ql.join("&")
         );
-        b = b.header("link", HeaderValue::from_str(&link).unwrap());
+        b = b.header("link", link);
     }
     log(200, &mut s);
-    b.body(Body::from(body)).unwrap()
+    b.finish(body)
 }

@@ -66,7 +66,7 @@ impl SourceFixture for ServedRepo<'_> {
         let bytes = b"second notes, longer than the first\n";
         let sha = hex::encode(Sha256::digest(bytes))[..40].to_owned();
         self.gh.set_blob(&sha, bytes);
-        let mut tree = self.gh.tree(&self.gh.current_commit());
+        let mut tree = self.gh.tree(&self.gh.current_commit()).unwrap();
         for e in tree["tree"].as_array_mut().unwrap() {
             if e["path"] == path {
                 e["sha"] = json!(sha);
@@ -82,7 +82,7 @@ impl SourceFixture for ServedRepo<'_> {
 
     async fn remove_one(&mut self) -> String {
         let path = "systems/fraud/README.md";
-        let mut tree = self.gh.tree(&self.gh.current_commit());
+        let mut tree = self.gh.tree(&self.gh.current_commit()).unwrap();
         tree["tree"]
             .as_array_mut()
             .unwrap()
@@ -92,7 +92,7 @@ impl SourceFixture for ServedRepo<'_> {
     }
 
     async fn bytes(&self, path: &str) -> Option<Vec<u8>> {
-        let tree = self.gh.tree(&self.gh.current_commit());
+        let tree = self.gh.tree(&self.gh.current_commit()).unwrap();
         let sha = tree["tree"]
             .as_array()?
             .iter()
@@ -510,7 +510,7 @@ async fn blob_json_and_raw_agree() {
 #[tokio::test]
 async fn truncated_tree_is_walked() {
     let gh = FakeGithub::start().await.unwrap();
-    let full = gh.tree(COMMIT);
+    let full = gh.tree(COMMIT).unwrap();
     let entries = full["tree"].as_array().unwrap().clone();
     // Non-recursive trees, as `GET /git/trees/{sha}` serves them.
     let dirs = [("", full["sha"].as_str().unwrap().to_owned())]
