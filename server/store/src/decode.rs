@@ -41,6 +41,69 @@ pub(crate) fn entry_rows(
         .collect()
 }
 
+/// Every column of `ledger_entries`, in the order of [`ENTRY_COLUMNS`].
+pub(crate) const ENTRY_COLUMNS: &str = "idx, record_id, leaf_hash, entry, agent, received_at, \
+     source_id, locator, system, kind, event, sha256, observed_at, prev";
+
+/// A `ledger_entries` row selected as [`ENTRY_COLUMNS`], as both stores read it.
+pub(crate) type EntryColumns = (
+    i64,
+    String,
+    Vec<u8>,
+    Vec<u8>,
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    Option<i64>,
+);
+
+/// Full ledger rows (integrity checks) from [`EntryColumns`].
+pub(crate) fn full_entry_rows(rows: Vec<EntryColumns>) -> Result<Vec<crate::EntryRow>, StoreError> {
+    rows.into_iter()
+        .map(
+            |(
+                idx,
+                record_id,
+                leaf_hash,
+                entry,
+                agent,
+                received_at,
+                source_id,
+                locator,
+                system,
+                kind,
+                event,
+                sha256,
+                observed_at,
+                prev,
+            )| {
+                Ok(crate::EntryRow {
+                    index: unsigned(idx)?,
+                    record_id,
+                    leaf_hash,
+                    entry,
+                    agent,
+                    received_at,
+                    source_id,
+                    locator,
+                    system,
+                    kind,
+                    event,
+                    sha256,
+                    observed_at,
+                    prev,
+                })
+            },
+        )
+        .collect()
+}
+
 /// A stored 32-byte hash.
 pub(crate) fn hash32(v: &[u8]) -> Result<[u8; 32], StoreError> {
     v.try_into()

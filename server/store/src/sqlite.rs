@@ -507,33 +507,15 @@ impl LedgerStore for SqliteStore {
     }
 
     async fn entry_rows(&self, start: u64, limit: u64) -> Result<Vec<crate::EntryRow>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT idx, record_id, leaf_hash, entry, agent, received_at, source_id, locator, system, kind, event, sha256, observed_at, prev FROM ledger_entries WHERE idx >= ? ORDER BY idx LIMIT ?",
-        )
+        let rows: Vec<decode::EntryColumns> = sqlx::query_as(&format!(
+            "SELECT {} FROM ledger_entries WHERE idx >= ? ORDER BY idx LIMIT ?",
+            decode::ENTRY_COLUMNS
+        ))
         .bind(signed(start)?)
         .bind(signed(limit)?)
         .fetch_all(&self.read)
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(crate::EntryRow {
-                    index: unsigned(r.try_get::<i64, _>("idx")?)?,
-                    record_id: r.try_get("record_id")?,
-                    leaf_hash: r.try_get("leaf_hash")?,
-                    entry: r.try_get("entry")?,
-                    agent: r.try_get("agent")?,
-                    received_at: r.try_get("received_at")?,
-                    source_id: r.try_get("source_id")?,
-                    locator: r.try_get("locator")?,
-                    system: r.try_get("system")?,
-                    kind: r.try_get("kind")?,
-                    event: r.try_get("event")?,
-                    sha256: r.try_get("sha256")?,
-                    observed_at: r.try_get("observed_at")?,
-                    prev: r.try_get("prev")?,
-                })
-            })
-            .collect()
+        decode::full_entry_rows(rows)
     }
 
     async fn system_ids(&self) -> Result<Vec<String>, StoreError> {
