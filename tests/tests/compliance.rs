@@ -8,10 +8,11 @@ use std::process::Command;
 use aims_e2e::{ServerProcess, bin, get_json, get_text, http, run_seed_pipeline};
 use serde_json::{Value, json};
 
-async fn put(url: &str, token: &str, body: &Value) -> (u16, Value) {
+/// Sends `body` as JSON with `method`; the status and the answer (JSON, or the text itself).
+async fn send(method: reqwest::Method, url: &str, token: &str, body: &Value) -> (u16, Value) {
     let r = http()
         .unwrap()
-        .put(url)
+        .request(method, url)
         .bearer_auth(token)
         .json(body)
         .send()
@@ -23,6 +24,23 @@ async fn put(url: &str, token: &str, body: &Value) -> (u16, Value) {
         status,
         serde_json::from_str(&text).unwrap_or(Value::String(text)),
     )
+}
+
+async fn put(url: &str, token: &str, body: &Value) -> (u16, Value) {
+    send(reqwest::Method::PUT, url, token, body).await
+}
+
+async fn post(url: &str, token: &str, body: &Value) -> (u16, Value) {
+    send(reqwest::Method::POST, url, token, body).await
+}
+
+/// `aims-server ARGS --database DATABASE`.
+fn cli(database: &str, args: &[&str]) -> std::process::Output {
+    Command::new(bin("aims-server").unwrap())
+        .args(args)
+        .args(["--database", database])
+        .output()
+        .unwrap()
 }
 
 /// The size of the newest checkpoint (the second line of the signed note).
@@ -190,23 +208,15 @@ async fn statement_of_applicability_excludes_a_control_everywhere_and_verifies()
         "kind": "applicability_statement",
         "metadata": {"control": "A.6.2.2", "applicable": false, "justification": "forged"}
     }]});
-    let r = http()
-        .unwrap()
-        .post(format!("{base}/v1/evidence"))
-        .bearer_auth(&agent)
-        .json(&forged)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 400);
+    let (s, _) = post(&format!("{base}/v1/evidence"), &agent, &forged).await;
+    assert_eq!(s, 400);
 
     // The CLI, for scripts: another control excluded, seen at once by the API's ledger reads.
-    let o = Command::new(bin("aims-server").unwrap())
-        .args([
+    let o = cli(
+        &server.database,
+        &[
             "applicability",
             "set",
-            "--database",
-            &server.database,
             "--system",
             system,
             "--control",
@@ -216,43 +226,33 @@ async fn statement_of_applicability_excludes_a_control_everywhere_and_verifies()
             "in-house model, no third-party suppliers",
             "--by",
             "ciso",
-        ])
-        .output()
-        .unwrap();
+        ],
+    );
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let got = get_json(&url, &viewer).await.unwrap();
     assert_eq!(got["controls"]["A.10.3"]["by"], "ciso", "{got}");
-    let o = Command::new(bin("aims-server").unwrap())
-        .args([
-            "applicability",
-            "show",
-            "--database",
-            &server.database,
-            "--system",
-            system,
-        ])
-        .output()
-        .unwrap();
+    let o = cli(
+        &server.database,
+        &["applicability", "show", "--system", system],
+    );
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let shown: Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(
         shown["controls"], got["controls"],
         "the CLI shows what the API does"
     );
-    let o = Command::new(bin("aims-server").unwrap())
-        .args([
+    let o = cli(
+        &server.database,
+        &[
             "applicability",
             "set",
-            "--database",
-            &server.database,
             "--system",
             system,
             "--control",
             "A.10.3",
             "--not-applicable",
-        ])
-        .output()
-        .unwrap();
+        ],
+    );
     assert!(!o.status.success(), "an exclusion without a justification");
 
     // As of now (computed from the ledger), both are excluded.
@@ -284,40 +284,25 @@ async fn statement_of_applicability_excludes_a_control_everywhere_and_verifies()
         aims_model::Timestamp::from_datetime(chrono::Utc::now() + chrono::Duration::days(d))
             .to_string()
     };
-    let post = |url: String, token: String, body: Value| async move {
-        let r = http()
-            .unwrap()
-            .post(url)
-            .bearer_auth(token)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        let status = r.status().as_u16();
-        (status, r.json::<Value>().await.unwrap_or(Value::Null))
-    };
     let reason = "Vendor dataset refresh lands next sprint; accepted by the risk board.";
     for (body, want) in [
         (json!({"reason": reason, "expires_at": in_days(-1)}), 400),
         (json!({"reason": reason, "expires_at": in_days(400)}), 400),
         (json!({"reason": " ", "expires_at": in_days(30)}), 400),
     ] {
-        let (s, b) = post(ack_url.clone(), admin.clone(), body).await;
+        let (s, b) = post(&ack_url, &admin, &body).await;
         assert_eq!(s, want, "{b}");
     }
     let ok = json!({"reason": reason, "expires_at": in_days(30)});
-    assert_eq!(
-        post(ack_url.clone(), viewer.clone(), ok.clone()).await.0,
-        403
-    );
+    assert_eq!(post(&ack_url, &viewer, &ok).await.0, 403);
     let (s, _) = post(
-        format!("{base}/v1/findings/0123456789abcdef0123456789abcdef/acknowledge"),
-        admin.clone(),
-        ok.clone(),
+        &format!("{base}/v1/findings/0123456789abcdef0123456789abcdef/acknowledge"),
+        &admin,
+        &ok,
     )
     .await;
     assert_eq!(s, 404);
-    let (s, b) = post(ack_url.clone(), admin.clone(), ok).await;
+    let (s, b) = post(&ack_url, &admin, &ok).await;
     assert_eq!(s, 200, "{b}");
     assert_eq!(b["acknowledged"]["by"], "compliance-admin", "{b}");
     assert_eq!(b["acknowledged"]["reason"], reason, "{b}");
@@ -361,10 +346,7 @@ async fn statement_of_applicability_excludes_a_control_everywhere_and_verifies()
         .unwrap();
     let bundle = tmp.path().join("bundle.tar.gz");
     std::fs::write(&bundle, &bytes).unwrap();
-    let keys = Command::new(bin("aims-server").unwrap())
-        .args(["keys", "show", "--database", &server.database])
-        .output()
-        .unwrap();
+    let keys = cli(&server.database, &["keys", "show"]);
     let trust = tmp.path().join("trust.policy");
     std::fs::write(&trust, &keys.stdout).unwrap();
     let o = Command::new(bin("aims-verify").unwrap())
