@@ -196,6 +196,28 @@ pub async fn post_evidence(
     result
 }
 
+/// Appends `records` for `agent` at `now` (evidence from an agent, or the decisions the
+/// server writes for an admin): refuses while the ledger is unsound, remembers the new signed
+/// head once committed, and marks the systems touched for re-assessment, which is deferred and
+/// coalesced (readers flush it first, a timer catches up).
+pub(crate) async fn append_records(
+    state: &AppState,
+    agent: &str,
+    records: &[EvidenceRecord],
+    now: Timestamp,
+) -> Result<aims_store::IngestOutcome, ApiError> {
+    crate::log::require_sound_ledger(state)?;
+    let outcome = state
+        .store
+        .ingest(agent, records, now, state.keys.as_ref())
+        .await?;
+    if let Some(cp) = &outcome.checkpoint {
+        state.keys.remember(cp.size, &cp.root);
+    }
+    crate::assess::mark_dirty(state, &outcome.systems_touched).await;
+    Ok(outcome)
+}
+
 async fn ingest(
     state: &AppState,
     principal: &Principal,
@@ -210,13 +232,7 @@ async fn ingest(
     let records = parse_batch(&state.catalog, &bytes, now)?;
     principal.require_scope(&records)?;
     tracing::Span::current().record("records", records.len());
-    let outcome = state
-        .store
-        .ingest(&principal.name, &records, now, state.keys.as_ref())
-        .await?;
-    if let Some(cp) = &outcome.checkpoint {
-        state.keys.remember(cp.size, &cp.root);
-    }
+    let outcome = append_records(state, &principal.name, &records, now).await?;
     let duplicates = outcome.results.iter().filter(|r| r.2).count();
     tracing::info!(
         agent = %principal.name,
@@ -225,8 +241,6 @@ async fn ingest(
         tree_size = outcome.tree_size,
         "evidence ingested"
     );
-    // Re-assessment is deferred and coalesced: readers flush it first, a timer catches up.
-    crate::assess::mark_dirty(state, &outcome.systems_touched).await;
     Ok(Json(IngestResponse {
         accepted: outcome
             .results

@@ -136,7 +136,7 @@ pub async fn set_statements(
                 .map_err(|e| bad(format!("controls.{control}: {e}")))?,
         );
     }
-    let written = crate::manual::append(state, by, system, &records, now).await?;
+    let written = crate::manual::append(state, by, &records, now).await?;
     if !written.is_empty() {
         tracing::info!(
             by,

@@ -16,27 +16,18 @@ use crate::api::{check_json_content_type, parse_json, read_body};
 use crate::auth::Principal;
 use crate::error::ApiError;
 
-/// Appends `records` (all about `system`) for `by` at `now`; returns their leaves. The system's
-/// status is re-assessed before this returns, so the next read shows the decision.
+/// Appends `records` for `by` at `now`; returns their leaves. The systems' status is
+/// re-assessed before this returns, so the next read shows the decision.
 pub async fn append(
     state: &AppState,
     by: &str,
-    system: &str,
     records: &[EvidenceRecord],
     now: Timestamp,
 ) -> Result<Vec<u64>, ApiError> {
     if records.is_empty() {
         return Ok(Vec::new());
     }
-    crate::log::require_sound_ledger(state)?;
-    let outcome = state
-        .store
-        .ingest(by, records, now, state.keys.as_ref())
-        .await?;
-    if let Some(cp) = &outcome.checkpoint {
-        state.keys.remember(cp.size, &cp.root);
-    }
-    crate::assess::mark_dirty(state, &[system.to_owned()]).await;
+    let outcome = crate::api::append_records(state, by, records, now).await?;
     crate::assess::flush(state).await?;
     Ok(outcome.results.iter().map(|r| r.1).collect())
 }
@@ -67,14 +58,7 @@ pub async fn post_acknowledge(
     let now = Timestamp::now();
     let record = acknowledgement_record(&finding.system, &finding.id, &req, &principal.name, now)
         .map_err(|e| ApiError::bad_request("invalid_request", e.to_string()))?;
-    append(
-        &state,
-        &principal.name,
-        &finding.system,
-        std::slice::from_ref(&record),
-        now,
-    )
-    .await?;
+    append(&state, &principal.name, std::slice::from_ref(&record), now).await?;
     tracing::info!(finding = %finding.id, system = %finding.system, expires_at = %req.expires_at, "finding acknowledged");
     let now_finding = state
         .store
