@@ -779,6 +779,8 @@ fn control_view(ctx: &Ctx<'_>, id: &str, findings: &[Finding]) -> ControlView {
             .find(|f| f.acknowledged.is_none() && pred(f.kind))
     };
 
+    // Set where freshness is decided, below; kept only if the status ends up fresh.
+    let mut fresh_until: Option<Timestamp> = None;
     let (status, reason) = if let Some((d, statement)) = ctx.excluded.get(id) {
         (
             ControlStatus::Excluded,
@@ -810,6 +812,7 @@ fn control_view(ctx: &Ctx<'_>, id: &str, findings: &[Finding]) -> ControlView {
         } else {
             format!("Required evidence is current: {}.", parts.join(", "))
         };
+        fresh_until = requirement_deadline(ctx, req);
         (ControlStatus::Fresh, reason)
     } else {
         match support.first() {
@@ -825,6 +828,13 @@ fn control_view(ctx: &Ctx<'_>, id: &str, findings: &[Finding]) -> ControlView {
                         .map_or(u32::MAX, |k| k.freshness_days);
                     !is_stale(ctx.eff(e), days, ctx.now)
                 });
+                fresh_until = support
+                    .iter()
+                    .filter_map(|e| {
+                        let days = catalog.kind(&e.record.kind)?.freshness_days;
+                        plus_days(ctx.eff(e), days)
+                    })
+                    .max();
                 match fresh {
                     Some(e) => (
                         ControlStatus::Fresh,
@@ -868,6 +878,8 @@ fn control_view(ctx: &Ctx<'_>, id: &str, findings: &[Finding]) -> ControlView {
         reason.push_str(&note);
     }
     let (maturity, maturity_reason) = maturity(ctx, status, &support, &touching);
+    // A deadline already passed means the control is fresh by accepted risk, not by evidence.
+    let fresh_until = fresh_until.filter(|t| status == ControlStatus::Fresh && *t >= ctx.now);
     ControlView {
         control: id.to_owned(),
         title: catalog
@@ -891,7 +903,29 @@ fn control_view(ctx: &Ctx<'_>, id: &str, findings: &[Finding]) -> ControlView {
         findings: touching,
         maturity,
         maturity_reason,
+        fresh_until,
     }
+}
+
+/// When a requirement's freshness ends if nothing new arrives: each group (one of its kinds
+/// must be current) holds until the latest window among its current evidence closes, and the
+/// requirement until the first group lapses. `None` when a group has no current evidence.
+fn requirement_deadline(ctx: &Ctx<'_>, req: &Requirement) -> Option<Timestamp> {
+    req.requires
+        .iter()
+        .map(|group| {
+            group
+                .iter()
+                .filter_map(|k| {
+                    let kind = ctx.catalog.kind(k)?;
+                    let e = ctx.newest_current(k)?;
+                    plus_days(ctx.eff(e), req.window_days(kind))
+                })
+                .max()
+        })
+        .collect::<Option<Vec<Timestamp>>>()?
+        .into_iter()
+        .min()
 }
 
 /// The computed maturity of a control's evidence loop (0–5) and why, from its status, its

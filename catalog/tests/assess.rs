@@ -215,6 +215,37 @@ fn healthy_system_is_fresh() {
     assert_eq!(v.maturity, 4, "{v:?}");
 }
 
+/// Issue 16: a fresh control says until when (stale strictly after that instant); other
+/// statuses say nothing.
+#[test]
+fn fresh_until_is_when_the_window_closes() {
+    let h = healthy();
+    let a = run(&h, "2026-11-23T00:00:00Z");
+    let v = a.controls.iter().find(|c| c.control == "A.6.2.4").unwrap();
+    // The validation of 2026-11-20 11:00 under the requirement's 90-day window.
+    let until = ts("2027-02-18T11:00:00Z");
+    assert_eq!(v.fresh_until, Some(until), "{v:?}");
+    for c in &a.controls {
+        assert_eq!(
+            c.fresh_until.is_some(),
+            c.status == ControlStatus::Fresh,
+            "{c:?}"
+        );
+    }
+    assert_eq!(
+        status(&run(&h, "2027-02-18T11:00:00Z"), "A.6.2.4"),
+        ControlStatus::Fresh
+    );
+    let after = run(&h, "2027-02-18T11:00:00.001Z");
+    assert_eq!(status(&after, "A.6.2.4"), ControlStatus::Stale);
+    let v = after
+        .controls
+        .iter()
+        .find(|c| c.control == "A.6.2.4")
+        .unwrap();
+    assert_eq!(v.fresh_until, None);
+}
+
 #[test]
 fn stale_validation() {
     let mut h2 = History::default();

@@ -152,6 +152,11 @@ pub struct ControlView {
     /// Why that level, in one sentence.
     #[serde(default)]
     pub maturity_reason: String,
+    /// For a fresh control, the instant its evidence's freshness window closes if nothing new
+    /// arrives (stale strictly after it); absent for any other status, and for a control that
+    /// is fresh only because a finding's risk was accepted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fresh_until: Option<Timestamp>,
 }
 
 /// `GET /v1/systems/{id}/controls`.

@@ -1162,6 +1162,7 @@ mod tests {
             )],
             maturity: 0,
             maturity_reason: String::new(),
+            fresh_until: None,
         });
         let checkpoint = StoredCheckpoint {
             size: 5,

@@ -370,6 +370,7 @@ fn export() -> Export {
         )],
         maturity: 0,
         maturity_reason: String::new(),
+        fresh_until: None,
     });
     let root = [0x5a; 32];
     let checkpoint = StoredCheckpoint {

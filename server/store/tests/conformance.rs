@@ -515,6 +515,7 @@ mod suite {
             findings: Vec::new(),
             maturity: 0,
             maturity_reason: String::new(),
+            fresh_until: (status == ControlStatus::Fresh).then(|| at(1_000_000)),
         }
     }
 
