@@ -81,6 +81,15 @@ pub trait LedgerStore: Send + Sync + 'static {
     /// One record by its ID.
     async fn evidence(&self, record_id: &str) -> Result<Option<StoredEvidence>, StoreError>;
 
+    /// The records (never confirmations) whose content has this SHA-256 (lowercase hex), in
+    /// ledger order, at most `limit` of them: where a file an auditor holds appears in the
+    /// ledger. Served by an index on the digest.
+    async fn evidence_by_sha256(
+        &self,
+        sha256: &str,
+        limit: u32,
+    ) -> Result<Vec<StoredEvidence>, StoreError>;
+
     /// Ledger entries `[start, start + limit)` in order.
     async fn entries(&self, start: u64, limit: u64) -> Result<Vec<LedgerEntryRow>, StoreError>;
 

@@ -26,6 +26,7 @@ macro_rules! store_test_suite {
             confirmations_are_one_leaf_and_move_observation_time,
             heartbeats_and_source_health,
             issue_18_sessions_and_system_scope,
+            issue_16_evidence_by_content_sha256,
         );
     };
     (@tests $backend:ident: $($test:ident),* $(,)?) => {
@@ -845,6 +846,72 @@ mod suite {
             l,
         )
         .unwrap()
+    }
+
+    /// Issue 16 ("check a file"): the records whose content has a SHA-256, in ledger order and
+    /// up to the limit, across systems and locators; a confirmation's listing digest is not a
+    /// record's content and is never returned.
+    pub async fn issue_16_evidence_by_content_sha256(s: &dyn Store) {
+        let a = record("sys-a", "a.md", "same", 0);
+        let b = record("sys-b", "b.md", "same", 1);
+        let c = record("sys-a", "c.md", "other", 2);
+        s.ingest("agent-1", &[a.clone(), c.clone()], at(10), &TestSigner)
+            .await
+            .unwrap();
+        s.ingest("agent-1", &[b.clone(), gone(&a, 20)], at(20), &TestSigner)
+            .await
+            .unwrap();
+        let hash = a.sha256.as_str();
+        let found = s.evidence_by_sha256(hash, 10).await.unwrap();
+        let got: Vec<(u64, &str, &str)> = found
+            .iter()
+            .map(|e| {
+                (
+                    e.leaf_index,
+                    e.record.system.as_str(),
+                    e.record.locator.as_str(),
+                )
+            })
+            .collect();
+        // The gone record keeps the content hash it had: it says where the file was.
+        assert_eq!(
+            got,
+            vec![
+                (0, "sys-a", "a.md"),
+                (2, "sys-b", "b.md"),
+                (3, "sys-a", "a.md")
+            ]
+        );
+        assert_eq!(found[0].record, a);
+        assert_eq!(found[0].received_at, at(10));
+        assert_eq!(found[1].record_id, b.record_id().unwrap());
+        assert_eq!(s.evidence_by_sha256(hash, 1).await.unwrap().len(), 1);
+        assert!(
+            s.evidence_by_sha256(&"0".repeat(64), 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        let (l, bytes) = listing(&[("c.md", "other")]);
+        let conf = confirmation(&l, 30);
+        let input = aims_store::ConfirmationInput {
+            confirmation: &conf,
+            listing: &bytes,
+            artifacts: &l.artifacts,
+        };
+        s.ingest_confirmation("agent-1", &input, at(31), &TestSigner)
+            .await
+            .unwrap();
+        assert!(
+            s.evidence_by_sha256(conf.digest.as_str(), 10)
+                .await
+                .unwrap()
+                .is_empty(),
+            "a confirmation is not a record"
+        );
+        let found = s.evidence_by_sha256(c.sha256.as_str(), 10).await.unwrap();
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].confirmed_at, Some(at(30)));
     }
 
     /// DESIGN §12.1: one leaf per confirmation however many artifacts; the listing is kept by
