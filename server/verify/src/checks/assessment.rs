@@ -60,17 +60,25 @@ pub(super) fn check_assessment(ctx: &mut Ctx<'_>) -> Step {
         .collect();
     let replay = aims_catalog::Replay::new(entries.iter().map(|(i, e)| (*i, e)), &listings)
         .map_err(|e| fail(layout::ENTRIES, e.to_string()))?;
-    // A period export states the status at the period's end (as the server knew it then).
-    let assessed = match &manifest.period {
-        Some(p) => {
-            let end = Timestamp::parse_utc(&p.to)
-                .map_err(|e| fail(layout::MANIFEST, format!("period.to: {e}")))?;
-            let end = end.min(now);
+    // A period export states the status at the period's end (as the server knew it then) when
+    // the period ends before the checkpoint; a period reaching the checkpoint states it as of the
+    // checkpoint, from every bundled entry, like a full export (the server does the same). The
+    // checkpoint's time has whole seconds, so entries it covers may carry a later receipt time
+    // in the same second: filtering them by receipt would leave out what the bundle holds.
+    let period_end = match &manifest.period {
+        Some(p) => Some(
+            Timestamp::parse_utc(&p.to)
+                .map_err(|e| fail(layout::MANIFEST, format!("period.to: {e}")))?,
+        ),
+        None => None,
+    };
+    let assessed = match period_end {
+        Some(end) if end < now => {
             replay
                 .as_of(end)
                 .assess(&catalog, manifest.system.as_deref(), end)
         }
-        None => replay.assess(&catalog, manifest.system.as_deref(), now),
+        _ => replay.assess(&catalog, manifest.system.as_deref(), now),
     };
     // Expected: (system, control) → (status, finding ids); not-applicable controls have no
     // OSCAL finding.
