@@ -55,6 +55,81 @@ pub struct Replay {
     pub confirmations: HashMap<u64, Vec<(Timestamp, Timestamp)>>,
 }
 
+/// Builds a [`Replay`] one entry at a time, in ledger order, so a caller can stream a ledger
+/// from disk or a database without holding every entry (the export does).
+#[derive(Debug, Default)]
+pub struct ReplayBuilder {
+    out: Replay,
+    /// Newest entry per (source id, locator): leaf, sha256, observed?
+    newest: HashMap<(String, String), (u64, ContentHash, bool)>,
+}
+
+impl ReplayBuilder {
+    /// An empty replay.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds the entry at `leaf`; a confirmation needs the listing its digest names.
+    pub fn push(
+        &mut self,
+        leaf: u64,
+        entry: &LedgerEntry,
+        listing: Option<&Listing>,
+    ) -> Result<(), ReplayError> {
+        if let Some(r) = &entry.record {
+            let record_id = r.record_id().map_err(|e| ReplayError::Entry {
+                leaf,
+                reason: e.to_string(),
+            })?;
+            self.newest.insert(
+                (r.source.id.clone(), r.locator.clone()),
+                (leaf, r.sha256.clone(), r.event == RecordEvent::Observed),
+            );
+            self.out
+                .observations
+                .received
+                .insert(leaf, entry.received_at);
+            self.out
+                .systems
+                .entry(r.system.clone())
+                .or_default()
+                .push(Evidence {
+                    record_id,
+                    leaf_index: leaf,
+                    record: r.clone(),
+                });
+        } else if let Some(c) = &entry.confirmation {
+            // The caller supplies the listing the digest names (checked where it was read).
+            let listing = listing.ok_or_else(|| ReplayError::MissingListing {
+                leaf,
+                digest: c.digest.to_string(),
+            })?;
+            for a in &listing.artifacts {
+                let key = (c.source.id.clone(), a.locator.clone());
+                let Some((target, sha, observed)) = self.newest.get(&key) else {
+                    continue;
+                };
+                if *observed && *sha == a.sha256 {
+                    self.out
+                        .confirmations
+                        .entry(*target)
+                        .or_default()
+                        .push((entry.received_at, c.observed_at));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The replay of every entry pushed.
+    pub fn finish(self) -> Replay {
+        let mut out = self.out;
+        out.observations.confirmed = out.confirmed_as_of(None);
+        out
+    }
+}
+
 impl Replay {
     /// Replays `entries` (leaf index and entry, in ledger order; a partial export may skip
     /// leaves) with the listings of their confirmations by digest.
@@ -62,52 +137,15 @@ impl Replay {
         entries: impl IntoIterator<Item = (u64, &'a LedgerEntry)>,
         listings: &HashMap<ContentHash, Listing>,
     ) -> Result<Self, ReplayError> {
-        let mut out = Replay::default();
-        // Newest entry per (source id, locator): leaf, sha256, observed?
-        let mut newest: HashMap<(&str, &str), (u64, &str, bool)> = HashMap::new();
+        let mut b = ReplayBuilder::new();
         for (leaf, entry) in entries {
-            if let Some(r) = &entry.record {
-                let record_id = r.record_id().map_err(|e| ReplayError::Entry {
-                    leaf,
-                    reason: e.to_string(),
-                })?;
-                newest.insert(
-                    (r.source.id.as_str(), r.locator.as_str()),
-                    (leaf, r.sha256.as_str(), r.event == RecordEvent::Observed),
-                );
-                out.observations.received.insert(leaf, entry.received_at);
-                out.systems
-                    .entry(r.system.clone())
-                    .or_default()
-                    .push(Evidence {
-                        record_id,
-                        leaf_index: leaf,
-                        record: r.clone(),
-                    });
-            } else if let Some(c) = &entry.confirmation {
-                let listing =
-                    listings
-                        .get(&c.digest)
-                        .ok_or_else(|| ReplayError::MissingListing {
-                            leaf,
-                            digest: c.digest.to_string(),
-                        })?;
-                for a in &listing.artifacts {
-                    let key = (c.source.id.as_str(), a.locator.as_str());
-                    let Some(&(target, sha, observed)) = newest.get(&key) else {
-                        continue;
-                    };
-                    if observed && sha == a.sha256.as_str() {
-                        out.confirmations
-                            .entry(target)
-                            .or_default()
-                            .push((entry.received_at, c.observed_at));
-                    }
-                }
-            }
+            let listing = entry
+                .confirmation
+                .as_ref()
+                .and_then(|c| listings.get(&c.digest));
+            b.push(leaf, entry, listing)?;
         }
-        out.observations.confirmed = out.confirmed_as_of(None);
-        Ok(out)
+        Ok(b.finish())
     }
 
     /// Per leaf, the newest confirmation time later than the record's own `observed_at`,

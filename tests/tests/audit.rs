@@ -257,8 +257,21 @@ fn export_verify_and_tamper() {
     assert_eq!(manifest["tree_size"].as_u64(), Some(size));
     let lines = entry_lines(&files);
     assert_eq!(lines.len() as u64, size);
+    // A full export carries no receipts (the recomputed root proves every entry) unless asked.
     let proofs = files.keys().filter(|p| p.starts_with("proofs/")).count();
-    assert_eq!(proofs as u64, size);
+    assert_eq!(proofs, 0);
+    let (status, _, body) = get("/v1/export?receipts=true", &auditor);
+    assert_eq!(status, 200);
+    let with_receipts = read_bundle(&body);
+    let proofs = with_receipts
+        .keys()
+        .filter(|p| p.starts_with("proofs/"))
+        .count();
+    let m: Value = serde_json::from_slice(&with_receipts["MANIFEST.json"]).unwrap();
+    assert_eq!(Some(proofs as u64), m["tree_size"].as_u64());
+    assert_eq!(m["counts"]["proofs"].as_u64(), Some(proofs as u64));
+    let (status, _, _) = get("/v1/export?receipts=maybe", &auditor);
+    assert_eq!(status, 400);
     assert_eq!(
         text(&files["trust/policy.txt"]),
         std::fs::read_to_string(&trust).unwrap()
@@ -316,10 +329,8 @@ fn export_verify_and_tamper() {
         "byte",
         &f,
         &trust,
-        &[&format!(
-            "FAIL ledger: log/entries.jsonl line {} (leaf {target}): leaf hash not in tree — root mismatch",
-            target + 1
-        )],
+        // A full export has no receipts: the root shows the change, not its line.
+        &["FAIL ledger: log/entries.jsonl: leaf hash not in tree — root mismatch"],
     );
 
     // The same change without regenerating SHA256SUMS is caught by the manifest check.
@@ -343,7 +354,7 @@ fn export_verify_and_tamper() {
         &f,
         &trust,
         &[
-            "FAIL ledger: log/entries.jsonl line 3 (leaf 2)",
+            "FAIL ledger: log/entries.jsonl",
             &format!("{} entries but the checkpoint has {size}", size - 1),
         ],
     );
@@ -358,7 +369,7 @@ fn export_verify_and_tamper() {
         "swapped",
         &f,
         &trust,
-        &["FAIL ledger: log/entries.jsonl line 4 (leaf 3): leaf hash not in tree"],
+        &["FAIL ledger: log/entries.jsonl: leaf hash not in tree"],
     );
 
     // A byte of the checkpoint's log signature changed.

@@ -1013,3 +1013,105 @@ async fn issue_18_m4_agent_tokens_are_bound_by_default() {
         assert!(err.contains("only apply to agent tokens"), "{err}");
     }
 }
+
+/// Issue 18 L (and issue 17): the export streams from a staging directory instead of building
+/// the bundle in memory, and a client that leaves stops it: the server logs the cancellation,
+/// never finishes that export, and removes its staging directory. A complete export leaves
+/// nothing behind either.
+#[tokio::test(flavor = "multi_thread")]
+async fn issue_18_l_export_streams_and_stops_when_the_client_leaves() {
+    let tmp = tempfile::tempdir().unwrap();
+    let staging_root = tmp.path().join("tmp");
+    std::fs::create_dir_all(&staging_root).unwrap();
+    let server = start(
+        tmp.path(),
+        "{}\n",
+        &[("TMPDIR", staging_root.to_str().unwrap())],
+    );
+    let agent = create_token_with(&server.database, "agent", "bulk", &[]).unwrap();
+    let auditor = server.token("auditor", "audit").unwrap();
+    // Enough entries that the export takes a while (pages of 1,000 are checked for the client).
+    for batch in 0..20 {
+        let records: Vec<Value> = (0..1000)
+            .map(|i| record("bulk", "credit-scoring", &format!("r/{batch}/{i}.md")))
+            .collect();
+        let (status, body) = ingest(&server.url, &agent, &records).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let leftovers = || {
+        std::fs::read_dir(&staging_root)
+            .unwrap()
+            .filter_map(Result::ok)
+            .filter(|e| e.file_name().to_string_lossy().starts_with("aims-export-"))
+            .count()
+    };
+
+    // The status is assessed before the export (a reader's flush), so the export below spends
+    // its time reading and staging the ledger.
+    let r = client()
+        .get(format!("{}/v1/systems", server.url))
+        .bearer_auth(&auditor)
+        .timeout(Duration::from_secs(120))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+
+    // A client that asks and leaves.
+    let request =
+        format!("GET /v1/export HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {auditor}\r\n\r\n");
+    let mut s = TcpStream::connect(addr(&server)).unwrap();
+    s.write_all(request.as_bytes()).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !server.logs().contains("export started") && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    drop(s);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !server.logs().contains("export cancelled") && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let logs = server.logs();
+    assert!(logs.contains("export cancelled"), "{logs}");
+    assert!(!logs.contains("export streamed"), "{logs}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while leftovers() > 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        leftovers(),
+        0,
+        "the cancelled export's staging directory is removed"
+    );
+
+    // A client that reads it all gets a bundle with every entry; nothing is left behind.
+    let r = client()
+        .get(format!("{}/v1/export", server.url))
+        .bearer_auth(&auditor)
+        .timeout(Duration::from_secs(300))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        r.headers()
+            .get("transfer-encoding")
+            .map(|v| v.to_str().unwrap()),
+        Some("chunked"),
+        "streamed, not buffered"
+    );
+    let body = r.bytes().await.unwrap();
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(&body[..]));
+    let mut entries = 0usize;
+    for e in archive.entries().unwrap() {
+        let mut e = e.unwrap();
+        if e.path().unwrap().to_str() == Some("log/entries.jsonl") {
+            let mut text = String::new();
+            e.read_to_string(&mut text).unwrap();
+            entries = text.lines().count();
+        }
+    }
+    assert!(entries >= 20_000, "{entries} entries");
+    assert!(server.logs().contains("export streamed"));
+    assert_eq!(leftovers(), 0);
+}

@@ -83,6 +83,9 @@ async fn assess_if_any(
     })
     .await
     .map_err(ApiError::internal)?;
+    // Notification events are recorded whether or not a sink is configured now (a sink added
+    // later starts from its own floor), in the transaction that replaces the findings.
+    let expiring = crate::notify::expiring_events(system, &result.controls, now, state.warn_days);
     state
         .store
         .put_assessment(&StoredAssessment {
@@ -91,6 +94,7 @@ async fn assess_if_any(
             evidence: count,
             controls: result.controls,
             findings: result.findings,
+            events: Some(expiring),
         })
         .await?;
     Ok(true)
@@ -138,11 +142,24 @@ pub async fn flush(state: &AppState) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// Re-assesses every system; errors are logged per system and do not stop the others.
+/// Re-assesses every system; errors are logged per system and do not stop the others. Records
+/// a `source.silent` event for every source silent now (once per silence: the key names when
+/// it began).
 pub async fn reassess_all(state: &AppState) -> Result<usize, ApiError> {
     let ids = state.store.system_ids().await?;
     let now = Timestamp::now();
-    let silent = silent_sources(state, now).await?;
+    let sources = state.store.sources(now).await?;
+    let events: Vec<_> = sources
+        .iter()
+        .filter_map(|s| crate::notify::silent_event(s, s.silent_since?))
+        .collect();
+    if !events.is_empty() {
+        state.store.put_events(&events).await?;
+    }
+    let silent: Silent = sources
+        .into_iter()
+        .filter_map(|s| Some(((s.agent, s.source), s.silent_since?)))
+        .collect();
     let mut n = 0;
     for id in &ids {
         match assess_if_any(state, id, &silent, now).await {

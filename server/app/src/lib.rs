@@ -18,6 +18,7 @@ pub mod keys;
 pub mod log;
 pub mod manual;
 pub mod metrics;
+pub mod notify;
 pub mod oscal;
 pub mod pages;
 pub mod serve;
@@ -77,6 +78,10 @@ pub struct AppState {
     pub tls: bool,
     /// `GET /metrics` is served without a token.
     pub metrics_public: bool,
+    /// Days before a freshness window closes that `evidence.expiring` is recorded.
+    pub warn_days: u32,
+    /// The notification sender, when sinks are configured (set by [`Server::build`]).
+    pub notifier: Option<Arc<notify::Notifier>>,
 }
 
 impl AppState {
@@ -102,6 +107,8 @@ impl AppState {
             integrity: Arc::default(),
             tls: settings.tls.is_some(),
             metrics_public: settings.metrics_public,
+            warn_days: settings.notify.warn_days,
+            notifier: None,
         }
     }
 }
@@ -179,7 +186,8 @@ impl Server {
             None => Catalog::embedded()?,
         };
         let keys = keys::LogKeys::load_or_create(&settings.keys_dir(), &settings.origin)?;
-        let state = AppState::new(store, catalog, keys, &settings);
+        let mut state = AppState::new(store, catalog, keys, &settings);
+        state.notifier = notify::Notifier::from_settings(&settings)?;
         // The ledger at rest is checked before anything is served or signed (issue 18 M5).
         integrity::check_tail(state.store.as_ref(), state.keys.last_signed())
             .await
@@ -227,6 +235,24 @@ impl Server {
             self.state.store.clone(),
             self.state.integrity.clone(),
         ));
+        // Notification sinks start from the newest event now, before any assessment of this
+        // run records more; then the sender runs beside the ticker.
+        let sender = match &self.state.notifier {
+            Some(n) => {
+                if let Ok(addr) = listener.local_addr() {
+                    n.default_public_url(&format!("{}://{addr}", self.scheme()));
+                }
+                n.init(&self.state)
+                    .await
+                    .map_err(|e| ServerError::Startup(format!("notification outbox: {e}")))?;
+                Some(tokio::spawn(notify::run(
+                    self.state.clone(),
+                    n.clone(),
+                    rx.clone(),
+                )))
+            }
+            None => None,
+        };
         let ticker = tokio::spawn(assess::ticker(
             self.state.clone(),
             Duration::from_secs(self.settings.assess_interval_secs.max(1)),
@@ -250,6 +276,9 @@ impl Server {
             .map_err(ServerError::Serve);
         let _ = tx.send(true);
         let _ = ticker.await;
+        if let Some(sender) = sender {
+            let _ = sender.await;
+        }
         result
     }
 }

@@ -98,11 +98,18 @@ enum Command {
         /// Catalog directory overriding the embedded one.
         #[arg(long, value_name = "DIR")]
         catalog: Option<PathBuf>,
+        /// Also a receipt (inclusion proof) per entry in a full export; a full export needs
+        /// none (the verifier recomputes the root), partial exports always carry them.
+        #[arg(long)]
+        receipts: bool,
     },
     /// The statement of applicability: which Annex A controls do not apply to an AI system, and
     /// why (each change is a ledger record; as PUT/GET /v1/systems/{id}/applicability).
     #[command(subcommand)]
     Applicability(ApplicabilityCommand),
+    /// Notifications (DESIGN §12.4): check the `notifications:` sinks of a settings file.
+    #[command(subcommand)]
+    Notify(NotifyCommand),
     /// Print the period report: per AI system and control, the share of the period the control
     /// was fresh, its worst status and every gap with its reason (as GET /v1/report).
     Report {
@@ -173,6 +180,17 @@ enum TokenCommand {
         name: String,
         #[command(flatten)]
         common: Common,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum NotifyCommand {
+    /// Send one `test` event to every configured sink and print each result (exit 1 when any
+    /// sink did not take it). Nothing is written to the database.
+    Test {
+        /// Settings file with the `notifications:` list (and `notify:` knobs).
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
     },
 }
 
@@ -417,6 +435,31 @@ async fn run(cli: Cli) -> Result<()> {
             );
             println!("{}", serde_json::to_string_pretty(&out)?);
         }
+        Command::Notify(NotifyCommand::Test { config }) => {
+            let settings = Settings::load(Some(&config))
+                .with_context(|| format!("reading {}", config.display()))?;
+            let Some(notifier) = aims_server::notify::Notifier::from_settings(&settings)? else {
+                anyhow::bail!("{} configures no notifications", config.display());
+            };
+            let mut failed = 0;
+            for (name, kind, outcome) in notifier.test_all().await {
+                let (label, detail) = match &outcome {
+                    aims_notify::Outcome::Delivered { detail } => ("ok", detail.clone()),
+                    aims_notify::Outcome::Retry { reason, .. } => {
+                        failed += 1;
+                        ("retry", reason.clone())
+                    }
+                    aims_notify::Outcome::Failed { reason } => {
+                        failed += 1;
+                        ("failed", reason.clone())
+                    }
+                };
+                println!("{name} ({kind}): {label}: {detail}");
+            }
+            if failed > 0 {
+                anyhow::bail!("{failed} sink(s) did not take the test event");
+            }
+        }
         Command::Applicability(ApplicabilityCommand::Show { system, common }) => {
             let settings = common.settings()?;
             let state = aims_server::export::open_state(&settings).await?;
@@ -465,6 +508,7 @@ async fn run(cli: Cli) -> Result<()> {
             from,
             to,
             catalog,
+            receipts,
         } => {
             let mut settings = common.settings()?;
             if let Some(c) = catalog {
@@ -489,15 +533,25 @@ async fn run(cli: Cli) -> Result<()> {
                 system,
                 since,
                 period,
+                receipts,
             };
-            let bytes = aims_server::export::export_bundle(&state, &opts)
-                .await
-                .context("exporting")?;
+            // Streamed to a temporary file beside the target, renamed when complete: a failed
+            // export never leaves a partial bundle under the requested name.
             let tmp = out.with_extension("tmp");
-            std::fs::write(&tmp, &bytes)
+            let file = std::fs::File::create(&tmp)
+                .with_context(|| format!("creating {}", tmp.display()))?;
+            let result = aims_server::export::export_bundle(&state, &opts, file).await;
+            let (file, n) = match result {
+                Ok(ok) => ok,
+                Err(e) => {
+                    let _ = std::fs::remove_file(&tmp);
+                    return Err(anyhow::Error::new(e).context("exporting"));
+                }
+            };
+            file.sync_all()
                 .and_then(|()| std::fs::rename(&tmp, &out))
                 .with_context(|| format!("writing {}", out.display()))?;
-            eprintln!("wrote {} ({} bytes)", out.display(), bytes.len());
+            eprintln!("wrote {} ({n} bytes)", out.display());
         }
     }
     Ok(())

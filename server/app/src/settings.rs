@@ -43,6 +43,14 @@ pub struct Settings {
     pub http: HttpSettings,
     /// Serve `GET /metrics` without a token (default: a token of any role is required).
     pub metrics_public: bool,
+    /// The dashboard's address as its users reach it (`https://aims.example.com`): the base of
+    /// the links in notifications. Default: the address the server listens on.
+    pub public_url: Option<String>,
+    /// Notification sinks (DESIGN §12.4): `webhook`, `github`, `slack`, each with optional
+    /// `events` and `systems` filters. Checked before `serve` listens.
+    pub notifications: Vec<aims_notify::SinkConfig>,
+    /// Delivery knobs: `warn_days`, `max_age_secs`, `timeout_secs`, `max_response_bytes`.
+    pub notify: aims_notify::NotifySettings,
 }
 
 /// The `http` section: limits that keep slow, idle or numerous clients from exhausting the
@@ -140,6 +148,9 @@ impl Default for Settings {
             tls: None,
             http: HttpSettings::default(),
             metrics_public: false,
+            public_url: None,
+            notifications: Vec::new(),
+            notify: aims_notify::NotifySettings::default(),
         }
     }
 }
@@ -222,6 +233,15 @@ impl Settings {
             && !(1..=1_000_000).contains(&n)
         {
             return bad("http.max_connections", "must be between 1 and 1000000");
+        }
+        if let Some(u) = &self.public_url {
+            match url::Url::parse(u) {
+                Ok(parsed) if matches!(parsed.scheme(), "http" | "https") => {}
+                _ => return bad("public_url", "expected an absolute http(s) URL"),
+            }
+        }
+        if let Err(e) = self.notify.validate() {
+            return bad("notify", &e.to_string());
         }
         Ok(())
     }

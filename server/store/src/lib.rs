@@ -16,6 +16,7 @@ mod decode;
 mod error;
 mod hashes;
 mod ingest;
+pub mod outbox;
 mod postgres;
 mod sessions;
 mod sqlite;
@@ -37,12 +38,12 @@ use async_trait::async_trait;
 use aims_model::wire::{ControlView, SourceHealth, SourceHeartbeat, SystemSummary};
 use aims_model::{EvidenceRecord, Finding, Timestamp};
 
-/// Everything the server persists: the [`LedgerStore`], the [`StatusStore`] and the
-/// [`AccessStore`], split by reason to change. Implementations are cheap to share
-/// (`Arc<dyn Store>`) and safe to call concurrently; appends are serialised internally.
-pub trait Store: LedgerStore + StatusStore + AccessStore {}
+/// Everything the server persists: the [`LedgerStore`], the [`StatusStore`], the
+/// [`AccessStore`] and the [`OutboxStore`], split by reason to change. Implementations are cheap
+/// to share (`Arc<dyn Store>`) and safe to call concurrently; appends are serialised internally.
+pub trait Store: LedgerStore + StatusStore + AccessStore + OutboxStore {}
 
-impl<T: LedgerStore + StatusStore + AccessStore> Store for T {}
+impl<T: LedgerStore + StatusStore + AccessStore + OutboxStore> Store for T {}
 
 /// The append-only ledger: appends (evidence and confirmations), reads of entries and records,
 /// the Merkle tree's stored hashes and proofs, and signed checkpoints.
@@ -213,4 +214,55 @@ pub trait AccessStore: Send + Sync + 'static {
 
     /// Revokes the live sessions of every token named `token_name`; returns how many.
     async fn revoke_sessions(&self, token_name: &str, at: Timestamp) -> Result<u64, StoreError>;
+}
+
+/// The durable notification outbox (issue 15): events, their deliveries per sink and the retry
+/// state. The SQL of both backends is in `outbox.rs`; the finding events are written by
+/// [`StatusStore::put_assessment`] in its own transaction.
+#[async_trait]
+pub trait OutboxStore: Send + Sync + 'static {
+    /// Records events, each key once; returns how many were new.
+    async fn put_events(&self, events: &[outbox::NewEvent]) -> Result<u64, StoreError>;
+
+    /// The sequence number below which `sink` is never told anything: the newest event when
+    /// the sink was first seen (recorded then).
+    async fn sink_floor(&self, sink: &str) -> Result<u64, StoreError>;
+
+    /// Events above `floor` with no delivery row for `sink` yet, oldest first.
+    async fn unrouted_events(
+        &self,
+        sink: &str,
+        floor: u64,
+        limit: u32,
+    ) -> Result<Vec<outbox::StoredEvent>, StoreError>;
+
+    /// Creates the delivery rows of `sink` for these events: pending when wanted, else skipped.
+    /// Rows that exist already are kept.
+    async fn route_events(
+        &self,
+        sink: &str,
+        routes: &[(u64, bool)],
+        now: Timestamp,
+    ) -> Result<(), StoreError>;
+
+    /// Claims up to `limit` pending deliveries due at `now` and not leased, leasing them until
+    /// `lease_until` (a replica that dies mid-attempt releases them by the lease's end).
+    async fn claim_deliveries(
+        &self,
+        now: Timestamp,
+        lease_until: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<outbox::Claimed>, StoreError>;
+
+    /// Records the outcome of an attempt and releases the lease.
+    async fn finish_delivery(
+        &self,
+        seq: u64,
+        sink: &str,
+        result: &outbox::DeliveryResult,
+        now: Timestamp,
+    ) -> Result<(), StoreError>;
+
+    /// Deliveries by sink and state, with the newest error of each group.
+    async fn outbox_counts(&self) -> Result<Vec<outbox::OutboxCount>, StoreError>;
 }

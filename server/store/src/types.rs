@@ -100,6 +100,10 @@ pub struct StoredAssessment {
     pub controls: Vec<ControlView>,
     /// Open findings.
     pub findings: Vec<Finding>,
+    /// Notifications (issue 15): `None` records none (no sink is configured); `Some(extra)`
+    /// records, in the same transaction, the finding events of replacing the stored findings
+    /// (opened, resolved, acknowledged) plus `extra` (e.g. expiring windows).
+    pub events: Option<Vec<crate::outbox::NewEvent>>,
 }
 
 /// Roles of §7: what a bearer token may do.

@@ -27,6 +27,7 @@ macro_rules! store_test_suite {
             heartbeats_and_source_health,
             issue_18_sessions_and_system_scope,
             issue_16_evidence_by_content_sha256,
+            issue_15_outbox,
         );
     };
     (@tests $backend:ident: $($test:ident),* $(,)?) => {
@@ -556,6 +557,7 @@ mod suite {
                 f_changed_late.clone(),
                 f_changed_early.clone(),
             ],
+            events: None,
         };
         s.put_assessment(&a).await.unwrap();
         let b = StoredAssessment {
@@ -564,6 +566,7 @@ mod suite {
             evidence: 1,
             controls: vec![control("A.6.2.4", ControlStatus::Missing)],
             findings: vec![finding(FindingKind::Missing, "sys-b", "A.6.2.4", 1, "none")],
+            events: None,
         };
         s.put_assessment(&b).await.unwrap();
 
@@ -633,6 +636,7 @@ mod suite {
             evidence: 43,
             controls: vec![control("A.6.2.4", ControlStatus::Fresh)],
             findings: vec![f_stale, again.clone()],
+            events: None,
         };
         s.put_assessment(&a2).await.unwrap();
         assert_eq!(s.findings(Some("sys-a")).await.unwrap(), vec![again]);
@@ -650,6 +654,7 @@ mod suite {
             evidence: 0,
             controls: Vec::new(),
             findings: Vec::new(),
+            events: None,
         };
         s.put_assessment(&empty).await.unwrap();
         assert_eq!(s.system_controls("sys-c").await.unwrap(), Some(Vec::new()));
@@ -1185,5 +1190,137 @@ mod suite {
             s.session_by_hash("s2").await.unwrap().unwrap().revoked_at,
             Some(at(410))
         );
+    }
+
+    /// Issue 15: finding events written with the assessment that produced them (once per key,
+    /// whoever computes them), routed per sink from its floor, claimed once under a lease,
+    /// retried, delivered, and counted.
+    pub async fn issue_15_outbox(s: &dyn Store) {
+        use aims_store::outbox::{DeliveryResult, NewEvent, delivery_id, state};
+        let f1 = finding(FindingKind::Stale, "sys-a", "A.6.2.4", 5, "old");
+        let f2 = finding(FindingKind::Changed, "sys-a", "A.6.2.6", 6, "new");
+        // Without events requested, nothing is recorded; a sink first seen now starts here.
+        let quiet = StoredAssessment {
+            system: "sys-a".to_owned(),
+            assessed_at: at(100),
+            evidence: 1,
+            controls: Vec::new(),
+            findings: vec![f1.clone()],
+            events: None,
+        };
+        s.put_assessment(&quiet).await.unwrap();
+        assert_eq!(s.sink_floor("hook").await.unwrap(), 0);
+        assert!(s.unrouted_events("hook", 0, 10).await.unwrap().is_empty());
+
+        // f1 resolves, f2 opens, plus an extra event; the same assessment again adds nothing.
+        let extra = NewEvent {
+            key: "evidence.expiring:sys-a:x:1".to_owned(),
+            event: "evidence.expiring".to_owned(),
+            system: Some("sys-a".to_owned()),
+            payload: "{}".to_owned(),
+            created_at: at(101),
+        };
+        let next = StoredAssessment {
+            system: "sys-a".to_owned(),
+            assessed_at: at(101),
+            evidence: 2,
+            controls: Vec::new(),
+            findings: vec![f2.clone()],
+            events: Some(vec![extra.clone()]),
+        };
+        s.put_assessment(&next).await.unwrap();
+        s.put_assessment(&next).await.unwrap();
+        let events = s.unrouted_events("hook", 0, 10).await.unwrap();
+        let mut kinds: Vec<&str> = events.iter().map(|e| e.event.as_str()).collect();
+        kinds.sort_unstable();
+        assert_eq!(
+            kinds,
+            ["evidence.expiring", "finding.opened", "finding.resolved"]
+        );
+        assert_eq!(s.put_events(&[extra]).await.unwrap(), 0, "one row per key");
+        // A sink first seen after these events is not told about them.
+        let late_floor = s.sink_floor("late").await.unwrap();
+        assert!(
+            s.unrouted_events("late", late_floor, 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(s.sink_floor("hook").await.unwrap(), 0, "a floor is kept");
+
+        // Route: the expiring event is not wanted (skipped), the others pending.
+        let routes: Vec<(u64, bool)> = events
+            .iter()
+            .map(|e| (e.seq, e.event != "evidence.expiring"))
+            .collect();
+        s.route_events("hook", &routes, at(102)).await.unwrap();
+        s.route_events("hook", &routes, at(102)).await.unwrap();
+        assert!(s.unrouted_events("hook", 0, 10).await.unwrap().is_empty());
+
+        // Claimed once while leased; the delivery id is derived from the key and the sink.
+        let claimed = s.claim_deliveries(at(103), at(160), 10).await.unwrap();
+        assert_eq!(claimed.len(), 2);
+        for c in &claimed {
+            assert_eq!(c.delivery, delivery_id(&c.event.key, "hook"));
+            assert_eq!(c.attempts, 0);
+        }
+        assert!(
+            s.claim_deliveries(at(104), at(160), 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        // One retried later, one delivered.
+        let (a, b) = (&claimed[0], &claimed[1]);
+        s.finish_delivery(
+            a.event.seq,
+            "hook",
+            &DeliveryResult::Retry {
+                next_at: at(200),
+                error: "503".into(),
+            },
+            at(105),
+        )
+        .await
+        .unwrap();
+        s.finish_delivery(b.event.seq, "hook", &DeliveryResult::Delivered, at(105))
+            .await
+            .unwrap();
+        assert!(
+            s.claim_deliveries(at(150), at(260), 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        let again = s.claim_deliveries(at(200), at(260), 10).await.unwrap();
+        assert_eq!(again.len(), 1);
+        assert_eq!(again[0].delivery, a.delivery, "the same id on every retry");
+        assert_eq!(again[0].attempts, 1);
+        assert_eq!(again[0].first_attempt_at, Some(at(105)));
+        // A lease that ran out (a replica died mid-attempt) is claimed again.
+        let after_lease = s.claim_deliveries(at(261), at(300), 10).await.unwrap();
+        assert_eq!(after_lease.len(), 1);
+        s.finish_delivery(
+            a.event.seq,
+            "hook",
+            &DeliveryResult::Dead {
+                error: "gave up".into(),
+            },
+            at(262),
+        )
+        .await
+        .unwrap();
+
+        let counts = s.outbox_counts().await.unwrap();
+        let get = |st: &str| {
+            counts
+                .iter()
+                .find(|c| c.sink == "hook" && c.state == st)
+                .map(|c| (c.count, c.last_error.clone()))
+        };
+        assert_eq!(get(state::DELIVERED), Some((1, None)));
+        assert_eq!(get(state::DEAD), Some((1, Some("gave up".to_owned()))));
+        assert_eq!(get(state::SKIPPED), Some((1, None)));
+        assert_eq!(get(state::PENDING), None);
     }
 }

@@ -510,11 +510,29 @@ fn receipts() {
         &[&path, "leaf 5", "inclusion proof does not verify"],
     );
 
-    // A receipt missing.
+    // A full export needs no receipts (the recomputed root proves every entry): without any
+    // it verifies; a partial one missing a receipt fails, naming the leaf.
     let mut f = files.clone();
+    f.retain(|p, _| !p.starts_with("proofs/"));
+    relist(&mut f);
+    edit_manifest(&mut f, |m| m["counts"]["proofs"] = json!(0));
+    let r = run(&f, &opts);
+    assert_verified(&r);
+    assert!(
+        r.checks
+            .iter()
+            .any(|c| c.detail.contains("no receipts needed")),
+        "{r}"
+    );
+    let credit = BuildOpts {
+        system: Some("credit".into()),
+        ..BuildOpts::default()
+    };
+    let mut f = build(&k, &e, &credit);
+    let n = f.keys().filter(|p| p.starts_with("proofs/")).count();
     f.remove(&path);
     relist(&mut f);
-    edit_manifest(&mut f, |m| m["counts"]["proofs"] = json!(11));
+    edit_manifest(&mut f, |m| m["counts"]["proofs"] = json!(n - 1));
     assert_fails(&run(&f, &opts), "proofs", &["proofs/ leaf 5", "no receipt"]);
 
     // A receipt under another record's name.

@@ -1,0 +1,456 @@
+//! Issue 15 end to end, through the real `aims-server` and `aims-agent` binaries: a receiver
+//! process-side HTTP server on 127.0.0.1 that checks every `X-Aims-Signature` itself; the seed
+//! pipeline opens and resolves findings; the webhook and Slack sinks get them, signed, with
+//! absolute links; a receiver outage and a server killed mid-retry lose nothing and keep the
+//! delivery id; `aims-server notify test` reports each sink; bad sink settings stop `serve`
+//! before it listens, naming the setting.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::post;
+use serde_json::{Value, json};
+
+use aims_e2e::{ServerProcess, bin, get_json, run_seed_pipeline};
+
+const SECRET: &str = "webhook-secret-of-the-test";
+const PUBLIC: &str = "https://aims.example.test";
+
+/// One request the receiver got.
+#[derive(Clone, Debug)]
+struct Got {
+    path: String,
+    delivery: String,
+    event: String,
+    signed_ok: bool,
+    body: Value,
+    raw: Vec<u8>,
+    answered: u16,
+}
+
+#[derive(Clone, Default)]
+struct Receiver {
+    got: Arc<Mutex<Vec<Got>>>,
+    /// Answer this many more webhook requests with 503 + Retry-After: 1.
+    fail: Arc<AtomicU32>,
+    /// Answer every webhook request with 503 while set (an outage).
+    down: Arc<std::sync::atomic::AtomicBool>,
+}
+
+/// The receiver's own signature check, as README shows it (HMAC-SHA256 over the raw body).
+fn signature_ok(headers: &HeaderMap, body: &[u8]) -> bool {
+    use hmac::{KeyInit, Mac};
+    let Some(sig) = headers
+        .get("x-aims-signature")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("sha256="))
+    else {
+        return false;
+    };
+    let Ok(expected) = hex::decode(sig) else {
+        return false;
+    };
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
+    mac.update(body);
+    mac.verify_slice(&expected).is_ok()
+}
+
+async fn hook(State(r): State<Receiver>, headers: HeaderMap, body: Bytes) -> impl IntoResponse {
+    let failing = r.down.load(Ordering::SeqCst)
+        || r.fail
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+    let status = if failing { 503 } else { 200 };
+    let h = |k: &str| {
+        headers
+            .get(k)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned()
+    };
+    r.got.lock().unwrap().push(Got {
+        path: "/hook".into(),
+        delivery: h("x-aims-delivery"),
+        event: h("x-aims-event"),
+        signed_ok: signature_ok(&headers, &body),
+        body: serde_json::from_slice(&body).unwrap_or(Value::Null),
+        raw: body.to_vec(),
+        answered: status,
+    });
+    let mut resp = (StatusCode::from_u16(status).unwrap(), "").into_response();
+    if failing {
+        resp.headers_mut()
+            .insert("retry-after", axum::http::HeaderValue::from_static("1"));
+    }
+    resp
+}
+
+async fn slack(State(r): State<Receiver>, body: Bytes) -> impl IntoResponse {
+    r.got.lock().unwrap().push(Got {
+        path: "/slack".into(),
+        delivery: String::new(),
+        event: String::new(),
+        signed_ok: false,
+        body: serde_json::from_slice(&body).unwrap_or(Value::Null),
+        raw: body.to_vec(),
+        answered: 200,
+    });
+    "ok"
+}
+
+async fn start_receiver() -> (Receiver, String) {
+    let r = Receiver::default();
+    let app = axum::Router::new()
+        .route("/hook", post(hook))
+        .route("/slack", post(slack))
+        .with_state(r.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (r, url)
+}
+
+fn settings(dir: &Path, receiver: &str) -> std::path::PathBuf {
+    let secret = dir.join("webhook.secret");
+    std::fs::write(&secret, format!("{SECRET}\n")).unwrap();
+    let cfg = dir.join("server.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "public_url: \"{PUBLIC}\"\n\
+             notify: {{ timeout_secs: 5, max_age_secs: 3600 }}\n\
+             notifications:\n\
+             \x20 - {{ type: webhook, name: hook, url: \"{receiver}/hook\", secret_file: \"{}\",\n\
+             \x20     events: [finding.opened, finding.resolved, finding.acknowledged] }}\n\
+             \x20 - {{ type: slack, name: chat, url: \"{receiver}/slack\", events: [finding.opened] }}\n",
+            secret.display()
+        ),
+    )
+    .unwrap();
+    cfg
+}
+
+fn start(dir: &Path, cfg: &Path) -> ServerProcess {
+    let database = format!("sqlite://{}", dir.join("aims.db").display());
+    ServerProcess::start_with(
+        &dir.join("run"),
+        &database,
+        "127.0.0.1:0",
+        &["--config", cfg.to_str().unwrap()],
+    )
+    .unwrap()
+}
+
+fn received(r: &Receiver) -> Vec<Got> {
+    r.got.lock().unwrap().clone()
+}
+
+/// Waits until `pred` holds for what the receiver got, or fails with what it got.
+async fn wait_for(r: &Receiver, what: &str, limit: Duration, pred: impl Fn(&[Got]) -> bool) {
+    let deadline = Instant::now() + limit;
+    loop {
+        let got = received(r);
+        if pred(&got) {
+            return;
+        }
+        if Instant::now() > deadline {
+            let summary: Vec<String> = got
+                .iter()
+                .map(|g| format!("{} {} {} {}", g.path, g.event, g.delivery, g.answered))
+                .collect();
+            panic!("timed out waiting for {what}; got:\n{}", summary.join("\n"));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Delivered webhook events: delivery id → (event, body).
+fn delivered(got: &[Got]) -> BTreeMap<String, (String, Value)> {
+    got.iter()
+        .filter(|g| g.path == "/hook" && g.answered == 200)
+        .map(|g| (g.delivery.clone(), (g.event.clone(), g.body.clone())))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn issue_15_findings_reach_signed_webhooks_and_slack_through_outages_and_restarts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (receiver, rurl) = start_receiver().await;
+    let cfg = settings(tmp.path(), &rurl);
+    let mut server = start(tmp.path(), &cfg);
+    // The first attempts meet a receiver answering 503 (Retry-After: 1).
+    receiver.fail.store(3, Ordering::SeqCst);
+    let viewer = run_seed_pipeline(&server, &tmp.path().join("work")).unwrap();
+    let open = get_json(&format!("{}/v1/findings", server.url), &viewer)
+        .await
+        .unwrap();
+    let open_ids: BTreeSet<String> = open["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(
+        !open_ids.is_empty(),
+        "the seed pipeline leaves findings open"
+    );
+
+    // Every open finding reaches the webhook as finding.opened, despite the 503s.
+    wait_for(
+        &receiver,
+        "finding.opened of every open finding",
+        Duration::from_secs(120),
+        |got| {
+            let opened: BTreeSet<String> = delivered(got)
+                .values()
+                .filter(|(e, _)| e == "finding.opened")
+                .filter_map(|(_, b)| b["finding"]["id"].as_str().map(str::to_owned))
+                .collect();
+            open_ids.is_subset(&opened)
+        },
+    )
+    .await;
+    let got = received(&receiver);
+    assert!(got.iter().any(|g| g.answered == 503), "the outage was met");
+    for g in got.iter().filter(|g| g.path == "/hook") {
+        assert!(g.signed_ok, "bad signature on {}", g.delivery);
+        assert_eq!(g.delivery.len(), 32, "{g:?}");
+        assert_eq!(g.body["delivery"], json!(g.delivery));
+        assert_eq!(g.body["event"], json!(g.event));
+        let f = &g.body["finding"];
+        let dashboard = f["links"]["dashboard"].as_str().unwrap();
+        assert!(
+            dashboard.starts_with(&format!("{PUBLIC}/systems/")),
+            "{}",
+            g.body
+        );
+        for p in f["links"]["proofs"].as_array().unwrap() {
+            assert!(
+                p.as_str()
+                    .unwrap()
+                    .starts_with(&format!("{PUBLIC}/v1/evidence/"))
+            );
+        }
+    }
+    // A retried delivery is the same bytes under the same id.
+    let mut by_id: BTreeMap<&str, BTreeSet<&[u8]>> = BTreeMap::new();
+    for g in got.iter().filter(|g| g.path == "/hook") {
+        by_id.entry(&g.delivery).or_default().insert(&g.raw);
+    }
+    assert!(
+        by_id.values().all(|bodies| bodies.len() == 1),
+        "retries keep their bytes"
+    );
+    // Slack got the opened findings only (its filter), as messages.
+    let slack: Vec<&Got> = got.iter().filter(|g| g.path == "/slack").collect();
+    assert!(!slack.is_empty());
+    assert!(
+        slack.iter().all(|g| g.body["text"].is_string()),
+        "{:?}",
+        slack[0].body
+    );
+
+    // A finding resolves: its controls are declared not applicable (statement of
+    // applicability), so it leaves the open findings and the webhook hears finding.resolved.
+    let admin = server.token("admin", "risk-board").unwrap();
+    let findings = open["findings"].as_array().unwrap();
+    let resolved = &findings[0];
+    let rid = resolved["id"].as_str().unwrap().to_owned();
+    let system = resolved["system"].as_str().unwrap();
+    let controls: serde_json::Map<String, Value> = resolved["controls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c.as_str().unwrap().to_owned(),
+                json!({"applicable": false, "justification": "Retired in the test."}),
+            )
+        })
+        .collect();
+    let r = reqwest::Client::new()
+        .put(format!("{}/v1/systems/{system}/applicability", server.url))
+        .bearer_auth(&admin)
+        .json(&json!({ "controls": controls }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{:?}", r.text().await);
+    wait_for(
+        &receiver,
+        "finding.resolved",
+        Duration::from_secs(60),
+        |got| {
+            delivered(got)
+                .values()
+                .any(|(e, b)| e == "finding.resolved" && b["finding"]["id"] == json!(rid))
+        },
+    )
+    .await;
+
+    // Outage across a restart: an acknowledgement is attempted while the receiver is down, the
+    // server is killed, the receiver recovers, the restarted server delivers it under the same
+    // delivery id, once.
+    receiver.down.store(true, Ordering::SeqCst);
+    let fid = findings
+        .iter()
+        .find(|f| {
+            f["system"] != json!(system)
+                || f["controls"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .all(|c| !controls.contains_key(c.as_str().unwrap()))
+        })
+        .and_then(|f| f["id"].as_str())
+        .expect("a second finding outside the excluded controls")
+        .to_owned();
+    let expires =
+        aims_model::Timestamp::from_datetime(chrono::Utc::now() + chrono::Duration::days(30));
+    let r = reqwest::Client::new()
+        .post(format!("{}/v1/findings/{fid}/acknowledge", server.url))
+        .bearer_auth(&admin)
+        .json(&json!({"reason": "accepted by the risk board", "expires_at": expires.to_string()}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{:?}", r.text().await);
+    wait_for(
+        &receiver,
+        "an attempt of finding.acknowledged",
+        Duration::from_secs(60),
+        |got| got.iter().any(|g| g.event == "finding.acknowledged"),
+    )
+    .await;
+    server.kill();
+    let ack_id = received(&receiver)
+        .iter()
+        .find(|g| g.event == "finding.acknowledged")
+        .map(|g| g.delivery.clone())
+        .unwrap();
+    receiver.down.store(false, Ordering::SeqCst);
+    let server = start(tmp.path(), &cfg);
+    wait_for(
+        &receiver,
+        "finding.acknowledged delivered after the restart",
+        Duration::from_secs(120),
+        |got| {
+            delivered(got)
+                .get(&ack_id)
+                .is_some_and(|(e, _)| e == "finding.acknowledged")
+        },
+    )
+    .await;
+    let got = received(&receiver);
+    let ack = got
+        .iter()
+        .filter(|g| g.event == "finding.acknowledged")
+        .collect::<Vec<_>>();
+    assert!(
+        ack.iter().all(|g| g.delivery == ack_id),
+        "one delivery id across the restart"
+    );
+    assert_eq!(ack.iter().filter(|g| g.answered == 200).count(), 1);
+    assert_eq!(
+        ack[0].body["finding"]["acknowledged"]["reason"],
+        json!("accepted by the risk board")
+    );
+    // The restart re-sent nothing that was already delivered.
+    let delivered_twice = got
+        .iter()
+        .filter(|g| g.path == "/hook" && g.answered == 200)
+        .fold(BTreeMap::<&str, u32>::new(), |mut m, g| {
+            *m.entry(&g.delivery).or_default() += 1;
+            m
+        });
+    assert!(
+        delivered_twice.values().all(|n| *n == 1),
+        "{delivered_twice:?}"
+    );
+    drop(server);
+
+    // `notify test`: one test event per sink, each result printed.
+    let out = Command::new(bin("aims-server").unwrap())
+        .args(["notify", "test", "--config", cfg.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("hook (webhook): ok"), "{stdout}");
+    assert!(stdout.contains("chat (slack): ok"), "{stdout}");
+    assert!(
+        received(&receiver)
+            .iter()
+            .any(|g| g.event == "test" && g.signed_ok)
+    );
+    // A sink that refuses is reported and the command fails.
+    receiver.down.store(true, Ordering::SeqCst);
+    let out = Command::new(bin("aims-server").unwrap())
+        .args(["notify", "test", "--config", cfg.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("hook (webhook): retry"));
+}
+
+#[test]
+fn issue_15_bad_sink_settings_stop_serve_before_it_listens() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cases = [
+        (
+            "notifications:\n  - { type: pager, url: \"http://127.0.0.1:9/\" }\n",
+            "pager",
+        ),
+        (
+            "notifications:\n  - { type: webhook, url: \"not a url\", secret: x }\n",
+            "notifications[0].url",
+        ),
+        (
+            "notifications:\n  - { type: webhook, url: \"http://127.0.0.1:9/\", secret_file: \"/nonexistent/secret\" }\n",
+            "notifications[0].secret_file",
+        ),
+        ("public_url: \"aims.example\"\n", "public_url"),
+    ];
+    for (i, (yaml, needle)) in cases.iter().enumerate() {
+        let cfg = tmp.path().join(format!("bad-{i}.yaml"));
+        std::fs::write(&cfg, yaml).unwrap();
+        let db = format!(
+            "sqlite://{}",
+            tmp.path().join(format!("db-{i}.sqlite")).display()
+        );
+        let out = Command::new(bin("aims-server").unwrap())
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--database",
+                &db,
+                "--config",
+                cfg.to_str().unwrap(),
+            ])
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{yaml}: {stdout}");
+        assert!(!stdout.contains("listening"), "{yaml}: {stdout}");
+        assert!(
+            stderr.contains(needle),
+            "{yaml}: stderr lacks {needle:?}:\n{stderr}"
+        );
+        assert!(!stderr.contains("webhook-secret"), "{stderr}");
+    }
+}
