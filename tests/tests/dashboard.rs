@@ -4,10 +4,12 @@
 
 use std::time::Duration;
 
-use aims_e2e::{ServerProcess, agent_once, browse, git, run_seed_pipeline, write_agent_config};
+use aims_e2e::{
+    ServerProcess, agent_once, browse, get_json, git, run_seed_pipeline, write_agent_config,
+};
 
-/// The text of the grid cell for (system, control), found in the rendered DOM.
-fn cell(dom: &str, system: &str, control: &str) -> String {
+/// The inner HTML of the grid cell for (system, control), found in the rendered DOM.
+fn cell_html(dom: &str, system: &str, control: &str) -> String {
     let row_start = dom
         .find(&format!("data-system=\"{system}\""))
         .unwrap_or_else(|| panic!("no row for {system}"));
@@ -17,8 +19,11 @@ fn cell(dom: &str, system: &str, control: &str) -> String {
         .find(&format!("data-control=\"{control}\""))
         .unwrap_or_else(|| panic!("no cell {control}"));
     let cell = &row[at..];
-    let html = &cell[cell.find('>').unwrap() + 1..cell.find("</td>").unwrap()];
-    // Issue 16: a cell is a link to its drill-down page; its text is the status.
+    cell[cell.find('>').unwrap() + 1..cell.find("</td>").unwrap()].to_owned()
+}
+
+/// The text of some HTML: tags dropped, entities kept.
+fn text_of(html: &str) -> String {
     let mut text = String::new();
     let mut in_tag = false;
     for ch in html.chars() {
@@ -32,6 +37,40 @@ fn cell(dom: &str, system: &str, control: &str) -> String {
     text.trim().to_owned()
 }
 
+/// The status shown in the grid cell for (system, control): issue 16 made the cell a link to its
+/// drill-down page whose text is the status (a fresh cell adds when its window closes).
+fn cell(dom: &str, system: &str, control: &str) -> String {
+    let html = cell_html(dom, system, control);
+    let link = &html[..html.find("</a>").unwrap_or(html.len())];
+    text_of(link)
+}
+
+/// The whole text of the grid cell for (system, control).
+fn cell_text(dom: &str, system: &str, control: &str) -> String {
+    text_of(&cell_html(dom, system, control))
+}
+
+/// Where `AIMS_SCREENSHOT_DIR` asks for screenshots, the path of one.
+fn screenshot(name: &str) -> Option<std::path::PathBuf> {
+    std::env::var("AIMS_SCREENSHOT_DIR")
+        .ok()
+        .map(|d| std::path::Path::new(&d).join(name))
+}
+
+/// `/?token=…&next=PATH`: opens PATH signed in with `token` (PATH's query URL-encoded).
+fn signed_in(server: &ServerProcess, token: &str, path: &str) -> String {
+    let next: String = path
+        .bytes()
+        .map(|b| match b {
+            b'?' => "%3F".to_owned(),
+            b'&' => "%26".to_owned(),
+            b'=' => "%3D".to_owned(),
+            _ => (b as char).to_string(),
+        })
+        .collect();
+    format!("{}/?token={token}&next={next}", server.url)
+}
+
 #[test]
 fn dashboard_shows_status_per_system_and_control() {
     let tmp = tempfile::tempdir().unwrap();
@@ -43,9 +82,7 @@ fn dashboard_shows_status_per_system_and_control() {
     assert!(dom.contains("Sign in"), "{dom}");
 
     // With the viewer token (set as a cookie, then redirected to a clean URL).
-    let shot = std::env::var("AIMS_SCREENSHOT_DIR")
-        .ok()
-        .map(|d| std::path::Path::new(&d).join("dashboard.png"));
+    let shot = screenshot("dashboard.png");
     let dom = browse(&format!("{}/?token={viewer}", server.url), shot.as_deref()).unwrap();
     assert!(
         dom.contains("AI systems × Annex A.6 / A.7 controls"),
@@ -60,6 +97,44 @@ fn dashboard_shows_status_per_system_and_control() {
     // The healthy system's validation is fresh; the failing one's is drifted; the changed
     // dataset card drifts the churn system's data controls.
     assert_eq!(cell(&dom, "fraud-scoring", "A.6.2.4"), "fresh");
+    // Issue 16: a fresh cell says until when, as a date and the days left.
+    let fresh = cell_text(&dom, "fraud-scoring", "A.6.2.4");
+    assert!(
+        fresh.starts_with("fresh until 20") && fresh.ends_with(" days left)"),
+        "{fresh}"
+    );
+    assert!(
+        cell_html(&dom, "fraud-scoring", "A.6.2.4").contains("<time datetime=\"20"),
+        "the exact instant is in a time element"
+    );
+    // The trend of the fresh ratio over 90 days, as a picture and in words, and the freshness
+    // distribution; the viewer is not offered the auditor workspace.
+    assert!(
+        dom.contains("id=\"trend-title\"") && dom.contains("<desc id=\"trend-desc\">"),
+        "{dom}"
+    );
+    let trend = &dom[dom.find("id=\"trend\"").unwrap()..];
+    assert!(
+        trend.contains("All systems: fresh ratio ")
+            && trend.contains(" today, ")
+            && trend.contains(" 30 days ago, "),
+        "{trend}"
+    );
+    assert!(trend.contains(">100 %</text>"), "a labelled y axis");
+    assert!(
+        dom.contains("id=\"closing\"")
+            && dom.contains("Freshness windows closing")
+            && dom.contains(" close within 7 days, "),
+        "{dom}"
+    );
+    assert!(
+        dom.contains("<svg class=\"spark\""),
+        "each system's own trend in its row"
+    );
+    assert!(
+        !dom.contains("href=\"/audit\""),
+        "no workspace link for a viewer"
+    );
     assert!(
         dom.contains("href=\"/systems/fraud-scoring/controls/A.6.2.4\""),
         "grid cells link to their drill-down page"
@@ -104,14 +179,32 @@ fn dashboard_shows_status_per_system_and_control() {
     );
 
     // The system page lists findings that explain themselves and the evidence with its hash.
+    let shot = screenshot("system.png");
     let dom = browse(
         &format!(
             "{}/?token={viewer}&next=/systems/churn-predictor",
             server.url
         ),
-        None,
+        shot.as_deref(),
     )
     .unwrap();
+    // Its own trend and its findings by kind, each with a sentence.
+    assert!(
+        dom.contains("churn-predictor: fresh ratio ")
+            && dom.contains("id=\"findings-chart-title\""),
+        "{dom}"
+    );
+    assert!(dom.contains("Open findings by kind: "), "{dom}");
+    // Locators are short (`repo:path`), the full one in the title and in a code to copy.
+    assert!(dom.contains(">pipeline:systems/churn-predictor/"), "{dom}");
+    assert!(
+        dom.contains("title=\"git+file://") && dom.contains("<code>git+file://"),
+        "{dom}"
+    );
+    assert!(
+        dom.contains("<time datetime=\"20") && dom.contains(" ago)</time>"),
+        "times are dates with the time ago"
+    );
     assert!(
         dom.contains("AI system <code>churn-predictor</code>"),
         "{dom}"
@@ -193,4 +286,80 @@ fn artifact_content_is_escaped() {
         dom.contains("&lt;script&gt;document.title"),
         "the card's value is shown as text: {dom}"
     );
+}
+
+/// No raw `<script>alert` in a dumped DOM except inside an attribute value (where an older
+/// Chromium writes `"` as `&quot;` but leaves `<` alone): a script element or an attribute
+/// broken open by a quote would show one.
+fn assert_no_markup_injected(page: &str, dom: &str) {
+    let outside_attributes = dom.replace("&quot;<script>alert", "");
+    assert!(
+        !outside_attributes.contains("<script>alert"),
+        "{page}: markup from an artifact became part of the page: {dom}"
+    );
+}
+
+/// Issue 16: a locator and a reason carrying `<script>` and `"` render as text on every page
+/// that shows them: the grid, the system, control and control-across-systems pages, the
+/// evidence record and the sources page.
+#[test]
+fn issue_16_locators_and_reasons_are_text_on_every_page() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = ServerProcess::start(&tmp.path().join("server")).unwrap();
+    let agent = server.token("agent", "e2e-agent").unwrap();
+    let auditor = server.token("auditor", "auditor").unwrap();
+    let repo = tmp.path().join("repo");
+    std::fs::create_dir_all(repo.join("systems/x")).unwrap();
+    git(&repo, &["init", "-q", "-b", "main"]).unwrap();
+    // A failed validation: its finding's message (the drifted control's reason) names the
+    // file and the model, both hostile.
+    let content = "{\"kind\": \"validation_report\", \"decision\": \"fail\", \
+                   \"model\": {\"name\": \"m\\\"<script>alert(2)</script>\", \"version\": \"1\"}}\n";
+    std::fs::write(repo.join("systems/x/v\"<script>alert(1).json"), content).unwrap();
+    git(&repo, &["add", "-A"]).unwrap();
+    git(&repo, &["commit", "-qm", "hostile"]).unwrap();
+    let cfg = write_agent_config(tmp.path(), &server.url, &agent, &repo).unwrap();
+    let run = agent_once(&cfg, &[], Duration::from_secs(120)).unwrap();
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let controls = rt
+        .block_on(get_json(
+            &format!("{}/v1/systems/x/controls", server.url),
+            &auditor,
+        ))
+        .unwrap();
+    let view = controls["controls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["control"] == "A.6.2.4")
+        .unwrap()
+        .clone();
+    assert_eq!(view["status"], "drifted", "{view}");
+    let reason = view["reason"].as_str().unwrap();
+    assert!(reason.contains("v\"<script>alert(1).json"), "{reason}");
+    let record = view["evidence"][0]["record_id"].as_str().unwrap();
+
+    // Where the text shows as text, it is there, escaped.
+    for path in [
+        "/systems/x".to_owned(),
+        "/systems/x/controls/A.6.2.4".to_owned(),
+        "/controls/A.6.2.4".to_owned(),
+        format!("/evidence/{record}"),
+    ] {
+        let dom = browse(&signed_in(&server, &auditor, &path), None).unwrap();
+        assert_no_markup_injected(&path, &dom);
+        assert!(
+            dom.contains("v\"&lt;script&gt;alert(1).json"),
+            "{path}: the locator is shown as text: {dom}"
+        );
+    }
+    // Where it is only in attributes (the grid cell's title) or not at all, nothing is injected.
+    for path in ["/", "/sources"] {
+        let dom = browse(&signed_in(&server, &auditor, path), None).unwrap();
+        assert_no_markup_injected(path, &dom);
+    }
+    let dom = browse(&signed_in(&server, &auditor, "/"), None).unwrap();
+    assert_eq!(cell(&dom, "x", "A.6.2.4"), "drifted");
 }

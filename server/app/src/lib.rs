@@ -8,7 +8,9 @@ pub mod api;
 pub mod applicability;
 pub mod assess;
 pub mod auth;
+pub mod charts;
 pub mod dashboard;
+pub mod display;
 pub mod error;
 pub mod export;
 pub mod history;
@@ -24,6 +26,7 @@ pub mod serve;
 pub mod settings;
 pub mod sources;
 pub mod tls;
+pub mod trend;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -77,6 +80,8 @@ pub struct AppState {
     pub tls: bool,
     /// `GET /metrics` is served without a token.
     pub metrics_public: bool,
+    /// The dashboard's last computed trends (reused while the ledger does not grow).
+    pub trend: Arc<trend::TrendCache>,
 }
 
 impl AppState {
@@ -102,6 +107,7 @@ impl AppState {
             integrity: Arc::default(),
             tls: settings.tls.is_some(),
             metrics_public: settings.metrics_public,
+            trend: Arc::default(),
         }
     }
 }
