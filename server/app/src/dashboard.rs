@@ -401,7 +401,7 @@ fn closing_section(counts: [u64; 4]) -> Markup {
     }
 }
 
-async fn render_index(state: &AppState, _principal: &Principal) -> Result<Markup, ApiError> {
+async fn render_index(state: &AppState, principal: &Principal) -> Result<Markup, ApiError> {
     crate::assess::flush(state).await?;
     let now = Timestamp::now();
     let systems = state.store.systems().await?;
@@ -421,6 +421,9 @@ async fn render_index(state: &AppState, _principal: &Principal) -> Result<Markup
         "Dashboard",
         html! {
             h1 { "AI systems × Annex A.6 / A.7 controls" }
+            @if principal.role.can_export() {
+                nav.tools { a #audit-link href="/audit" { "Auditor workspace" } " (period report, exports, trust keys, file check)" }
+            }
             (legend())
             @if systems.is_empty() {
                 p { "No evidence yet. Point an agent at this server (" code { "aims-agent once --config agent.yaml" } ")." }

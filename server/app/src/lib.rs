@@ -7,6 +7,7 @@
 pub mod api;
 pub mod applicability;
 pub mod assess;
+pub mod audit;
 pub mod auth;
 pub mod charts;
 pub mod dashboard;
@@ -388,6 +389,9 @@ pub fn router(state: AppState) -> Router {
         .route("/controls/{control}", get(pages::control_across_systems))
         .route("/sources", get(pages::sources_page))
         .route("/evidence/{id}", get(dashboard::evidence_page))
+        .route("/audit", get(audit::audit_page))
+        .route("/audit/check", get(audit::check_page))
+        .route("/audit/population.csv", get(audit::population_csv))
         .fallback(fallback)
         // Ingest reads its own body with a JSON 413; this caps every other extractor.
         .layer(DefaultBodyLimit::max(64 * 1024))
