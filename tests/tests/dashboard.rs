@@ -4,10 +4,13 @@
 
 use std::time::Duration;
 
-use aims_e2e::{ServerProcess, agent_once, browse, git, run_seed_pipeline, write_agent_config};
+use aims_e2e::{
+    ServerProcess, agent_once, bin, browse, get_json, git, http, run_seed_pipeline,
+    write_agent_config,
+};
 
-/// The text of the grid cell for (system, control), found in the rendered DOM.
-fn cell(dom: &str, system: &str, control: &str) -> String {
+/// The inner HTML of the grid cell for (system, control), found in the rendered DOM.
+fn cell_html(dom: &str, system: &str, control: &str) -> String {
     let row_start = dom
         .find(&format!("data-system=\"{system}\""))
         .unwrap_or_else(|| panic!("no row for {system}"));
@@ -17,8 +20,11 @@ fn cell(dom: &str, system: &str, control: &str) -> String {
         .find(&format!("data-control=\"{control}\""))
         .unwrap_or_else(|| panic!("no cell {control}"));
     let cell = &row[at..];
-    let html = &cell[cell.find('>').unwrap() + 1..cell.find("</td>").unwrap()];
-    // Issue 16: a cell is a link to its drill-down page; its text is the status.
+    cell[cell.find('>').unwrap() + 1..cell.find("</td>").unwrap()].to_owned()
+}
+
+/// The text of some HTML: tags dropped, entities kept.
+fn text_of(html: &str) -> String {
     let mut text = String::new();
     let mut in_tag = false;
     for ch in html.chars() {
@@ -32,6 +38,49 @@ fn cell(dom: &str, system: &str, control: &str) -> String {
     text.trim().to_owned()
 }
 
+/// The status shown in the grid cell for (system, control): issue 16 made the cell a link to its
+/// drill-down page whose text is the status (a fresh cell adds when its window closes).
+fn cell(dom: &str, system: &str, control: &str) -> String {
+    let html = cell_html(dom, system, control);
+    let link = &html[..html.find("</a>").unwrap_or(html.len())];
+    text_of(link)
+}
+
+/// The whole text of the grid cell for (system, control).
+fn cell_text(dom: &str, system: &str, control: &str) -> String {
+    text_of(&cell_html(dom, system, control))
+}
+
+/// HTML entities as Chromium writes them back, decoded.
+fn unescape(s: &str) -> String {
+    s.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&amp;", "&")
+}
+
+/// Where `AIMS_SCREENSHOT_DIR` asks for screenshots, the path of one.
+fn screenshot(name: &str) -> Option<std::path::PathBuf> {
+    std::env::var("AIMS_SCREENSHOT_DIR")
+        .ok()
+        .map(|d| std::path::Path::new(&d).join(name))
+}
+
+/// `/?token=…&next=PATH`: opens PATH signed in with `token` (PATH's query URL-encoded).
+fn signed_in(server: &ServerProcess, token: &str, path: &str) -> String {
+    let next: String = path
+        .bytes()
+        .map(|b| match b {
+            b'?' => "%3F".to_owned(),
+            b'&' => "%26".to_owned(),
+            b'=' => "%3D".to_owned(),
+            _ => (b as char).to_string(),
+        })
+        .collect();
+    format!("{}/?token={token}&next={next}", server.url)
+}
+
 #[test]
 fn dashboard_shows_status_per_system_and_control() {
     let tmp = tempfile::tempdir().unwrap();
@@ -43,9 +92,7 @@ fn dashboard_shows_status_per_system_and_control() {
     assert!(dom.contains("Sign in"), "{dom}");
 
     // With the viewer token (set as a cookie, then redirected to a clean URL).
-    let shot = std::env::var("AIMS_SCREENSHOT_DIR")
-        .ok()
-        .map(|d| std::path::Path::new(&d).join("dashboard.png"));
+    let shot = screenshot("dashboard.png");
     let dom = browse(&format!("{}/?token={viewer}", server.url), shot.as_deref()).unwrap();
     assert!(
         dom.contains("AI systems × Annex A.6 / A.7 controls"),
@@ -60,6 +107,44 @@ fn dashboard_shows_status_per_system_and_control() {
     // The healthy system's validation is fresh; the failing one's is drifted; the changed
     // dataset card drifts the churn system's data controls.
     assert_eq!(cell(&dom, "fraud-scoring", "A.6.2.4"), "fresh");
+    // Issue 16: a fresh cell says until when, as a date and the days left.
+    let fresh = cell_text(&dom, "fraud-scoring", "A.6.2.4");
+    assert!(
+        fresh.starts_with("fresh until 20") && fresh.ends_with(" days left)"),
+        "{fresh}"
+    );
+    assert!(
+        cell_html(&dom, "fraud-scoring", "A.6.2.4").contains("<time datetime=\"20"),
+        "the exact instant is in a time element"
+    );
+    // The trend of the fresh ratio over 90 days, as a picture and in words, and the freshness
+    // distribution; the viewer is not offered the auditor workspace.
+    assert!(
+        dom.contains("id=\"trend-title\"") && dom.contains("<desc id=\"trend-desc\">"),
+        "{dom}"
+    );
+    let trend = &dom[dom.find("id=\"trend\"").unwrap()..];
+    assert!(
+        trend.contains("All systems: fresh ratio ")
+            && trend.contains(" today, ")
+            && trend.contains(" 30 days ago, "),
+        "{trend}"
+    );
+    assert!(trend.contains(">100 %</text>"), "a labelled y axis");
+    assert!(
+        dom.contains("id=\"closing\"")
+            && dom.contains("Freshness windows closing")
+            && dom.contains(" close within 7 days, "),
+        "{dom}"
+    );
+    assert!(
+        dom.contains("<svg class=\"spark\""),
+        "each system's own trend in its row"
+    );
+    assert!(
+        !dom.contains("href=\"/audit\""),
+        "no workspace link for a viewer"
+    );
     assert!(
         dom.contains("href=\"/systems/fraud-scoring/controls/A.6.2.4\""),
         "grid cells link to their drill-down page"
@@ -104,14 +189,32 @@ fn dashboard_shows_status_per_system_and_control() {
     );
 
     // The system page lists findings that explain themselves and the evidence with its hash.
+    let shot = screenshot("system.png");
     let dom = browse(
         &format!(
             "{}/?token={viewer}&next=/systems/churn-predictor",
             server.url
         ),
-        None,
+        shot.as_deref(),
     )
     .unwrap();
+    // Its own trend and its findings by kind, each with a sentence.
+    assert!(
+        dom.contains("churn-predictor: fresh ratio ")
+            && dom.contains("id=\"findings-chart-title\""),
+        "{dom}"
+    );
+    assert!(dom.contains("Open findings by kind: "), "{dom}");
+    // Locators are short (`repo:path`), the full one in the title and in a code to copy.
+    assert!(dom.contains(">pipeline:systems/churn-predictor/"), "{dom}");
+    assert!(
+        dom.contains("title=\"git+file://") && dom.contains("<code>git+file://"),
+        "{dom}"
+    );
+    assert!(
+        dom.contains("<time datetime=\"20") && dom.contains(" ago)</time>"),
+        "times are dates with the time ago"
+    );
     assert!(
         dom.contains("AI system <code>churn-predictor</code>"),
         "{dom}"
@@ -136,6 +239,255 @@ fn dashboard_shows_status_per_system_and_control() {
             .any(|w| w.len() == 64),
         "the evidence table shows SHA-256 digests"
     );
+
+    // Issue 16: the auditor workspace is not a viewer's, in the browser and over HTTP.
+    let dom = browse(&signed_in(&server, &viewer, "/audit"), None).unwrap();
+    assert!(
+        dom.contains("The auditor workspace is for auditor and admin tokens"),
+        "{dom}"
+    );
+    assert!(!dom.contains("id=\"report\""), "no report for a viewer");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    for path in ["/audit", "/audit/check?sha256=00", "/audit/population.csv"] {
+        let status = rt.block_on(async {
+            http()
+                .unwrap()
+                .get(format!("{}{path}", server.url))
+                .bearer_auth(&viewer)
+                .send()
+                .await
+                .unwrap()
+                .status()
+        });
+        assert_eq!(status, 403, "{path}");
+    }
+}
+
+/// A session as a browser holds it: signs in with `/?token=` and returns the cookie to send.
+async fn session_cookie(server: &ServerProcess, token: &str) -> String {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let r = client
+        .get(format!("{}/?token={token}", server.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    r.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|c| c.starts_with("aims_session="))
+        .map(|c| c.split(';').next().unwrap().to_owned())
+        .expect("a session cookie")
+}
+
+/// `GET url` with the session cookie: status and body.
+async fn get_with(url: &str, cookie: &str) -> (u16, Vec<u8>) {
+    let r = http()
+        .unwrap()
+        .get(url)
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.bytes().await.unwrap().to_vec())
+}
+
+/// The `href` of the element with this id (entities decoded).
+fn href_of(dom: &str, id: &str) -> String {
+    let at = dom
+        .find(&format!("id=\"{id}\""))
+        .unwrap_or_else(|| panic!("no #{id}"));
+    let tag_start = dom[..at].rfind('<').unwrap();
+    let tag = &dom[tag_start..tag_start + dom[tag_start..].find('>').unwrap()];
+    let h = tag.find("href=\"").unwrap() + "href=\"".len();
+    unescape(&tag[h..h + tag[h..].find('"').unwrap()])
+}
+
+/// Issue 16 item 6: the auditor workspace. The period report, downloads that work with the
+/// browser's session (the bundle verifies offline against the policy the page shows), the
+/// population CSV, and "check a file" finding a shipped file's SHA-256 and not another.
+#[test]
+fn issue_16_auditor_workspace() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = ServerProcess::start(&tmp.path().join("server")).unwrap();
+    run_seed_pipeline(&server, tmp.path()).unwrap();
+    let auditor = server.token("auditor", "external-auditor").unwrap();
+
+    let dom = browse(&format!("{}/?token={auditor}", server.url), None).unwrap();
+    assert_eq!(
+        href_of(&dom, "audit-link"),
+        "/audit",
+        "the workspace is linked from /"
+    );
+
+    let shot = screenshot("audit.png");
+    let dom = browse(&signed_in(&server, &auditor, "/audit"), shot.as_deref()).unwrap();
+    assert!(dom.contains("<h1>Auditor workspace</h1>"), "{dom}");
+    assert!(
+        dom.contains("data-system=\"fraud-scoring\" data-control=\"A.6.2.4\""),
+        "the period report has a row per system and control: {dom}"
+    );
+    let report = &dom[dom.find("id=\"report\"").unwrap()..];
+    assert!(
+        report.contains("Fresh ratio") && report.contains(" %</td>"),
+        "{report}"
+    );
+    assert!(
+        report.contains("<strong>drifted</strong> from "),
+        "gaps with their reasons: {report}"
+    );
+    // The form defaults to the last 90 days.
+    let today = chrono::Utc::now().date_naive();
+    let from = today - chrono::Days::new(90);
+    assert!(
+        dom.contains(&format!("name=\"from\" value=\"{from}\""))
+            && dom.contains(&format!("name=\"to\" value=\"{today}\"")),
+        "{dom}"
+    );
+    assert!(
+        dom.contains("aims-verify bundle.tar.gz --trust policy.txt"),
+        "{dom}"
+    );
+
+    // The policy shown is the one `aims-server keys show` prints.
+    let out = std::process::Command::new(bin("aims-server").unwrap())
+        .args(["keys", "show", "--database", &server.database])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let pinned = String::from_utf8(out.stdout).unwrap();
+    let policy_at = dom.find("id=\"policy\">").unwrap() + "id=\"policy\">".len();
+    let shown = unescape(&dom[policy_at..policy_at + dom[policy_at..].find("</pre>").unwrap()]);
+    assert_eq!(shown.trim(), pinned.trim());
+
+    // Every download link works with the session cookie a browser holds.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let cookie = rt.block_on(session_cookie(&server, &auditor));
+    let get = |id: &str| {
+        let href = href_of(&dom, id);
+        assert!(href.starts_with('/'), "{href}");
+        let (status, body) = rt.block_on(get_with(&format!("{}{href}", server.url), &cookie));
+        assert_eq!(
+            status,
+            200,
+            "{id} {href}: {}",
+            String::from_utf8_lossy(&body)
+        );
+        (href, body)
+    };
+    let (href, bundle) = get("bundle-link");
+    assert!(
+        href.starts_with("/v1/export?from=") && href.contains("&to="),
+        "{href}"
+    );
+    assert_eq!(&bundle[..2], &[0x1f, 0x8b], "a gzip bundle");
+    let (href, oscal) = get("oscal-link");
+    assert!(href.starts_with("/v1/export/oscal?from="), "{href}");
+    assert!(String::from_utf8_lossy(&oscal).contains("assessment-results"));
+    let (href, csv) = get("report-csv-link");
+    assert!(
+        href.starts_with("/v1/report?from=") && href.ends_with("&format=csv"),
+        "{href}"
+    );
+    assert!(String::from_utf8_lossy(&csv).starts_with("system,control,fresh_ratio,"));
+    let (_, population) = get("population-link");
+    let population = String::from_utf8(population).unwrap();
+    assert!(
+        population.starts_with("leaf,received_at,system,kind,event,artifact,locator,sha256,"),
+        "{population}"
+    );
+
+    // The bundle verifies offline against the policy the page told the auditor to pin.
+    let bundle_path = tmp.path().join("bundle.tar.gz");
+    let policy_path = tmp.path().join("policy.txt");
+    std::fs::write(&bundle_path, &bundle).unwrap();
+    std::fs::write(&policy_path, &shown).unwrap();
+    let out = std::process::Command::new(bin("aims-verify").unwrap())
+        .arg(&bundle_path)
+        .arg("--trust")
+        .arg(&policy_path)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // Check a file: a shipped file's digest is found, with where it is; another is not.
+    let controls = rt
+        .block_on(get_json(
+            &format!("{}/v1/systems/fraud-scoring/controls", server.url),
+            &auditor,
+        ))
+        .unwrap();
+    let ev = controls["controls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["control"] == "A.6.2.4")
+        .unwrap()["evidence"][0]
+        .clone();
+    let sha = ev["sha256"].as_str().unwrap();
+    let record = ev["record_id"].as_str().unwrap();
+    assert!(
+        population.contains(&format!(",{sha},{record},")),
+        "the population lists the record"
+    );
+    let dom = browse(
+        &signed_in(
+            &server,
+            &auditor,
+            &format!("/audit/check?sha256={}", sha.to_uppercase()),
+        ),
+        None,
+    )
+    .unwrap();
+    assert!(dom.contains("data-found=\"yes\""), "{dom}");
+    let table = &dom[dom.find("id=\"check-records\"").unwrap()..];
+    assert!(table.contains(">fraud-scoring</a>"), "{table}");
+    assert!(
+        table.contains(&format!("href=\"/evidence/{record}\"")),
+        "{table}"
+    );
+    assert!(table.contains(">pipeline:"), "short locator: {table}");
+    let dom = browse(
+        &signed_in(
+            &server,
+            &auditor,
+            &format!("/audit/check?sha256={}", "0".repeat(64)),
+        ),
+        None,
+    )
+    .unwrap();
+    assert!(
+        dom.contains("data-found=\"no\"") && dom.contains("No record in the ledger has content"),
+        "{dom}"
+    );
+    let dom = browse(
+        &signed_in(&server, &auditor, "/audit/check?sha256=abc"),
+        None,
+    )
+    .unwrap();
+    assert!(
+        dom.contains("data-found=\"invalid\"")
+            && dom.contains("64 hexadecimal characters (0–9, a–f); this has 3."),
+        "{dom}"
+    );
+    // A period the form cannot take says which field is wrong.
+    let dom = browse(
+        &signed_in(&server, &auditor, "/audit?from=2026-13-01&to=2026-12-01"),
+        None,
+    )
+    .unwrap();
+    assert!(dom.contains("from: \"2026-13-01\" is not a date"), "{dom}");
 }
 
 /// Whatever an artifact contains is shown as text: a model card and a file name carrying markup
@@ -193,4 +545,86 @@ fn artifact_content_is_escaped() {
         dom.contains("&lt;script&gt;document.title"),
         "the card's value is shown as text: {dom}"
     );
+}
+
+/// No raw `<script>alert` in a dumped DOM except inside an attribute value (where an older
+/// Chromium writes `"` as `&quot;` but leaves `<` alone): a script element or an attribute
+/// broken open by a quote would show one.
+fn assert_no_markup_injected(page: &str, dom: &str) {
+    let outside_attributes = dom.replace("&quot;<script>alert", "");
+    assert!(
+        !outside_attributes.contains("<script>alert"),
+        "{page}: markup from an artifact became part of the page: {dom}"
+    );
+}
+
+/// Issue 16: a locator and a reason carrying `<script>` and `"` render as text on every page
+/// that shows them: the grid, the system, control and control-across-systems pages, the
+/// evidence record, the auditor's period report and file check, and the sources page.
+#[test]
+fn issue_16_locators_and_reasons_are_text_on_every_page() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = ServerProcess::start(&tmp.path().join("server")).unwrap();
+    let agent = server.token("agent", "e2e-agent").unwrap();
+    let auditor = server.token("auditor", "auditor").unwrap();
+    let repo = tmp.path().join("repo");
+    std::fs::create_dir_all(repo.join("systems/x")).unwrap();
+    git(&repo, &["init", "-q", "-b", "main"]).unwrap();
+    // A failed validation: its finding's message (the drifted control's reason) names the
+    // file and the model, both hostile.
+    let content = "{\"kind\": \"validation_report\", \"decision\": \"fail\", \
+                   \"model\": {\"name\": \"m\\\"<script>alert(2)</script>\", \"version\": \"1\"}}\n";
+    std::fs::write(repo.join("systems/x/v\"<script>alert(1).json"), content).unwrap();
+    git(&repo, &["add", "-A"]).unwrap();
+    git(&repo, &["commit", "-qm", "hostile"]).unwrap();
+    let cfg = write_agent_config(tmp.path(), &server.url, &agent, &repo).unwrap();
+    let run = agent_once(&cfg, &[], Duration::from_secs(120)).unwrap();
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let controls = rt
+        .block_on(get_json(
+            &format!("{}/v1/systems/x/controls", server.url),
+            &auditor,
+        ))
+        .unwrap();
+    let view = controls["controls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["control"] == "A.6.2.4")
+        .unwrap()
+        .clone();
+    assert_eq!(view["status"], "drifted", "{view}");
+    let reason = view["reason"].as_str().unwrap();
+    assert!(reason.contains("v\"<script>alert(1).json"), "{reason}");
+    let ev = &view["evidence"][0];
+    let (record, sha) = (
+        ev["record_id"].as_str().unwrap(),
+        ev["sha256"].as_str().unwrap(),
+    );
+
+    // Where the text shows as text, it is there, escaped.
+    for path in [
+        "/systems/x".to_owned(),
+        "/systems/x/controls/A.6.2.4".to_owned(),
+        "/controls/A.6.2.4".to_owned(),
+        format!("/evidence/{record}"),
+        "/audit".to_owned(),
+        format!("/audit/check?sha256={sha}"),
+    ] {
+        let dom = browse(&signed_in(&server, &auditor, &path), None).unwrap();
+        assert_no_markup_injected(&path, &dom);
+        assert!(
+            dom.contains("v\"&lt;script&gt;alert(1).json"),
+            "{path}: the locator is shown as text: {dom}"
+        );
+    }
+    // Where it is only in attributes (the grid cell's title) or not at all, nothing is injected.
+    for path in ["/", "/sources"] {
+        let dom = browse(&signed_in(&server, &auditor, path), None).unwrap();
+        assert_no_markup_injected(path, &dom);
+    }
+    let dom = browse(&signed_in(&server, &auditor, "/"), None).unwrap();
+    assert_eq!(cell(&dom, "x", "A.6.2.4"), "drifted");
 }

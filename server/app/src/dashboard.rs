@@ -14,13 +14,16 @@ use axum::response::{IntoResponse, Redirect, Response};
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 use serde::Deserialize;
 
-use aims_model::ControlStatus;
 use aims_model::wire::ControlView;
+use aims_model::{ControlStatus, FindingKind, Timestamp};
 
 use crate::AppState;
 use crate::auth::{self, Principal};
+use crate::charts;
+use crate::display;
 use crate::error::ApiError;
 use crate::http_util::{cross_site_refusal, media_type_is, same_site_path};
+use crate::trend::{DayShare, TREND_DAYS, Trend};
 
 /// The pages' only stylesheet, inlined; the Content-Security-Policy allows it by its SHA-256.
 pub(crate) const CSS: &str = r#"
@@ -42,6 +45,19 @@ code,.mono{font-family:ui-monospace,SFMono-Regular,Menlo,monospace;font-size:.8r
 .finding.stale{border-color:#c98a00}.finding.missing{border-color:#4b2a85}.finding.gone{border-color:#555}
 .muted{color:#5d6875;font-size:.85rem}
 form.inline{display:inline}form.inline button{font:inherit;padding:0;border:0;background:none;color:#0645ad;text-decoration:underline;cursor:pointer}
+nav.tools{margin:.3rem 0 .8rem}nav.tools a{margin-right:1rem}
+td.st .until{display:block;font-size:.68rem;font-weight:400;text-transform:none;white-space:nowrap}
+#grid td.st .until .left{display:block}
+details.full{display:inline}details.full summary{display:inline;cursor:pointer;color:#5d6875;font-size:.72rem}
+details.full[open] code{display:block;background:#eef1f4;padding:.2rem .3rem;margin-top:.2rem}
+section.charts{display:flex;flex-wrap:wrap;gap:1.5rem;align-items:flex-start}section.charts>div{max-width:100%}
+svg.chart{background:#fff;border:1px solid #d8dde3;max-width:100%;height:auto}
+svg .grid{stroke:#e3e7ec;stroke-width:1}svg .axisline,svg .tick{stroke:#5d6875;stroke-width:1}
+svg .axis{font-size:11px;fill:#3b4450}svg .count{font-size:11px;font-weight:600;fill:#1b1f24}
+svg .area{fill:#c9d8ec}svg .line{fill:none;stroke:#1f3b63;stroke-width:2}svg circle.line{fill:#1f3b63;stroke:none}
+svg .bar{fill:#4a5a70}svg.spark{vertical-align:middle}
+.summary{font-size:.95rem}.error{background:#fff;border-left:4px solid #8f1d14;padding:.5rem .8rem}
+pre.policy{background:#fff;border:1px solid #d8dde3;padding:.6rem;white-space:pre-wrap;word-break:break-all}
 "#;
 
 pub(crate) fn page(title: &str, body: Markup) -> Markup {
@@ -266,17 +282,128 @@ pub async fn index(
         let next = q.next.as_deref().and_then(same_site_path);
         return sign_in(&state, &token, next.as_deref().unwrap_or("/")).await;
     }
-    if let Err(r) = viewer(&state, &headers).await {
-        return r;
-    }
-    match render_index(&state).await {
+    let principal = match viewer(&state, &headers).await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    match render_index(&state, &principal).await {
         Ok(m) => m.into_response(),
         Err(e) => e.into_response(),
     }
 }
 
-async fn render_index(state: &AppState) -> Result<Markup, ApiError> {
+/// One grid cell: the status as a link to the drill-down page, and for a fresh control when its
+/// window closes.
+fn grid_cell(
+    system: &str,
+    c: &aims_catalog::Control,
+    v: Option<&ControlView>,
+    now: Timestamp,
+) -> Markup {
+    let st = v.map_or(ControlStatus::NotApplicable, |v| v.status);
+    html! {
+        td class={ "st " (st.as_str()) } data-control=(c.id)
+            title=(v.map_or(String::new(), |v| format!("{} {}: {}", c.id, c.title, v.reason))) {
+            a href={ "/systems/" (system) "/controls/" (c.id) } { (status_label(st)) }
+            @if let Some(t) = v.and_then(|v| v.fresh_until) { " " (display::until(t, now)) }
+        }
+    }
+}
+
+/// The text that says what the trend chart shows: today, 30 days ago and the first day.
+fn trend_summary(what: &str, days: &[DayShare]) -> String {
+    let say = |r: Option<f64>| r.map_or_else(|| "n/a".to_owned(), charts::percent);
+    let first = days
+        .first()
+        .map(|d| display::day(d.start))
+        .unwrap_or_default();
+    format!(
+        "{what}: fresh ratio {} today, {} 30 days ago, {} on {first}.",
+        say(Trend::ratio_days_ago(days, 0)),
+        say(Trend::ratio_days_ago(days, 30)),
+        say(days.first().and_then(DayShare::ratio)),
+    )
+}
+
+/// The trend chart with its sentence and, folded, the daily figures as a table.
+pub(crate) fn trend_section(id: &str, what: &str, days: &[DayShare]) -> Markup {
+    let summary = trend_summary(what, days);
+    html! {
+        div #(id) {
+            (charts::trend_chart(id, &format!("{what}: daily fresh ratio, last {TREND_DAYS} days"), &summary, days))
+            p.summary { (summary) }
+            p.muted { "Share of each day's applicable control-time (A.6/A.7 grid controls) that was fresh; not applicable and excluded time, and time before a system's first record, are left out." }
+            details {
+                summary { "Daily figures" }
+                table {
+                    thead { tr { th { "Day (UTC)" } th { "Fresh ratio" } } }
+                    tbody {
+                        @for d in days.iter().rev() {
+                            tr { td { (display::day(d.start)) } td { (d.ratio().map_or_else(|| "n/a".to_owned(), charts::percent)) } }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// How many fresh grid cells have their window close within 7, 8–30, 31–90 and after 90 days.
+fn closing_counts(
+    rows: &[(&aims_model::wire::SystemSummary, Vec<ControlView>)],
+    columns: &[&aims_catalog::Control],
+    now: Timestamp,
+) -> [u64; 4] {
+    let mut out = [0u64; 4];
+    for (_, views) in rows {
+        for v in views
+            .iter()
+            .filter(|v| columns.iter().any(|c| c.id == v.control))
+        {
+            if let Some(t) = v.fresh_until.filter(|_| v.status == ControlStatus::Fresh) {
+                let i = match display::days_left(t, now) {
+                    0..=7 => 0,
+                    8..=30 => 1,
+                    31..=90 => 2,
+                    _ => 3,
+                };
+                out[i] += 1;
+            }
+        }
+    }
+    out
+}
+
+fn closing_section(counts: [u64; 4]) -> Markup {
+    let labels = [
+        "within 7 days",
+        "in 8–30 days",
+        "in 31–90 days",
+        "after 90 days",
+    ];
+    let bars: Vec<(String, u64)> = labels
+        .iter()
+        .zip(counts)
+        .map(|(l, c)| ((*l).to_owned(), c))
+        .collect();
+    let total: u64 = counts.iter().sum();
+    let summary = format!(
+        "Of {total} fresh controls, {} close within 7 days, {} within 30 days and {} within 90 days.",
+        counts[0],
+        counts[0] + counts[1],
+        counts[0] + counts[1] + counts[2]
+    );
+    html! {
+        div #closing {
+            (charts::bar_chart("closing-chart", "Freshness windows closing (fresh controls by days left)", &summary, &bars))
+            p.summary { (summary) }
+        }
+    }
+}
+
+async fn render_index(state: &AppState, principal: &Principal) -> Result<Markup, ApiError> {
     crate::assess::flush(state).await?;
+    let now = Timestamp::now();
     let systems = state.store.systems().await?;
     let controls = state.catalog.dashboard_controls();
     let mut rows = Vec::new();
@@ -288,11 +415,15 @@ async fn render_index(state: &AppState) -> Result<Markup, ApiError> {
             .unwrap_or_default();
         rows.push((s, views));
     }
+    let trend = crate::trend::dashboard_trend(state).await?;
     let checkpoint = state.store.latest_checkpoint().await?;
     Ok(page(
         "Dashboard",
         html! {
             h1 { "AI systems × Annex A.6 / A.7 controls" }
+            @if principal.role.can_export() {
+                nav.tools { a #audit-link href="/audit" { "Auditor workspace" } " (period report, exports, trust keys, file check)" }
+            }
             (legend())
             @if systems.is_empty() {
                 p { "No evidence yet. Point an agent at this server (" code { "aims-agent once --config agent.yaml" } ")." }
@@ -302,26 +433,32 @@ async fn render_index(state: &AppState) -> Result<Markup, ApiError> {
                         th { "AI system" }
                         @for c in &controls { th.ctl title=(c.title) { a href={ "/controls/" (c.id) } { (c.id) } } }
                         th { "fresh" } th { "stale" } th { "drifted" } th { "missing" }
+                        th { "last " (TREND_DAYS) " days" }
                     } }
                     tbody {
                         @for (s, views) in &rows {
                             tr data-system=(s.id) {
                                 th { a href={ "/systems/" (s.id) } { (s.id) } }
                                 @for c in &controls {
-                                    @let v = views.iter().find(|v| v.control == c.id);
-                                    @let st = v.map_or(ControlStatus::NotApplicable, |v| v.status);
-                                    td class={ "st " (st.as_str()) } data-control=(c.id)
-                                        title=(v.map_or(String::new(), |v| format!("{} {}: {}", c.id, c.title, v.reason))) {
-                                        a href={ "/systems/" (s.id) "/controls/" (c.id) } { (status_label(st)) }
-                                    }
+                                    (grid_cell(&s.id, c, views.iter().find(|v| v.control == c.id), now))
                                 }
                                 // Totals of the cells shown, not of every assessed control.
                                 @let shown = shown_counts(&controls, views);
                                 td { (shown.fresh) } td { (shown.stale) }
                                 td { (shown.drifted) } td { (shown.missing) }
+                                td.trend {
+                                    @if let Some(days) = trend.systems.get(&s.id) {
+                                        (charts::sparkline(&trend_summary(&s.id, days), days))
+                                    }
+                                }
                             }
                         }
                     }
+                }
+                h2 { "Trends" }
+                section.charts {
+                    (trend_section("trend", "All systems", &trend.all))
+                    (closing_section(closing_counts(&rows, &controls, now)))
                 }
             }
             p.muted {
@@ -351,18 +488,56 @@ fn shown_counts(
     counts
 }
 
-fn control_row(v: &ControlView) -> Markup {
+fn control_row(system: &str, v: &ControlView, now: Timestamp) -> Markup {
     html! {
         tr data-control=(v.control) {
-            td { strong { (v.control) } br; span.muted { (v.title) } }
-            td class={ "st " (v.status.as_str()) } { (status_label(v.status)) }
+            td { a href={ "/systems/" (system) "/controls/" (v.control) } { strong { (v.control) } } br; span.muted { (v.title) } }
+            td class={ "st " (v.status.as_str()) } {
+                (status_label(v.status))
+                @if let Some(t) = v.fresh_until { " " (display::until(t, now)) }
+            }
             td { (v.reason) }
             td {
                 @for e in v.evidence.iter().take(5) {
-                    a.mono href={ "/evidence/" (e.record_id) } { (e.kind) ": " (e.locator) } br;
+                    div { (e.kind) ": " (display::locator(&e.locator, Some(&format!("/evidence/{}", e.record_id)))) }
                 }
                 @if v.evidence.len() > 5 { span.muted { "+" (v.evidence.len() - 5) " more" } }
             }
+        }
+    }
+}
+
+/// Open findings per kind, every kind listed (zeros included), as a bar chart and a sentence.
+fn findings_by_kind(findings: &[aims_model::Finding]) -> Markup {
+    let kinds = [
+        FindingKind::Missing,
+        FindingKind::Failed,
+        FindingKind::Changed,
+        FindingKind::Inconsistent,
+        FindingKind::Stale,
+        FindingKind::Gone,
+    ];
+    let bars: Vec<(String, u64)> = kinds
+        .iter()
+        .map(|k| {
+            let n = findings.iter().filter(|f| f.kind == *k).count() as u64;
+            (k.as_str().to_owned(), n)
+        })
+        .collect();
+    let said: Vec<String> = bars
+        .iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(k, n)| format!("{n} {k}"))
+        .collect();
+    let summary = if said.is_empty() {
+        "No open findings.".to_owned()
+    } else {
+        format!("Open findings by kind: {}.", said.join(", "))
+    };
+    html! {
+        div #findings-by-kind {
+            (charts::bar_chart("findings-chart", "Open findings by kind", &summary, &bars))
+            p.summary { (summary) }
         }
     }
 }
@@ -391,7 +566,9 @@ async fn render_system(state: &AppState, id: &str) -> Result<Response, ApiError>
         )
             .into_response());
     };
+    let now = Timestamp::now();
     let findings = state.store.findings(Some(id)).await?;
+    let days = crate::trend::system_days(state, id, now).await?;
     let mut history = state.store.history(id).await?;
     history.reverse();
     let total = history.len();
@@ -401,29 +578,36 @@ async fn render_system(state: &AppState, id: &str) -> Result<Response, ApiError>
         html! {
             h1 { "AI system " code { (id) } }
             (legend())
+            section.charts {
+                @if let Some(days) = &days { (trend_section("trend", id, days)) }
+                (findings_by_kind(&findings))
+            }
             h2 { "Controls" }
             table #controls {
                 thead { tr { th { "Control" } th { "Status" } th { "Why" } th { "Current evidence" } } }
-                tbody { @for v in &controls { (control_row(v)) } }
+                tbody { @for v in &controls { (control_row(id, v, now)) } }
             }
             h2 #findings { "Findings (" (findings.len()) ")" }
             @if findings.is_empty() { p { "No open findings." } }
             @for f in &findings {
                 div class={ "finding " (f.kind.as_str()) } data-kind=(f.kind.as_str()) {
-                    strong { (f.kind.as_str()) } " · " (f.controls.join(", ")) " · since " (crate::pages::when(f.since, aims_model::Timestamp::now()))
+                    strong { (f.kind.as_str()) } " · " (f.controls.join(", ")) " · since " (display::when(f.since, now))
                     p { (f.message) }
+                    @if !f.evidence.is_empty() {
+                        p.muted { "Evidence: " @for r in &f.evidence { a.mono href={ "/evidence/" (r) } { (&r.as_str()[..12]) "…" } " " } }
+                    }
                 }
             }
             h2 #evidence { "Evidence (" (total) " records, newest first)" }
             table {
-                thead { tr { th { "Observed" } th { "Kind" } th { "Event" } th { "Locator" } th { "SHA-256" } th { "Leaf" } } }
+                thead { tr { th { "Observed" } th { "Kind" } th { "Event" } th { "Artifact" } th { "SHA-256" } th { "Leaf" } } }
                 tbody {
                     @for e in &history {
                         tr {
-                            td { (crate::pages::when(e.record.observed_at, aims_model::Timestamp::now())) }
+                            td { (display::when(e.record.observed_at, now)) }
                             td { (e.record.kind) }
                             td { (e.record.event.as_str()) }
-                            td.mono title=(e.record.locator) { a href={ "/evidence/" (e.record_id) } { (crate::pages::short_locator(&e.record.locator)) } }
+                            td { (display::locator(&e.record.locator, Some(&format!("/evidence/{}", e.record_id)))) }
                             td.mono { (e.record.sha256) }
                             td { (e.leaf_index) }
                         }
@@ -460,6 +644,8 @@ pub async fn evidence_page(
         Err(e) => return ApiError::from(e).into_response(),
     };
     let pretty = serde_json::to_string_pretty(&ev.record).unwrap_or_default();
+    let now = Timestamp::now();
+    let short = display::short_locator(&ev.record.locator);
     page(
         "Evidence",
         html! {
@@ -467,12 +653,13 @@ pub async fn evidence_page(
             table {
                 tr { th { "AI system" } td { a href={ "/systems/" (ev.record.system) } { (ev.record.system) } } }
                 tr { th { "Kind" } td { (ev.record.kind) } }
-                tr { th { "Locator" } td.mono { (ev.record.locator) } }
+                tr { th { "Artifact" } td { span.mono title=(ev.record.locator) { (short) } } }
+                tr { th { "Locator" } td { code #locator { (ev.record.locator) } } }
                 tr { th { "SHA-256" } td.mono { (ev.record.sha256) } }
                 tr { th { "Size" } td { (ev.record.size) " bytes" } }
-                tr { th { "Observed" } td { (ev.record.observed_at) } }
-                tr { th { "Artifact time" } td { (ev.record.artifact_time.map(|t| t.to_string()).unwrap_or_else(|| "—".into())) } }
-                tr { th { "Ledger leaf" } td { (ev.leaf_index) " (received " (ev.received_at) " from " (ev.agent) ")" } }
+                tr { th { "Observed" } td { (display::when(ev.record.observed_at, now)) } }
+                tr { th { "Artifact time" } td { @match ev.record.artifact_time { Some(t) => (display::when(t, now)), None => "—" } } }
+                tr { th { "Ledger leaf" } td { (ev.leaf_index) " (received " (display::when(ev.received_at, now)) " from " (ev.agent) ")" } }
                 tr { th { "Proof" } td { a href={ "/v1/evidence/" (ev.record_id) "/proof" } { "tlog-proof receipt" } } }
             }
             h2 { "Record" }

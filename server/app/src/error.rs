@@ -113,6 +113,11 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         self.status
     }
+
+    /// The sentence sent to the client (for pages that show it in their own words).
+    pub fn message(&self) -> &str {
+        &self.message
+    }
 }
 
 impl From<aims_store::StoreError> for ApiError {

@@ -325,14 +325,36 @@ pub async fn system_history(
     from: Timestamp,
     to: Timestamp,
 ) -> Result<Vec<ControlHistory>, ApiError> {
+    Ok(system_history_since(state, system, from, to).await?.0)
+}
+
+/// [`system_history`], plus when the server received the system's first record (before it,
+/// every control reads `missing`: the dashboard's trend leaves that time out).
+pub async fn system_history_since(
+    state: &AppState,
+    system: &str,
+    from: Timestamp,
+    to: Timestamp,
+) -> Result<(Vec<ControlHistory>, Option<Timestamp>), ApiError> {
     let replay = system_replay(state, system)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no AI system {system:?} has evidence")))?;
     let catalog = state.catalog.clone();
     let sys = system.to_owned();
-    tokio::task::spawn_blocking(move || aims_catalog::history(&catalog, &replay, &sys, from, to))
-        .await
-        .map_err(ApiError::internal)
+    tokio::task::spawn_blocking(move || {
+        let first = replay.systems.get(&sys).and_then(|h| {
+            h.iter()
+                .filter_map(|e| replay.observations.received.get(&e.leaf_index))
+                .min()
+                .copied()
+        });
+        (
+            aims_catalog::history(&catalog, &replay, &sys, from, to),
+            first,
+        )
+    })
+    .await
+    .map_err(ApiError::internal)
 }
 
 /// `GET /v1/systems/{id}/history?from=T1&to=T2`.
@@ -382,7 +404,7 @@ pub async fn period_report(
 }
 
 /// One CSV field, quoted when needed (RFC 4180).
-fn csv_field(s: &str) -> String {
+pub(crate) fn csv_field(s: &str) -> String {
     if s.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", s.replace('"', "\"\""))
     } else {

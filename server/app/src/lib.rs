@@ -7,8 +7,11 @@
 pub mod api;
 pub mod applicability;
 pub mod assess;
+pub mod audit;
 pub mod auth;
+pub mod charts;
 pub mod dashboard;
+pub mod display;
 pub mod error;
 pub mod export;
 pub mod history;
@@ -25,6 +28,7 @@ pub mod serve;
 pub mod settings;
 pub mod sources;
 pub mod tls;
+pub mod trend;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -82,6 +86,8 @@ pub struct AppState {
     pub warn_days: u32,
     /// The notification sender, when sinks are configured (set by [`Server::build`]).
     pub notifier: Option<Arc<notify::Notifier>>,
+    /// The dashboard's last computed trends (reused while the ledger does not grow).
+    pub trend: Arc<trend::TrendCache>,
 }
 
 impl AppState {
@@ -109,6 +115,7 @@ impl AppState {
             metrics_public: settings.metrics_public,
             warn_days: settings.notify.warn_days,
             notifier: None,
+            trend: Arc::default(),
         }
     }
 }
@@ -411,6 +418,9 @@ pub fn router(state: AppState) -> Router {
         .route("/controls/{control}", get(pages::control_across_systems))
         .route("/sources", get(pages::sources_page))
         .route("/evidence/{id}", get(dashboard::evidence_page))
+        .route("/audit", get(audit::audit_page))
+        .route("/audit/check", get(audit::check_page))
+        .route("/audit/population.csv", get(audit::population_csv))
         .fallback(fallback)
         // Ingest reads its own body with a JSON 413; this caps every other extractor.
         .layer(DefaultBodyLimit::max(64 * 1024))

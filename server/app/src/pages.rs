@@ -13,66 +13,11 @@ use aims_model::{ControlStatus, Timestamp};
 
 use crate::AppState;
 use crate::dashboard::{page, status_label, viewer};
+use crate::display::{self, when};
 use crate::error::ApiError;
 
 /// Days of history the control page shows.
 const STRIP_DAYS: i64 = 90;
-
-/// `git+file:///x/repo#systems/a/card.md` → `repo:systems/a/card.md`; `s3://…` and others kept;
-/// MLflow locators `mlflow:model@alias` / `mlflow:model/3`. The full locator stays in `title`.
-pub fn short_locator(locator: &str) -> String {
-    if let Some(rest) = locator.strip_prefix("git+")
-        && let Some((repo, path)) = rest.split_once('#')
-    {
-        let name = repo
-            .trim_end_matches('/')
-            .trim_end_matches(".git")
-            .rsplit('/')
-            .next()
-            .unwrap_or(repo);
-        return format!("{name}:{path}");
-    }
-    if let Some(i) = locator.find("/models/")
-        && locator.starts_with("mlflow://")
-    {
-        let tail = &locator[i + "/models/".len()..];
-        if let Some((model, alias)) = tail.split_once("/aliases/") {
-            return format!("mlflow:{model}@{alias}");
-        }
-        if let Some((model, v)) = tail.split_once("/versions/") {
-            return format!("mlflow:{model}/{v}");
-        }
-    }
-    locator.to_owned()
-}
-
-/// A time for people: the date and how long ago (or ahead), the exact UTC time in `title` and in
-/// `<time datetime>`.
-pub fn when(t: Timestamp, now: Timestamp) -> Markup {
-    let secs = (now.as_datetime() - t.as_datetime()).num_seconds();
-    let (n, ago) = (secs.unsigned_abs(), secs >= 0);
-    let span = match n {
-        0..=59 => "just now".to_owned(),
-        60..=3599 => format!("{} min", n / 60),
-        3600..=86_399 => format!("{} h", n / 3600),
-        _ => {
-            let d = n / 86_400;
-            format!("{d} day{}", if d == 1 { "" } else { "s" })
-        }
-    };
-    let rel = if span == "just now" {
-        span
-    } else if ago {
-        format!("{span} ago")
-    } else {
-        format!("in {span}")
-    };
-    html! {
-        time datetime=(t.to_string()) title=(t.to_string()) {
-            (t.as_datetime().format("%Y-%m-%d").to_string()) " (" (rel) ")"
-        }
-    }
-}
 
 fn not_found(what: Markup) -> Response {
     (StatusCode::NOT_FOUND, page("Not found", what)).into_response()
@@ -152,7 +97,11 @@ async fn render_control(state: &AppState, id: &str, control: &str) -> Result<Res
             @match view {
                 None => p { "Nothing is required of this system for this control and no evidence maps to it." },
                 Some(v) => {
-                    p { strong class={ "st " (v.status.as_str()) } { (status_label(v.status)) } " " (v.reason) }
+                    p {
+                        strong class={ "st " (v.status.as_str()) } { (status_label(v.status)) }
+                        @if let Some(t) = v.fresh_until { " " (display::until(t, to)) }
+                    }
+                    p { (v.reason) }
                     h2 { "Evidence" }
                     @if v.evidence.is_empty() { p { "None." } }
                     @else {
@@ -162,7 +111,7 @@ async fn render_control(state: &AppState, id: &str, control: &str) -> Result<Res
                                 @for e in &v.evidence {
                                     tr {
                                         td { (e.kind) }
-                                        td.mono title=(e.locator) { (short_locator(&e.locator)) }
+                                        td { (display::locator(&e.locator, None)) }
                                         td { (when(e.observed_at, to)) }
                                         td.mono { (e.sha256) }
                                         td.mono { a href={ "/evidence/" (e.record_id) } { (&e.record_id.as_str()[..12]) "…" } }
@@ -189,7 +138,7 @@ async fn render_control(state: &AppState, id: &str, control: &str) -> Result<Res
                     thead { tr { th { "From" } th { "To" } th { "Status" } th { "Why" } } }
                     tbody {
                         @for iv in ivs {
-                            tr { td { (iv.from) } td { (iv.to) } td class={ "st " (iv.status.as_str()) } { (status_label(iv.status)) } td { (iv.reason) } }
+                            tr { td { (when(iv.from, to)) } td { (when(iv.to, to)) } td class={ "st " (iv.status.as_str()) } { (status_label(iv.status)) } td { (iv.reason) } }
                         }
                     }
                 }
@@ -221,6 +170,7 @@ async fn render_across(state: &AppState, control: &str) -> Result<Response, ApiE
         ));
     };
     crate::assess::flush(state).await?;
+    let now = Timestamp::now();
     let mut rows = Vec::new();
     for s in state.store.systems().await? {
         let views = state
@@ -242,7 +192,10 @@ async fn render_across(state: &AppState, control: &str) -> Result<Response, ApiE
                         @let st = v.as_ref().map_or(ControlStatus::NotApplicable, |v| v.status);
                         tr data-system=(id) {
                             th { a href={ "/systems/" (id) "/controls/" (control) } { (id) } }
-                            td class={ "st " (st.as_str()) } { (status_label(st)) }
+                            td class={ "st " (st.as_str()) } {
+                                (status_label(st))
+                                @if let Some(t) = v.as_ref().and_then(|v| v.fresh_until) { " " (display::until(t, now)) }
+                            }
                             td { (v.as_ref().map_or("Nothing is required and no evidence maps to it.", |v| v.reason.as_str())) }
                         }
                     }
@@ -290,40 +243,4 @@ pub async fn sources_page(State(state): State<AppState>, headers: HeaderMap) -> 
         },
     )
     .into_response()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn readable_times() {
-        let now = Timestamp::parse_utc("2026-12-07T12:00:00Z").unwrap();
-        let t = Timestamp::parse_utc("2026-12-04T11:00:00Z").unwrap();
-        let html = when(t, now).into_string();
-        assert!(html.contains("2026-12-04 (3 days ago)"), "{html}");
-        assert!(
-            html.contains("title=\"2026-12-04T11:00:00.000Z\""),
-            "{html}"
-        );
-        let later = Timestamp::parse_utc("2027-01-06T12:00:00Z").unwrap();
-        assert!(when(later, now).into_string().contains("in 30 days"));
-    }
-
-    #[test]
-    fn short_locators() {
-        assert_eq!(
-            short_locator("git+file:///srv/fraud.git#systems/a/card.md"),
-            "fraud:systems/a/card.md"
-        );
-        assert_eq!(short_locator("s3://bucket/key"), "s3://bucket/key");
-        assert_eq!(
-            short_locator("mlflow://h:5000/models/fraud/aliases/champion"),
-            "mlflow:fraud@champion"
-        );
-        assert_eq!(
-            short_locator("mlflow://h:5000/models/fraud/versions/3"),
-            "mlflow:fraud/3"
-        );
-    }
 }
