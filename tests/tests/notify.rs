@@ -20,7 +20,7 @@ use axum::response::IntoResponse;
 use axum::routing::post;
 use serde_json::{Value, json};
 
-use aims_e2e::{ServerProcess, bin, get_json, run_seed_pipeline};
+use aims_e2e::{ServerProcess, bin, get_json, get_text, run_seed_pipeline};
 
 const SECRET: &str = "webhook-secret-of-the-test";
 const PUBLIC: &str = "https://aims.example.test";
@@ -376,7 +376,78 @@ async fn issue_15_findings_reach_signed_webhooks_and_slack_through_outages_and_r
         delivered_twice.values().all(|n| *n == 1),
         "{delivered_twice:?}"
     );
+    // Delivery state is visible: /metrics per sink and state, /sources per sink.
+    let metrics = get_text(&format!("{}/metrics", server.url), &viewer)
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("aims_notifications{sink=\"hook\",state=\"delivered\"}"),
+        "{metrics}"
+    );
+    let sources = get_text(&format!("{}/sources", server.url), &viewer)
+        .await
+        .unwrap();
+    assert!(sources.contains("id=\"notifications\""), "{sources}");
+    assert!(sources.contains("data-sink=\"chat\""), "{sources}");
     drop(server);
+
+    // README's receiver checks (shell/openssl and Python), run as written on a real delivery:
+    // valid for the body as sent, INVALID for a changed byte.
+    let readme = std::fs::read_to_string(aims_e2e::workspace_root().join("README.md")).unwrap();
+    let sample = received(&receiver)
+        .into_iter()
+        .find(|g| g.path == "/hook" && g.signed_ok)
+        .unwrap();
+    let sig = format!("sha256={}", {
+        use hmac::{KeyInit, Mac};
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
+        mac.update(&sample.raw);
+        hex::encode(mac.finalize().into_bytes())
+    });
+    let work = tmp.path().join("receiver");
+    std::fs::create_dir_all(&work).unwrap();
+    for (marker, program) in [
+        ("webhook-verify-sh", "sh"),
+        ("webhook-verify-py", "python3"),
+    ] {
+        let code = fenced_after(&readme, marker);
+        for (body, want) in [
+            (sample.raw.clone(), "valid"),
+            ([&sample.raw[..], b" "].concat(), "INVALID"),
+        ] {
+            std::fs::write(work.join("body.json"), &body).unwrap();
+            let out = Command::new(program)
+                .args(["-c", &code])
+                .current_dir(&work)
+                .env("SECRET", SECRET)
+                .env("SIG", &sig)
+                .output()
+                .unwrap();
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            assert_eq!(
+                stdout.trim(),
+                want,
+                "{marker}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+    // README's settings example builds every sink (delivery itself cannot leave this machine).
+    let example = work.join("readme-server.yaml");
+    std::fs::write(&example, fenced_after(&readme, "notify-settings")).unwrap();
+    let out = Command::new(bin("aims-server").unwrap())
+        .args(["notify", "test", "--config", example.to_str().unwrap()])
+        .env("AIMS_WEBHOOK_SECRET", "s")
+        .env("GITHUB_TOKEN", "t")
+        .env("SLACK_WEBHOOK_URL", "http://127.0.0.1:9/slack")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("invalid setting"), "{stderr}");
+    for sink in ["ops-hook (webhook)", "tracker (github)", "chat (slack)"] {
+        assert!(stdout.contains(sink), "{sink}: {stdout}{stderr}");
+    }
 
     // `notify test`: one test event per sink, each result printed.
     let out = Command::new(bin("aims-server").unwrap())
@@ -453,4 +524,16 @@ fn issue_15_bad_sink_settings_stop_serve_before_it_listens() {
         );
         assert!(!stderr.contains("webhook-secret"), "{stderr}");
     }
+}
+
+/// The fenced code block right after `<!-- marker -->` in `text`.
+fn fenced_after(text: &str, marker: &str) -> String {
+    let at = text
+        .find(&format!("<!-- {marker} -->"))
+        .unwrap_or_else(|| panic!("README has no {marker} example"));
+    let rest = &text[at..];
+    let start = rest.find("```").unwrap();
+    let body = &rest[start..];
+    let body = &body[body.find('\n').unwrap() + 1..];
+    body[..body.find("```").unwrap()].to_owned()
 }

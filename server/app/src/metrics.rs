@@ -275,6 +275,23 @@ pub async fn get_metrics(State(state): State<AppState>) -> Result<Response, ApiE
             );
         }
     }
+    // Notification deliveries (issue 15): dead letters and failures show here and on /sources.
+    let outbox = state.store.outbox_counts().await?;
+    line(
+        &mut out,
+        "aims_notifications",
+        "Notification deliveries by sink and state (pending, delivered, failed, dead, skipped).",
+        "gauge",
+    );
+    for c in &outbox {
+        let _ = writeln!(
+            out,
+            "aims_notifications{{sink=\"{}\",state=\"{}\"}} {}",
+            label(&c.sink),
+            label(&c.state),
+            c.count
+        );
+    }
     Ok((
         [(
             header::CONTENT_TYPE,

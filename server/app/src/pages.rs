@@ -216,6 +216,30 @@ pub async fn sources_page(State(state): State<AppState>, headers: HeaderMap) -> 
         Ok(s) => s,
         Err(e) => return ApiError::from(e).into_response(),
     };
+    let outbox = match state.store.outbox_counts().await {
+        Ok(c) => c,
+        Err(e) => return ApiError::from(e).into_response(),
+    };
+    let sinks: Vec<&str> = state
+        .notifier
+        .as_ref()
+        .map(|n| n.sinks().iter().map(aims_notify::Sink::name).collect())
+        .unwrap_or_default();
+    let count = |sink: &str, st: &str| {
+        outbox
+            .iter()
+            .find(|c| c.sink == sink && c.state == st)
+            .map_or(0, |c| c.count)
+    };
+    let last_error = |sink: &str| {
+        outbox
+            .iter()
+            .filter(|c| {
+                c.sink == sink && (c.state == "dead" || c.state == "failed" || c.state == "pending")
+            })
+            .find_map(|c| c.last_error.clone())
+            .unwrap_or_default()
+    };
     page(
         "Sources",
         html! {
@@ -235,6 +259,24 @@ pub async fn sources_page(State(state): State<AppState>, headers: HeaderMap) -> 
                                 td { @match s.last_confirmed_at { Some(t) => (when(t, now)), None => "—" } }
                                 td { (s.listed) } td { (s.records) }
                                 td { (s.last_error.as_deref().unwrap_or("")) }
+                            }
+                        }
+                    }
+                }
+            }
+            h2 { "Notifications" }
+            @if sinks.is_empty() { p { "No notification sink is configured (settings `notifications:`)." } }
+            @else {
+                p.muted { "Dead: undelivered for longer than notify.max_age_secs. Failed: refused by the receiver." }
+                table #notifications {
+                    thead { tr { th { "Sink" } th { "Pending" } th { "Delivered" } th { "Failed" } th { "Dead" } th { "Last error" } } }
+                    tbody {
+                        @for sink in &sinks {
+                            tr data-sink=(sink) {
+                                td { (sink) } td { (count(sink, "pending")) } td { (count(sink, "delivered")) }
+                                td { (count(sink, "failed")) }
+                                td class=@if count(sink, "dead") > 0 { "st drifted" } @else { "" } { (count(sink, "dead")) }
+                                td { (last_error(sink)) }
                             }
                         }
                     }
