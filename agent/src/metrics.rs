@@ -9,13 +9,14 @@
 //! and `/metrics` always agree.
 
 use std::collections::BTreeMap;
-use std::fmt::Write;
+
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::runner::SourceReport;
 use crate::shipper::ShipReport;
 use crate::spool::Spool;
+use aims_telemetry::prometheus::{family, sample};
 
 #[derive(Debug, Default, Clone)]
 struct SourceCounters {
@@ -161,31 +162,27 @@ pub fn register_otel(meter: &opentelemetry::metrics::Meter, spool: Spool) {
         .build();
 }
 
-fn head(out: &mut String, name: &str, help: &str, kind: &str) {
-    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-}
-
 /// The metrics in Prometheus text format.
 pub fn render(spool: &Spool) -> String {
     let mut out = String::with_capacity(2048);
     let sources = snapshot();
     for (name, help, get) in PER_SOURCE {
-        head(&mut out, name, help, "counter");
+        family(&mut out, name, help, "counter");
         for (id, c) in &sources {
-            let _ = writeln!(out, "{name}{{source=\"{id}\"}} {}", get(c));
+            sample(&mut out, name, &[("source", id.as_str())], get(c));
         }
     }
     for (name, help, value) in TOTALS {
-        head(&mut out, name, help, "counter");
-        let _ = writeln!(out, "{name} {}", value.load(Ordering::Relaxed));
+        family(&mut out, name, help, "counter");
+        sample(&mut out, name, &[], value.load(Ordering::Relaxed));
     }
     let (name, help) = SPOOL_DEPTH;
-    head(&mut out, name, help, "gauge");
+    family(&mut out, name, help, "gauge");
     let depth = spool.pending().map(|p| p.len()).unwrap_or(0);
-    let _ = writeln!(out, "{name} {depth}");
+    sample(&mut out, name, &[], depth);
     let (name, help) = SPOOL_FULL;
-    head(&mut out, name, help, "gauge");
-    let _ = writeln!(out, "{name} {}", u64::from(spool.is_full()));
+    family(&mut out, name, help, "gauge");
+    sample(&mut out, name, &[], u64::from(spool.is_full()));
     out
 }
 
@@ -210,7 +207,7 @@ pub async fn serve(
                     (
                         [(
                             axum::http::header::CONTENT_TYPE,
-                            "text/plain; version=0.0.4",
+                            aims_telemetry::prometheus::CONTENT_TYPE,
                         )],
                         body,
                     )

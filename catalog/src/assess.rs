@@ -149,6 +149,18 @@ impl<'a> Ctx<'a> {
         }
     }
 
+    /// When `e` stops being fresh under a `days`-day window: its time basis plus the window, or
+    /// the expiry an uploaded document set for itself, which overrides the window.
+    fn deadline(&self, e: &Evidence, days: u32) -> Option<Timestamp> {
+        aims_model::upload::upload_expiry(&e.record).or_else(|| plus_days(self.eff(e), days))
+    }
+
+    /// Whether `e` is past its deadline under a `days`-day window.
+    fn lapsed(&self, e: &Evidence, days: u32) -> bool {
+        self.deadline(e, days)
+            .is_some_and(|deadline| self.now > deadline)
+    }
+
     /// The time freshness is measured from, per the kind's `time` choice: the artifact's own
     /// date, or when its content was last observed (its record, or a later confirmation).
     fn eff(&self, e: &Evidence) -> Timestamp {
@@ -247,11 +259,6 @@ fn plus_days(t: Timestamp, days: u32) -> Option<Timestamp> {
     t.as_datetime()
         .checked_add_signed(d)
         .map(Timestamp::from_datetime)
-}
-
-/// True when `now` is past `t + days`.
-fn is_stale(t: Timestamp, days: u32, now: Timestamp) -> bool {
-    plus_days(t, days).is_some_and(|deadline| now > deadline)
 }
 
 fn sorted_controls<S: AsRef<str>>(ids: &[S]) -> Vec<String> {
@@ -436,7 +443,7 @@ fn requirement_findings(ctx: &Ctx<'_>, req: &Requirement, out: &mut Vec<Finding>
         }
         let any_fresh = present
             .iter()
-            .any(|(k, e)| !is_stale(ctx.eff(e), req.window_days(k), now));
+            .any(|(k, e)| !ctx.lapsed(e, req.window_days(k)));
         if any_fresh {
             continue;
         }
@@ -447,7 +454,7 @@ fn requirement_findings(ctx: &Ctx<'_>, req: &Requirement, out: &mut Vec<Finding>
                 FindingKind::Stale,
                 ctx,
                 &control,
-                plus_days(t, days).unwrap_or(t),
+                ctx.deadline(e, days).unwrap_or(t),
                 vec![e.record_id.clone()],
                 format!(
                     "The newest {} of {}, {}, dates from {} and is older than the {}-day window of {}.",
@@ -826,13 +833,13 @@ fn control_view(ctx: &Ctx<'_>, id: &str, findings: &[Finding]) -> ControlView {
                     let days = catalog
                         .kind(&e.record.kind)
                         .map_or(u32::MAX, |k| k.freshness_days);
-                    !is_stale(ctx.eff(e), days, ctx.now)
+                    !ctx.lapsed(e, days)
                 });
                 fresh_until = support
                     .iter()
                     .filter_map(|e| {
                         let days = catalog.kind(&e.record.kind)?.freshness_days;
-                        plus_days(ctx.eff(e), days)
+                        ctx.deadline(e, days)
                     })
                     .max();
                 match fresh {
@@ -919,7 +926,7 @@ fn requirement_deadline(ctx: &Ctx<'_>, req: &Requirement) -> Option<Timestamp> {
                 .filter_map(|k| {
                     let kind = ctx.catalog.kind(k)?;
                     let e = ctx.newest_current(k)?;
-                    plus_days(ctx.eff(e), req.window_days(kind))
+                    ctx.deadline(e, req.window_days(kind))
                 })
                 .max()
         })

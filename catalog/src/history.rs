@@ -100,6 +100,12 @@ fn change_points(
             // An acknowledgement stops holding at its expiry.
             add(ack.expires_at);
         }
+        if let Some(t) = aims_model::upload::upload_expiry(&e.record)
+            && let Some(after) = add_ms(t, 1)
+        {
+            // An upload's own expiry ends its freshness (stale strictly after it).
+            add(after);
+        }
         let mut bases: Vec<Timestamp> = vec![e.record.observed_at];
         if let Some(a) = e.record.artifact_time {
             let capped = match received {

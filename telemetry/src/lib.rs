@@ -17,6 +17,8 @@
 //! `OTEL_METRIC_EXPORT_INTERVAL` (milliseconds, default 60000), `OTEL_BSP_SCHEDULE_DELAY`
 //! (milliseconds, default 5000), `OTEL_RESOURCE_ATTRIBUTES`.
 
+pub mod prometheus;
+
 use std::time::Duration;
 
 use opentelemetry::KeyValue;

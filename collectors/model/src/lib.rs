@@ -14,6 +14,7 @@ pub mod manual;
 pub mod record;
 pub mod text;
 pub mod time;
+pub mod upload;
 pub mod wire;
 
 pub use assessment::{ControlStatus, Finding, FindingKind};

@@ -29,6 +29,7 @@ pub mod settings;
 pub mod sources;
 pub mod tls;
 pub mod trend;
+pub mod uploads;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -54,6 +55,8 @@ pub struct Limits {
     pub max_body_bytes: usize,
     /// Largest accepted confirmation body.
     pub max_confirmation_bytes: usize,
+    /// Largest accepted upload (`POST /v1/uploads`).
+    pub max_upload_bytes: usize,
 }
 
 /// Shared state of every handler.
@@ -105,6 +108,7 @@ impl AppState {
             limits: Limits {
                 max_body_bytes: settings.max_body_bytes,
                 max_confirmation_bytes: settings.max_confirmation_bytes,
+                max_upload_bytes: settings.max_upload_bytes,
             },
             assess_lock: Arc::new(Mutex::new(())),
             metrics: Arc::new(metrics::Metrics::default()),
@@ -377,6 +381,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/evidence", post(api::post_evidence))
         .route("/v1/evidence/{id}", get(api::get_evidence))
         .route("/v1/evidence/{id}/proof", get(log::get_tlog_proof))
+        .route("/v1/uploads", post(uploads::post_upload))
+        .route("/v1/blobs/{sha256}", get(uploads::get_blob))
         .route("/v1/systems", get(api::get_systems))
         .route("/v1/systems/{id}/controls", get(api::get_controls))
         .route("/v1/systems/{id}/history", get(history::get_history))

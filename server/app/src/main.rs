@@ -102,6 +102,9 @@ enum Command {
         /// none (the verifier recomputes the root), partial exports always carry them.
         #[arg(long)]
         receipts: bool,
+        /// Leave out the bytes of uploaded documents (`blobs/`); their records stay.
+        #[arg(long)]
+        no_blobs: bool,
     },
     /// The statement of applicability: which Annex A controls do not apply to an AI system, and
     /// why (each change is a ledger record; as PUT/GET /v1/systems/{id}/applicability).
@@ -509,6 +512,7 @@ async fn run(cli: Cli) -> Result<()> {
             to,
             catalog,
             receipts,
+            no_blobs,
         } => {
             let mut settings = common.settings()?;
             if let Some(c) = catalog {
@@ -534,6 +538,7 @@ async fn run(cli: Cli) -> Result<()> {
                 since,
                 period,
                 receipts,
+                blobs: !no_blobs,
             };
             // Streamed to a temporary file beside the target, renamed when complete: a failed
             // export never leaves a partial bundle under the requested name.

@@ -10,7 +10,6 @@
 //! the same buckets. The store-backed gauges are only served here: OTel callbacks are
 //! synchronous and run on the SDK's thread, where the async store cannot be queried.
 
-use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -18,6 +17,8 @@ use std::time::Duration;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
+
+use aims_telemetry::prometheus::{CONTENT_TYPE, family, sample};
 
 use crate::AppState;
 use crate::error::ApiError;
@@ -119,45 +120,37 @@ pub fn register_otel(meter: &opentelemetry::metrics::Meter, metrics: Arc<Metrics
 
 /// A label value escaped for the Prometheus text format (identifiers are already restricted to
 /// `[A-Za-z0-9._:/@-]`, this is defence in depth).
-fn label(v: &str) -> String {
-    v.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
-}
-
-fn line(out: &mut String, name: &str, help: &str, kind: &str) {
-    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-}
-
 /// `GET /metrics`.
 pub async fn get_metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
     let m = &state.metrics;
     let mut out = String::with_capacity(4096);
     let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
 
-    line(
+    family(
         &mut out,
         "aims_evidence_records_accepted_total",
         "Evidence records appended to the ledger by this process.",
         "counter",
     );
-    let _ = writeln!(
-        out,
-        "aims_evidence_records_accepted_total {}",
-        get(&m.records_accepted)
+    sample(
+        &mut out,
+        "aims_evidence_records_accepted_total",
+        &[],
+        get(&m.records_accepted),
     );
-    line(
+    family(
         &mut out,
         "aims_evidence_records_duplicate_total",
         "Records received that the ledger already held.",
         "counter",
     );
-    let _ = writeln!(
-        out,
-        "aims_evidence_records_duplicate_total {}",
-        get(&m.records_duplicate)
+    sample(
+        &mut out,
+        "aims_evidence_records_duplicate_total",
+        &[],
+        get(&m.records_duplicate),
     );
-    line(
+    family(
         &mut out,
         "aims_ingest_requests_total",
         "POST /v1/evidence requests by status class.",
@@ -168,55 +161,61 @@ pub async fn get_metrics(State(state): State<AppState>) -> Result<Response, ApiE
         ("4xx", &m.ingest_client_error),
         ("5xx", &m.ingest_server_error),
     ] {
-        let _ = writeln!(
-            out,
-            "aims_ingest_requests_total{{status=\"{class}\"}} {}",
-            get(a)
+        sample(
+            &mut out,
+            "aims_ingest_requests_total",
+            &[("status", class)],
+            get(a),
         );
     }
-    line(
+    family(
         &mut out,
         "aims_ingest_duration_seconds",
         "Latency of POST /v1/evidence.",
         "histogram",
     );
     for (i, b) in BUCKETS.iter().enumerate() {
-        let _ = writeln!(
-            out,
-            "aims_ingest_duration_seconds_bucket{{le=\"{b}\"}} {}",
-            get(&m.latency_buckets[i])
+        let le = b.to_string();
+        sample(
+            &mut out,
+            "aims_ingest_duration_seconds_bucket",
+            &[("le", &le)],
+            get(&m.latency_buckets[i]),
         );
     }
     let count = get(&m.latency_count);
-    let _ = writeln!(
-        out,
-        "aims_ingest_duration_seconds_bucket{{le=\"+Inf\"}} {count}"
+    sample(
+        &mut out,
+        "aims_ingest_duration_seconds_bucket",
+        &[("le", "+Inf")],
+        count,
     );
-    let _ = writeln!(
-        out,
-        "aims_ingest_duration_seconds_sum {}",
-        get(&m.latency_sum_micros) as f64 / 1e6
+    sample(
+        &mut out,
+        "aims_ingest_duration_seconds_sum",
+        &[],
+        get(&m.latency_sum_micros) as f64 / 1e6,
     );
-    let _ = writeln!(out, "aims_ingest_duration_seconds_count {count}");
+    sample(&mut out, "aims_ingest_duration_seconds_count", &[], count);
 
     crate::assess::flush(&state).await?;
     let size = state.store.tree_size().await?;
-    line(
+    family(
         &mut out,
         "aims_ledger_size",
         "Leaves in the ledger (shared by all replicas).",
         "gauge",
     );
-    let _ = writeln!(out, "aims_ledger_size {size}");
+    sample(&mut out, "aims_ledger_size", &[], size);
     let systems = state.store.systems().await?;
-    line(
+    family(
         &mut out,
         "aims_systems",
         "AI systems with evidence.",
         "gauge",
     );
-    let _ = writeln!(out, "aims_systems {}", systems.len());
-    line(
+    sample(&mut out, "aims_systems", &[], systems.len());
+    family(
         &mut out,
         "aims_controls",
         "Controls per status, summed over systems.",
@@ -234,10 +233,10 @@ pub async fn get_metrics(State(state): State<AppState>) -> Result<Response, ApiE
         ("not_applicable", totals.not_applicable),
         ("excluded", totals.excluded),
     ] {
-        let _ = writeln!(out, "aims_controls{{status=\"{st}\"}} {n}");
+        sample(&mut out, "aims_controls", &[("status", st)], n);
     }
     let counts = state.store.finding_counts().await?;
-    line(&mut out, "aims_findings", "Open findings by kind.", "gauge");
+    family(&mut out, "aims_findings", "Open findings by kind.", "gauge");
     for kind in [
         "stale",
         "missing",
@@ -250,10 +249,10 @@ pub async fn get_metrics(State(state): State<AppState>) -> Result<Response, ApiE
             .iter()
             .find(|(k, _)| k == kind)
             .map_or(0, |(_, n)| *n);
-        let _ = writeln!(out, "aims_findings{{kind=\"{kind}\"}} {n}");
+        sample(&mut out, "aims_findings", &[("kind", kind)], n);
     }
     let sources = state.store.sources(aims_model::Timestamp::now()).await?;
-    line(
+    family(
         &mut out,
         "aims_source_status",
         "1 for the current status of each agent's source (ok, failing, silent).",
@@ -265,39 +264,33 @@ pub async fn get_metrics(State(state): State<AppState>) -> Result<Response, ApiE
             aims_model::wire::SourceStatus::Failing,
             aims_model::wire::SourceStatus::Silent,
         ] {
-            let _ = writeln!(
-                out,
-                "aims_source_status{{agent=\"{}\",source=\"{}\",status=\"{}\"}} {}",
-                label(&src.agent),
-                label(&src.source),
-                st.as_str(),
-                u8::from(src.status == st)
+            sample(
+                &mut out,
+                "aims_source_status",
+                &[
+                    ("agent", &src.agent),
+                    ("source", &src.source),
+                    ("status", st.as_str()),
+                ],
+                u8::from(src.status == st),
             );
         }
     }
     // Notification deliveries (issue 15): dead letters and failures show here and on /sources.
     let outbox = state.store.outbox_counts().await?;
-    line(
+    family(
         &mut out,
         "aims_notifications",
         "Notification deliveries by sink and state (pending, delivered, failed, dead, skipped).",
         "gauge",
     );
     for c in &outbox {
-        let _ = writeln!(
-            out,
-            "aims_notifications{{sink=\"{}\",state=\"{}\"}} {}",
-            label(&c.sink),
-            label(&c.state),
-            c.count
+        sample(
+            &mut out,
+            "aims_notifications",
+            &[("sink", &c.sink), ("state", &c.state)],
+            c.count,
         );
     }
-    Ok((
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        out,
-    )
-        .into_response())
+    Ok(([(header::CONTENT_TYPE, CONTENT_TYPE)], out).into_response())
 }

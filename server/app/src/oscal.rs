@@ -244,6 +244,9 @@ fn expiry(catalog: &Catalog, r: &EvidenceRecord) -> Option<Timestamp> {
     if r.event == RecordEvent::Gone {
         return None;
     }
+    if let Some(t) = aims_model::upload::upload_expiry(r) {
+        return Some(t);
+    }
     let kind = catalog.kind(&r.kind)?;
     add_days(
         r.effective_time(kind.time.prefers_artifact_time()),

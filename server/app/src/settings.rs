@@ -33,6 +33,8 @@ pub struct Settings {
     pub max_body_bytes: usize,
     /// Largest confirmation body (a whole source listing).
     pub max_confirmation_bytes: usize,
+    /// Largest upload of manual evidence (`POST /v1/uploads`; default 50 MiB).
+    pub max_upload_bytes: usize,
     /// OTLP/HTTP base URL (e.g. `http://otel-collector:4318`) to export traces and metrics to;
     /// off when unset, unless `OTEL_EXPORTER_OTLP_ENDPOINT` is set (`--otlp-endpoint` overrides
     /// both).
@@ -144,6 +146,7 @@ impl Default for Settings {
             assess_interval_secs: 60,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             max_confirmation_bytes: DEFAULT_MAX_CONFIRMATION_BYTES,
+            max_upload_bytes: crate::uploads::DEFAULT_MAX_UPLOAD_BYTES,
             otlp_endpoint: None,
             tls: None,
             http: HttpSettings::default(),
@@ -213,6 +216,9 @@ impl Settings {
         }
         if self.max_confirmation_bytes < 1024 {
             return bad("max_confirmation_bytes", "must be at least 1024");
+        }
+        if self.max_upload_bytes < 1 {
+            return bad("max_upload_bytes", "must be at least 1");
         }
         if let Some(e) = &self.otlp_endpoint
             && let Err(e) = aims_telemetry::validate_endpoint(e)

@@ -12,6 +12,7 @@
 //!   and exports never re-serialise them.
 
 mod append;
+pub mod blobs;
 mod decode;
 mod error;
 mod hashes;
@@ -23,6 +24,7 @@ mod sqlite;
 mod types;
 
 pub use aims_ledger::LedgerEntry;
+pub use blobs::{Blob, BlobData, BlobStore};
 pub use decode::silent_after_secs;
 pub use error::{StoreError, StoreErrorKind};
 pub use ingest::entry_bytes;
@@ -39,11 +41,11 @@ use aims_model::wire::{ControlView, SourceHealth, SourceHeartbeat, SystemSummary
 use aims_model::{EvidenceRecord, Finding, Timestamp};
 
 /// Everything the server persists: the [`LedgerStore`], the [`StatusStore`], the
-/// [`AccessStore`] and the [`OutboxStore`], split by reason to change. Implementations are cheap
+/// [`AccessStore`], the [`OutboxStore`] and the [`BlobStore`], split by reason to change. Implementations are cheap
 /// to share (`Arc<dyn Store>`) and safe to call concurrently; appends are serialised internally.
-pub trait Store: LedgerStore + StatusStore + AccessStore + OutboxStore {}
+pub trait Store: LedgerStore + StatusStore + AccessStore + OutboxStore + BlobStore {}
 
-impl<T: LedgerStore + StatusStore + AccessStore + OutboxStore> Store for T {}
+impl<T: LedgerStore + StatusStore + AccessStore + OutboxStore + BlobStore> Store for T {}
 
 /// The append-only ledger: appends (evidence and confirmations), reads of entries and records,
 /// the Merkle tree's stored hashes and proofs, and signed checkpoints.

@@ -1007,6 +1007,33 @@ impl crate::OutboxStore for PgStore {
     }
 }
 
+#[async_trait]
+impl crate::BlobStore for PgStore {
+    fn blob_staging_dir(&self) -> std::path::PathBuf {
+        std::env::temp_dir().join("aims-uploads")
+    }
+
+    async fn put_blob(
+        &self,
+        sha256: &aims_model::ContentHash,
+        size: u64,
+        staged: &std::path::Path,
+    ) -> Result<bool, StoreError> {
+        crate::blobs::postgres::put(self, sha256, size, staged).await
+    }
+
+    async fn blob(
+        &self,
+        sha256: &aims_model::ContentHash,
+    ) -> Result<Option<crate::Blob>, StoreError> {
+        crate::blobs::postgres::get(self, sha256).await
+    }
+
+    async fn delete_blob(&self, sha256: &aims_model::ContentHash) -> Result<(), StoreError> {
+        crate::blobs::postgres::delete(self, sha256).await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::redact_url;

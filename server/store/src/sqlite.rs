@@ -37,6 +37,8 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite")
 pub struct SqliteStore {
     read: SqlitePool,
     write: Mutex<SqlitePool>,
+    /// `aims-blobs/` beside the database file: uploaded evidence by SHA-256 (`blobs.rs`).
+    blobs: std::path::PathBuf,
 }
 
 impl SqliteStore {
@@ -58,6 +60,11 @@ impl SqliteStore {
             .connect_with(opts.clone())
             .await?;
         MIGRATOR.run(&write).await?;
+        let file = opts.get_filename();
+        let blobs = match file.parent() {
+            Some(dir) if file.to_str() != Some(":memory:") => dir.join("aims-blobs"),
+            _ => std::env::temp_dir().join(format!("aims-blobs-{}", std::process::id())),
+        };
         let read = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(opts.read_only(true))
@@ -65,6 +72,7 @@ impl SqliteStore {
         Ok(Self {
             read,
             write: Mutex::new(write),
+            blobs,
         })
     }
 
@@ -881,5 +889,31 @@ impl crate::OutboxStore for SqliteStore {
 
     async fn outbox_counts(&self) -> Result<Vec<crate::outbox::OutboxCount>, StoreError> {
         crate::outbox::sqlite::counts(self).await
+    }
+}
+#[async_trait]
+impl crate::BlobStore for SqliteStore {
+    fn blob_staging_dir(&self) -> std::path::PathBuf {
+        crate::blobs::dir::staging(&self.blobs)
+    }
+
+    async fn put_blob(
+        &self,
+        sha256: &aims_model::ContentHash,
+        _size: u64,
+        staged: &std::path::Path,
+    ) -> Result<bool, StoreError> {
+        crate::blobs::dir::put(&self.blobs, sha256, staged).await
+    }
+
+    async fn blob(
+        &self,
+        sha256: &aims_model::ContentHash,
+    ) -> Result<Option<crate::Blob>, StoreError> {
+        crate::blobs::dir::get(&self.blobs, sha256).await
+    }
+
+    async fn delete_blob(&self, sha256: &aims_model::ContentHash) -> Result<(), StoreError> {
+        crate::blobs::dir::delete(&self.blobs, sha256).await
     }
 }

@@ -28,6 +28,7 @@ macro_rules! store_test_suite {
             issue_18_sessions_and_system_scope,
             issue_16_evidence_by_content_sha256,
             issue_15_outbox,
+            issue_14_blobs,
         );
     };
     (@tests $backend:ident: $($test:ident),* $(,)?) => {
@@ -1322,5 +1323,43 @@ mod suite {
         assert_eq!(get(state::DEAD), Some((1, Some("gave up".to_owned()))));
         assert_eq!(get(state::SKIPPED), Some((1, None)));
         assert_eq!(get(state::PENDING), None);
+    }
+
+    /// Issue 14: uploaded bytes kept by digest, once, read back whole, removable.
+    pub async fn issue_14_blobs(s: &dyn Store) {
+        use aims_store::BlobData;
+        let bytes = b"%PDF-1.7 the AI policy".to_vec();
+        let digest = aims_model::ContentHash::of(&bytes);
+        let stage = |name: &str| {
+            let dir = s.blob_staging_dir();
+            std::fs::create_dir_all(&dir).unwrap();
+            let p = dir.join(name);
+            std::fs::write(&p, &bytes).unwrap();
+            p
+        };
+        assert!(s.blob(&digest).await.unwrap().is_none());
+        let first = stage("a");
+        assert!(
+            s.put_blob(&digest, bytes.len() as u64, &first)
+                .await
+                .unwrap()
+        );
+        assert!(!first.exists(), "the staged file is consumed");
+        let second = stage("b");
+        assert!(
+            !s.put_blob(&digest, bytes.len() as u64, &second)
+                .await
+                .unwrap()
+        );
+        assert!(!second.exists());
+        let blob = s.blob(&digest).await.unwrap().unwrap();
+        assert_eq!(blob.size, bytes.len() as u64);
+        let read = match blob.data {
+            BlobData::File(p) => std::fs::read(p).unwrap(),
+            BlobData::Bytes(b) => b,
+        };
+        assert_eq!(read, bytes);
+        s.delete_blob(&digest).await.unwrap();
+        assert!(s.blob(&digest).await.unwrap().is_none());
     }
 }

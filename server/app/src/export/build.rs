@@ -35,6 +35,8 @@ pub(super) struct Built {
     pub proofs: u64,
     pub confirmations: u64,
     pub listings: u64,
+    /// Uploaded documents' bytes under `blobs/sha256/`.
+    pub blobs: u64,
 }
 
 /// Per evidence leaf, what an OSCAL observation needs beyond the record (which the replay
@@ -75,6 +77,7 @@ pub(super) async fn build(
         proofs: 0,
         confirmations: 0,
         listings: 0,
+        blobs: 0,
     };
     let mut pages = Pages::new(size);
     while let Some(page) = pages.next(state, cancel).await? {
@@ -135,6 +138,14 @@ pub(super) async fn build(
                     }
                 };
                 meta.insert(i, (agent, entry.received_at, entry.prev));
+            }
+            if opts.blobs
+                && let Some(r) = &entry.record
+                && aims_model::upload::is_upload(r)
+                && let Some(s) = staging.as_deref_mut()
+                && stage_blob(state, s, &r.sha256).await?
+            {
+                built.blobs += 1;
             }
             replay
                 .push(i, &entry, listing.as_ref())
@@ -312,4 +323,37 @@ async fn period_report(
     .map_err(|e| ledger_err(format!("report task failed: {e}")))?;
     let value = serde_json::to_value(&report).map_err(ledger_err)?;
     Ok((value, from, to))
+}
+
+/// Stages the bytes of an uploaded document under `blobs/sha256/<digest>` (once), checking on
+/// the way that they still hash to their name; returns whether it was staged now. A blob the
+/// store no longer holds is left out (the verifier checks the blobs a bundle has).
+async fn stage_blob(
+    state: &AppState,
+    staging: &mut Staging,
+    sha256: &aims_model::ContentHash,
+) -> Result<bool, ExportError> {
+    let path = format!("{}{sha256}", layout::BLOBS_DIR);
+    if staging.contains(&path) {
+        return Ok(false);
+    }
+    let Some(blob) = state.store.blob(sha256).await? else {
+        tracing::warn!(%sha256, "an uploaded document's bytes are not in the blob store; left out");
+        return Ok(false);
+    };
+    let mut f = staging.create(&path)?;
+    match blob.data {
+        aims_store::BlobData::Bytes(b) => f.write_all(&b)?,
+        aims_store::BlobData::File(p) => {
+            let mut src = std::fs::File::open(p)?;
+            std::io::copy(&mut src, &mut f)?;
+        }
+    }
+    staging.commit(f)?;
+    if staging.digest(&path) != Some(sha256.as_str()) {
+        return Err(ledger_err(format!(
+            "the stored blob {sha256} does not hash to its name"
+        )));
+    }
+    Ok(true)
 }

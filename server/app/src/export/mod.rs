@@ -81,6 +81,18 @@ pub struct ExportOptions {
     /// A receipt (inclusion proof) per entry also in a full export (partial exports always
     /// have them).
     pub receipts: bool,
+    /// Carry the bytes of uploaded documents under `blobs/sha256/` (default).
+    pub blobs: bool,
+}
+
+impl ExportOptions {
+    /// The whole log, with blobs and without receipts.
+    pub fn full() -> Self {
+        Self {
+            blobs: true,
+            ..Self::default()
+        }
+    }
 }
 
 /// Why an export failed.
@@ -271,7 +283,7 @@ async fn stage(
         counts: layout::ManifestCounts {
             entries: built.entries,
             proofs: built.proofs,
-            blobs: 0,
+            blobs: built.blobs,
             observations: built.oscal.1 as u64,
             confirmations: built.confirmations,
             listings: built.listings,
@@ -367,10 +379,12 @@ pub async fn stream_bundle(state: AppState, opts: ExportOptions) -> Result<Body,
 
 fn export_options(q: &HashMap<String, String>) -> Result<ExportOptions, ApiError> {
     for k in q.keys() {
-        if !["system", "since", "from", "to", "receipts"].contains(&k.as_str()) {
+        if !["system", "since", "from", "to", "receipts", "blobs"].contains(&k.as_str()) {
             return Err(ApiError::bad_request(
                 "invalid_query",
-                format!("unknown parameter {k:?} (expected system, since, from, to, receipts)"),
+                format!(
+                    "unknown parameter {k:?} (expected system, since, from, to, receipts, blobs)"
+                ),
             ));
         }
     }
@@ -404,21 +418,21 @@ fn export_options(q: &HashMap<String, String>) -> Result<ExportOptions, ApiError
             })
         })
         .transpose()?;
-    let receipts = match q.get("receipts").map(String::as_str) {
-        None | Some("false") => false,
-        Some("true") => true,
-        Some(_) => {
-            return Err(ApiError::bad_request(
-                "invalid_query",
-                "receipts must be true or false",
-            ));
-        }
+    let flag = |name: &str, default: bool| match q.get(name).map(String::as_str) {
+        None => Ok(default),
+        Some("true") => Ok(true),
+        Some("false") => Ok(false),
+        Some(_) => Err(ApiError::bad_request(
+            "invalid_query",
+            format!("{name} must be true or false"),
+        )),
     };
     Ok(ExportOptions {
         system,
         since,
         period,
-        receipts,
+        receipts: flag("receipts", false)?,
+        blobs: flag("blobs", true)?,
     })
 }
 

@@ -92,6 +92,11 @@ impl Staging {
         self.files.contains_key(path)
     }
 
+    /// The hex SHA-256 of a staged file.
+    pub fn digest(&self, path: &str) -> Option<&str> {
+        self.files.get(path).map(|(d, _)| d.as_str())
+    }
+
     /// Every staged path, in order.
     pub fn paths(&self) -> impl Iterator<Item = &str> {
         self.files.keys().map(String::as_str)
