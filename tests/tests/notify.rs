@@ -22,6 +22,11 @@ use serde_json::{Value, json};
 
 use aims_e2e::{ServerProcess, bin, get_json, get_text, run_seed_pipeline};
 
+/// The stateful GitHub fake of aims-notify's own tests (recorded response shapes over real HTTP).
+#[allow(dead_code)]
+#[path = "../../server/notify/tests/common/fake_github.rs"]
+mod fake_github;
+
 const SECRET: &str = "webhook-secret-of-the-test";
 const PUBLIC: &str = "https://aims.example.test";
 
@@ -119,7 +124,7 @@ async fn start_receiver() -> (Receiver, String) {
     (r, url)
 }
 
-fn settings(dir: &Path, receiver: &str) -> std::path::PathBuf {
+fn settings(dir: &Path, receiver: &str, github: &str) -> std::path::PathBuf {
     let secret = dir.join("webhook.secret");
     std::fs::write(&secret, format!("{SECRET}\n")).unwrap();
     let cfg = dir.join("server.yaml");
@@ -131,8 +136,13 @@ fn settings(dir: &Path, receiver: &str) -> std::path::PathBuf {
              notifications:\n\
              \x20 - {{ type: webhook, name: hook, url: \"{receiver}/hook\", secret_file: \"{}\",\n\
              \x20     events: [finding.opened, finding.resolved, finding.acknowledged] }}\n\
-             \x20 - {{ type: slack, name: chat, url: \"{receiver}/slack\", events: [finding.opened] }}\n",
-            secret.display()
+             \x20 - {{ type: slack, name: chat, url: \"{receiver}/slack\", events: [finding.opened] }}\n\
+             \x20 - {{ type: github, name: tracker, repo: {}/{}, token: {}, api_url: \"{github}\",\n\
+             \x20     events: [finding.opened, finding.resolved, finding.acknowledged] }}\n",
+            secret.display(),
+            fake_github::OWNER,
+            fake_github::REPO,
+            fake_github::TOKEN,
         ),
     )
     .unwrap();
@@ -185,7 +195,8 @@ fn delivered(got: &[Got]) -> BTreeMap<String, (String, Value)> {
 async fn issue_15_findings_reach_signed_webhooks_and_slack_through_outages_and_restarts() {
     let tmp = tempfile::tempdir().unwrap();
     let (receiver, rurl) = start_receiver().await;
-    let cfg = settings(tmp.path(), &rurl);
+    let github = fake_github::FakeGithub::start().await;
+    let cfg = settings(tmp.path(), &rurl, &github.url);
     let mut server = start(tmp.path(), &cfg);
     // The first attempts meet a receiver answering 503 (Retry-After: 1).
     receiver.fail.store(3, Ordering::SeqCst);
@@ -259,6 +270,42 @@ async fn issue_15_findings_reach_signed_webhooks_and_slack_through_outages_and_r
         slack[0].body
     );
 
+    // GitHub: one issue per open finding, found by its hidden marker, labelled by kind and
+    // control; the token went only to the configured API.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let issues = github.issues();
+        let marked = |id: &str| {
+            issues
+                .iter()
+                .filter(|i| i.body.contains(&format!("aims-finding:{id}")))
+                .count()
+        };
+        if open_ids.iter().all(|id| marked(id) == 1) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "GitHub issues: {:?}",
+            issues.iter().map(|i| &i.title).collect::<Vec<_>>()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let issues = github.issues();
+    assert!(
+        issues
+            .iter()
+            .all(|i| i.labels.iter().any(|l| l.starts_with("control:"))),
+        "{issues:?}"
+    );
+    let bearer = format!("Bearer {}", fake_github::TOKEN);
+    assert!(
+        github
+            .log()
+            .iter()
+            .all(|l| l.authorization.as_deref() == Some(bearer.as_str()))
+    );
+
     // A finding resolves: its controls are declared not applicable (statement of
     // applicability), so it leaves the open findings and the webhook hears finding.resolved.
     let admin = server.token("admin", "risk-board").unwrap();
@@ -296,6 +343,16 @@ async fn issue_15_findings_reach_signed_webhooks_and_slack_through_outages_and_r
         },
     )
     .await;
+    // …and its GitHub issue is closed.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !github
+        .issues()
+        .iter()
+        .any(|i| i.body.contains(&format!("aims-finding:{rid}")) && i.state == "closed")
+    {
+        assert!(Instant::now() < deadline, "{:?}", github.issues());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 
     // Outage across a restart: an acknowledgement is attempted while the receiver is down, the
     // server is killed, the receiver recovers, the restarted server delivers it under the same
@@ -462,6 +519,7 @@ async fn issue_15_findings_reach_signed_webhooks_and_slack_through_outages_and_r
     );
     assert!(stdout.contains("hook (webhook): ok"), "{stdout}");
     assert!(stdout.contains("chat (slack): ok"), "{stdout}");
+    assert!(stdout.contains("tracker (github): ok"), "{stdout}");
     assert!(
         received(&receiver)
             .iter()

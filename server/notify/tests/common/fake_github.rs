@@ -7,7 +7,6 @@
 //! requests, to let search lag behind (as GitHub's index does) or to redirect.
 
 use std::collections::VecDeque;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -68,11 +67,23 @@ pub struct FakeGithub {
     state: Arc<Mutex<GhState>>,
 }
 
+/// A recorded GitHub response body. Embedded (`include_str!` is relative to this file), so the
+/// end-to-end suite of the workspace (tests/tests/notify.rs) can use this fake too.
 pub fn fixture(name: &str) -> Value {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name);
-    serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap()
+    let text = match name {
+        "bad_credentials.json" => include_str!("../fixtures/bad_credentials.json"),
+        "comment.json" => include_str!("../fixtures/comment.json"),
+        "issue.json" => include_str!("../fixtures/issue.json"),
+        "label.json" => include_str!("../fixtures/label.json"),
+        "not_found.json" => include_str!("../fixtures/not_found.json"),
+        "rate_limited.json" => include_str!("../fixtures/rate_limited.json"),
+        "repo.json" => include_str!("../fixtures/repo.json"),
+        "search_issues.json" => include_str!("../fixtures/search_issues.json"),
+        "user.json" => include_str!("../fixtures/user.json"),
+        "validation_failed.json" => include_str!("../fixtures/validation_failed.json"),
+        other => panic!("no fixture {other}"),
+    };
+    serde_json::from_str(text).unwrap()
 }
 
 fn epoch_secs() -> i64 {
