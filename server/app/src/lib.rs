@@ -166,16 +166,14 @@ pub async fn open_store(url: &str) -> Result<Arc<dyn Store>, ServerError> {
         url: aims_store::redact_url(url),
         source,
     };
-    if url.starts_with("sqlite:") {
-        return Ok(Arc::new(SqliteStore::open(url).await.map_err(err)?));
+    match aims_store::DatabaseUrl::parse(url).map_err(err)? {
+        aims_store::DatabaseUrl::Sqlite { url, .. } => {
+            Ok(Arc::new(SqliteStore::open(&url).await.map_err(err)?))
+        }
+        aims_store::DatabaseUrl::Postgres { url } => Ok(Arc::new(
+            aims_store::PgStore::open(&url).await.map_err(err)?,
+        )),
     }
-    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        return Ok(Arc::new(aims_store::PgStore::open(url).await.map_err(err)?));
-    }
-    Err(err(aims_store::StoreError::Url {
-        url: aims_store::redact_url(url),
-        reason: "expected sqlite://PATH or postgres://USER@HOST/DB".to_owned(),
-    }))
 }
 
 /// A built server: state plus settings, ready to serve.

@@ -202,7 +202,7 @@ impl Settings {
         if self.version != 1 {
             return bad("version", "must be 1");
         }
-        if !self.database.starts_with("sqlite:") && !self.database.starts_with("postgres") {
+        if aims_store::DatabaseUrl::parse(&self.database).is_err() {
             return bad("database", "expected sqlite://PATH or postgres://…");
         }
         if self.origin.is_empty()
@@ -257,15 +257,10 @@ impl Settings {
         if let Some(d) = &self.keys_dir {
             return d.clone();
         }
-        if let Some(path) = self
-            .database
-            .strip_prefix("sqlite://")
-            .or_else(|| self.database.strip_prefix("sqlite:"))
+        if let Ok(db) = aims_store::DatabaseUrl::parse(&self.database)
+            && let Some(parent) = db.sqlite_path().and_then(Path::parent)
         {
-            let path = path.split('?').next().unwrap_or(path);
-            if let Some(parent) = Path::new(path).parent() {
-                return parent.join("aims-keys");
-            }
+            return parent.join("aims-keys");
         }
         PathBuf::from("aims-keys")
     }

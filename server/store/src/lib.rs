@@ -22,6 +22,7 @@ mod postgres;
 mod sessions;
 mod sqlite;
 mod types;
+mod url;
 
 pub use aims_ledger::LedgerEntry;
 pub use blobs::{Blob, BlobData, BlobStore};
@@ -31,6 +32,7 @@ pub use ingest::entry_bytes;
 pub use postgres::{PgStore, redact_url};
 pub use sqlite::SqliteStore;
 pub use types::*;
+pub use url::DatabaseUrl;
 
 use std::collections::HashMap;
 

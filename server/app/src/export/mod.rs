@@ -40,7 +40,6 @@ mod staging;
 
 use std::collections::HashMap;
 use std::io::Write;
-use std::path::Path;
 
 use axum::Json;
 use axum::body::Body;
@@ -488,17 +487,19 @@ pub const LISTINGS_DIR: &str = layout::LISTINGS_DIR;
 /// database or keys that do not exist (a mistyped `--database` fails instead of exporting an
 /// empty log). A running server may hold the same SQLite file: WAL allows a concurrent reader.
 pub async fn open_state(settings: &Settings) -> Result<AppState, ServerError> {
-    if let Some(path) = settings
-        .database
-        .strip_prefix("sqlite://")
-        .or_else(|| settings.database.strip_prefix("sqlite:"))
-    {
-        let path = path.split('?').next().unwrap_or(path);
-        if !Path::new(path).exists() {
-            return Err(ServerError::Startup(format!(
-                "database {path} does not exist"
-            )));
+    let db = aims_store::DatabaseUrl::parse(&settings.database).map_err(|source| {
+        ServerError::Store {
+            url: aims_store::redact_url(&settings.database),
+            source,
         }
+    })?;
+    if let Some(path) = db.sqlite_path()
+        && !path.exists()
+    {
+        return Err(ServerError::Startup(format!(
+            "database {} does not exist",
+            path.display()
+        )));
     }
     let dir = settings.keys_dir();
     if std::env::var_os("AIMS_SERVER_LOG_KEY").is_none() && !dir.join("log.key").exists() {
