@@ -12,7 +12,6 @@
 use std::path::{Path, PathBuf};
 
 use base64::Engine;
-use serde::Deserialize;
 
 use aims_ledger::checkpoint::{Checkpoint, verify_checkpoint};
 use aims_ledger::merkle::{self, Hash};
@@ -58,11 +57,6 @@ pub struct Witness {
 
 /// Largest consistency-proof answer read.
 const MAX_PROOF_BYTES: usize = 1024 * 1024;
-
-#[derive(Deserialize)]
-struct ConsistencyBody {
-    hashes: Vec<String>,
-}
 
 fn parse(note: &str) -> Result<Checkpoint, WitnessError> {
     let (text, _) = split_note(note).map_err(|e| WitnessError::Invalid(e.to_string()))?;
@@ -200,7 +194,7 @@ async fn fetch_consistency(
     let text = crate::shipper::read_limited(resp, MAX_PROOF_BYTES)
         .await
         .map_err(WitnessError::Fetch)?;
-    let body: ConsistencyBody =
+    let body: aims_model::wire::ConsistencyProofResponse =
         serde_json::from_str(&text).map_err(|e| WitnessError::Fetch(e.to_string()))?;
     body.hashes
         .iter()

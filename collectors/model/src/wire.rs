@@ -324,3 +324,37 @@ pub struct SourcesResponse {
     /// Every (agent, source) the server has heard of.
     pub sources: Vec<SourceHealth>,
 }
+
+/// `GET /v1/log/proof/inclusion?index=&size=`: the RFC 6962 inclusion proof, base64 hashes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InclusionProofResponse {
+    /// The leaf.
+    pub index: u64,
+    /// The tree size proven against.
+    pub size: u64,
+    /// Audit path, leaf to root, standard base64.
+    pub hashes: Vec<String>,
+}
+
+/// `GET /v1/log/proof/consistency?from=&to=`: the RFC 6962 consistency proof, base64 hashes.
+/// The server writes it and the agent's witness reads it: one definition for both.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConsistencyProofResponse {
+    /// The older tree size.
+    pub from: u64,
+    /// The newer tree size.
+    pub to: u64,
+    /// The proof, standard base64.
+    pub hashes: Vec<String>,
+}
+
+/// The `proof` of `GET /v1/evidence/{id}`: inclusion against the newest checkpoint.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EmbeddedInclusion {
+    /// The checkpoint's tree size.
+    pub size: u64,
+    /// Audit path, standard base64.
+    pub hashes: Vec<String>,
+    /// The signed checkpoint note.
+    pub checkpoint: String,
+}

@@ -9,10 +9,11 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use aims_ledger::merkle;
 use aims_ledger::proof_file::TlogProof;
+use aims_model::wire::{ConsistencyProofResponse, EmbeddedInclusion, InclusionProofResponse};
 
 use crate::AppState;
 use crate::auth::Principal;
@@ -140,7 +141,12 @@ pub async fn get_inclusion(
     }
     let hashes = state.store.inclusion_proof(index, size).await?;
     Ok(Json(
-        json!({ "index": index, "size": size, "hashes": b64s(&hashes) }),
+        serde_json::to_value(InclusionProofResponse {
+            index,
+            size,
+            hashes: b64s(&hashes),
+        })
+        .map_err(ApiError::internal)?,
     ))
 }
 
@@ -177,7 +183,12 @@ pub async fn get_consistency(
     }
     let hashes = state.store.consistency_proof(from, to).await?;
     Ok(Json(
-        json!({ "from": from, "to": to, "hashes": b64s(&hashes) }),
+        serde_json::to_value(ConsistencyProofResponse {
+            from,
+            to,
+            hashes: b64s(&hashes),
+        })
+        .map_err(ApiError::internal)?,
     ))
 }
 
@@ -193,7 +204,12 @@ pub async fn inclusion_for(state: &AppState, index: u64) -> Result<Value, ApiErr
         return Ok(Value::Null);
     }
     let hashes = state.store.inclusion_proof(index, cp.size).await?;
-    Ok(json!({ "size": cp.size, "hashes": b64s(&hashes), "checkpoint": cp.note }))
+    serde_json::to_value(EmbeddedInclusion {
+        size: cp.size,
+        hashes: b64s(&hashes),
+        checkpoint: cp.note,
+    })
+    .map_err(ApiError::internal)
 }
 
 /// `GET /v1/evidence/{id}/proof`: a `c2sp.org/tlog-proof@v1` receipt for one record.
