@@ -163,6 +163,10 @@ fn dashboard_shows_status_per_system_and_control() {
         "{page}"
     );
     assert!(page.contains("validation_report"), "{page}");
+    assert!(
+        page.contains("id=\"maturity\"") && page.contains(" of 5"),
+        "{page}"
+    );
     let across = browse(
         &format!("{}/?token={viewer}&next=/controls/A.6.2.4", server.url),
         None,

@@ -134,6 +134,12 @@ pub struct Finding {
 }
 
 impl Finding {
+    /// The same finding, carrying an acknowledgement (accepted risk).
+    pub fn with_acknowledgement(mut self, ack: crate::acknowledgement::Acknowledgement) -> Self {
+        self.acknowledged = Some(ack);
+        self
+    }
+
     /// Builds a finding with its deterministic ID.
     pub fn new(
         kind: FindingKind,

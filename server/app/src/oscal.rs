@@ -512,6 +512,7 @@ pub fn assessment_results(input: &OscalInput<'_>) -> Value {
 
     // --- findings and reviewed controls ------------------------------------------------------
     let mut findings = Vec::new();
+    let mut risks: Vec<Value> = Vec::new();
     let mut applicable: BTreeSet<(usize, String)> = BTreeSet::new();
     let mut not_applicable: BTreeSet<(usize, String)> = BTreeSet::new();
     for (sys, cvs) in &views {
@@ -526,7 +527,9 @@ pub fn assessment_results(input: &OscalInput<'_>) -> Value {
                 continue;
             };
             applicable.insert(key);
-            findings.push(finding(catalog, sys, v, state, reason, &platform, &leaf_of));
+            let (f, r) = finding(catalog, sys, v, state, reason, &platform, &leaf_of);
+            findings.push(f);
+            risks.extend(r);
         }
     }
     not_applicable.retain(|k| !applicable.contains(k));
@@ -618,6 +621,7 @@ pub fn assessment_results(input: &OscalInput<'_>) -> Value {
     result.insert("reviewed-controls".into(), reviewed_controls);
     put_array(&mut result, "observations", observations);
     put_array(&mut result, "findings", findings);
+    put_array(&mut result, "risks", risks);
 
     // --- back matter -------------------------------------------------------------------------
     let mut resources = vec![
@@ -681,7 +685,7 @@ fn finding(
     reason: &str,
     platform: &str,
     leaf_of: &BTreeMap<&str, u64>,
-) -> Value {
+) -> (Value, Vec<Value>) {
     let title = catalog
         .control(&v.control)
         .map_or(v.title.as_str(), |c| c.title.as_str());
@@ -689,8 +693,17 @@ fn finding(
         prop("system", sys),
         prop("control", &v.control),
         prop("status", v.status.as_str()),
+        prop("maturity", &v.maturity.to_string()),
     ];
     let mut description = string(&v.reason);
+    if !v.maturity_reason.trim().is_empty() {
+        description.push_str(&format!(
+            "\n\nMaturity {} of 5: {}",
+            v.maturity,
+            string(&v.maturity_reason)
+        ));
+    }
+    let mut risks = Vec::new();
     if description == "-" {
         description = format!("Status: {}.", v.status);
     }
@@ -718,6 +731,10 @@ fn finding(
             if let Some(&i) = leaf_of.get(e.as_str()) {
                 related.insert((i, e.as_str()));
             }
+        }
+        if let Some(ack) = &f.acknowledged {
+            props.push(prop_with("accepted-by", &ack.by, None, Some(&group)));
+            risks.push(accepted_risk(sys, &v.control, f, ack, leaf_of));
         }
     }
     if !lines.is_empty() {
@@ -755,7 +772,61 @@ fn finding(
             .map(|(_, id)| json!({"observation-uuid": uuid_str(&format!("observation:{id}"))}))
             .collect(),
     );
-    Value::Object(m)
+    put_array(
+        &mut m,
+        "related-risks",
+        risks
+            .iter()
+            .filter_map(|r| r.get("uuid").cloned())
+            .map(|u| json!({"risk-uuid": u}))
+            .collect(),
+    );
+    (Value::Object(m), risks)
+}
+
+/// An accepted risk (an acknowledged finding, DESIGN §12.3) as an OSCAL risk: a deviation
+/// approved by the admin who accepted it, until its expiry, with the reason as its statement.
+fn accepted_risk(
+    sys: &str,
+    control: &str,
+    f: &aims_model::Finding,
+    ack: &aims_model::acknowledgement::Acknowledgement,
+    leaf_of: &BTreeMap<&str, u64>,
+) -> Value {
+    let uuid = uuid_str(&format!("risk:{sys}:{control}:{}:{}", f.id, ack.at));
+    let mut risk = Map::new();
+    risk.insert("uuid".into(), uuid.clone().into());
+    risk.insert(
+        "title".into(),
+        line(&format!("Accepted risk: {} on {sys} ({control})", f.kind)).into(),
+    );
+    risk.insert("description".into(), string(&f.message).into());
+    risk.insert("statement".into(), string(&ack.reason).into());
+    risk.insert(
+        "props".into(),
+        json!([prop("finding-id", &f.id), prop("accepted-by", &ack.by),]),
+    );
+    risk.insert("status".into(), "deviation-approved".into());
+    risk.insert("deadline".into(), ack.expires_at.to_string().into());
+    risk.insert(
+        "risk-log".into(),
+        json!({"entries": [{
+            "uuid": uuid_str(&format!("risk-log:{uuid}")),
+            "title": "Risk accepted",
+            "description": format!("{} accepted the risk until {}: {}", ack.by, ack.expires_at, string(&ack.reason)),
+            "start": ack.at.to_string(),
+            "end": ack.expires_at.to_string(),
+            "status-change": "deviation-approved",
+        }]}),
+    );
+    let related: Vec<Value> = f
+        .evidence
+        .iter()
+        .filter(|e| leaf_of.contains_key(e.as_str()))
+        .map(|e| json!({"observation-uuid": uuid_str(&format!("observation:{e}"))}))
+        .collect();
+    put_array(&mut risk, "related-observations", related);
+    Value::Object(risk)
 }
 
 fn plan_resource(catalog: &Catalog, origin: &str, uuid: &str, catalog_res: &str) -> Value {

@@ -102,6 +102,9 @@ async fn render_control(state: &AppState, id: &str, control: &str) -> Result<Res
                         @if let Some(t) = v.fresh_until { " " (display::until(t, to)) }
                     }
                     p { (v.reason) }
+                    p #maturity {
+                        "Maturity " strong { (v.maturity) " of 5" } ": " (v.maturity_reason)
+                    }
                     h2 { "Evidence" }
                     @if v.evidence.is_empty() { p { "None." } }
                     @else {

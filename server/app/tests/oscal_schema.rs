@@ -360,16 +360,24 @@ fn export() -> Export {
             observed_at: card.record.observed_at,
             event: card.record.event,
         }],
-        findings: vec![Finding::new(
-            FindingKind::Changed,
-            "fraud",
-            vec!["A.8.2".into()],
-            ts("2026-11-20T10:00:00Z"),
-            vec![card.record_id.clone(), records[0].record_id.clone()],
-            "model_card.md changed on 2026-11-20,\nafter the validation of 2026-09-30.".into(),
-        )],
-        maturity: 0,
-        maturity_reason: String::new(),
+        findings: vec![
+            Finding::new(
+                FindingKind::Changed,
+                "fraud",
+                vec!["A.8.2".into()],
+                ts("2026-11-20T10:00:00Z"),
+                vec![card.record_id.clone(), records[0].record_id.clone()],
+                "model_card.md changed on 2026-11-20,\nafter the validation of 2026-09-30.".into(),
+            )
+            .with_acknowledgement(aims_model::acknowledgement::Acknowledgement {
+                by: "risk-board".into(),
+                reason: "Card wording only; the model is unchanged.".into(),
+                at: ts("2026-11-21T09:00:00Z"),
+                expires_at: ts("2027-02-21T09:00:00Z"),
+            }),
+        ],
+        maturity: 1,
+        maturity_reason: "Collected, but drifted.".into(),
         fresh_until: None,
     });
     let root = [0x5a; 32];
@@ -427,6 +435,22 @@ fn assessment_results_validate() {
     ] {
         assert!(statuses.contains(&s), "fixture lacks a {s} control");
     }
+    // An accepted risk becomes an OSCAL risk the finding points at.
+    let doc = results(&e, false);
+    let result = &doc["assessment-results"]["results"][0];
+    let risk = &result["risks"][0];
+    assert_eq!(risk["status"], "deviation-approved", "{risk}");
+    assert_eq!(
+        risk["statement"],
+        "Card wording only; the model is unchanged."
+    );
+    assert!(
+        result["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["related-risks"][0]["risk-uuid"] == risk["uuid"])
+    );
     for blobs in [true, false] {
         let doc = results(&e, blobs);
         assert_valid(
