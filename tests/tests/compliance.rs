@@ -211,6 +211,39 @@ async fn statement_of_applicability_excludes_a_control_everywhere_and_verifies()
     let (s, _) = post(&format!("{base}/v1/evidence"), &agent, &forged).await;
     assert_eq!(s, 400);
 
+    // A whole objective at once (a group default): every A.9 control excluded by one request;
+    // an objective the catalog lacks is refused.
+    let (s, b) = put(
+        &url,
+        &admin,
+        &json!({"groups": {"A.9": {"applicable": false, "justification": "No users outside the data-science team."}}}),
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+    let a9: Vec<&String> = b["controls"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .filter(|c| c.starts_with("A.9."))
+        .collect();
+    assert!(a9.len() >= 3, "{b}");
+    let (s, b) = put(
+        &url,
+        &admin,
+        &json!({"groups": {"A.99": {"applicable": false, "justification": "x"}}}),
+    )
+    .await;
+    assert_eq!(s, 400, "{b}");
+    assert!(b.to_string().contains("groups.A.99"), "{b}");
+    // …and back: the objective applies again.
+    let (s, b) = put(
+        &url,
+        &admin,
+        &json!({"groups": {"A.9": {"applicable": true}}}),
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+
     // The CLI, for scripts: another control excluded, seen at once by the API's ledger reads.
     let o = cli(
         &server.database,

@@ -1,7 +1,8 @@
 //! The statement of applicability (DESIGN §12.3; ISO/IEC 42001 clause 6.1.3).
 //!
 //! - `PUT /v1/systems/{id}/applicability` (admin), body
-//!   `{"controls":{"A.6.2.8":{"applicable":false,"justification":"…"}}}`: each changed decision
+//!   `{"controls":{"A.6.2.8":{"applicable":false,"justification":"…"}}}` (and/or
+//!   `"groups":{"A.10":{…}}` for every control of an objective at once): each changed decision
 //!   becomes one ledger record of source type `manual` (who = the admin token's name, when = the
 //!   receipt, why = the justification; see `aims_model::applicability`). A decision equal to the
 //!   one in force writes nothing. All of one request are appended in one transaction.
@@ -36,7 +37,44 @@ const MAX_CONTROLS: usize = 100;
 #[serde(deny_unknown_fields)]
 pub struct ApplicabilityRequest {
     /// Control ID → decision.
+    #[serde(default)]
     pub controls: BTreeMap<String, Applicability>,
+    /// Objective (group) ID such as `A.10` → one decision for each of its controls; a control
+    /// named in `controls` too keeps its own decision.
+    #[serde(default)]
+    pub groups: BTreeMap<String, Applicability>,
+}
+
+/// The decisions of `controls` and `groups` (expanded to their controls, the explicit ones
+/// winning), or a 400 naming an unknown group.
+pub fn expand_groups(
+    catalog: &aims_catalog::Catalog,
+    controls: &BTreeMap<String, Applicability>,
+    groups: &BTreeMap<String, Applicability>,
+) -> Result<BTreeMap<String, Applicability>, ApiError> {
+    let mut out = BTreeMap::new();
+    for (group, decision) in groups {
+        let members: Vec<&str> = catalog
+            .controls()
+            .iter()
+            .filter(|c| &c.group == group)
+            .map(|c| c.id.as_str())
+            .collect();
+        if members.is_empty() {
+            return Err(ApiError::bad_request(
+                "invalid_request",
+                format!(
+                    "groups.{group}: not an Annex A objective of catalog {} (A.2 … A.10)",
+                    catalog.version()
+                ),
+            ));
+        }
+        for c in members {
+            out.insert(c.to_owned(), decision.clone());
+        }
+    }
+    out.extend(controls.iter().map(|(c, d)| (c.clone(), d.clone())));
+    Ok(out)
 }
 
 /// One decision in force.
@@ -108,7 +146,9 @@ pub async fn set_statements(
 ) -> Result<ApplicabilityResponse, ApiError> {
     let bad = |m: String| ApiError::bad_request("invalid_request", m);
     if decisions.is_empty() {
-        return Err(bad("controls: name at least one control".into()));
+        return Err(bad(
+            "controls: name at least one control (or groups: an objective)".into(),
+        ));
     }
     if decisions.len() > MAX_CONTROLS {
         return Err(bad(format!("controls: at most {MAX_CONTROLS} per request")));
@@ -173,14 +213,8 @@ pub async fn put_applicability(
     check_json_content_type(&headers)?;
     let bytes = read_body(&headers, body, state.limits.max_body_bytes).await?;
     let req: ApplicabilityRequest = parse_json(&bytes)?;
+    let decisions = expand_groups(&state.catalog, &req.controls, &req.groups)?;
     Ok(Json(
-        set_statements(
-            &state,
-            &principal.name,
-            &id,
-            &req.controls,
-            Timestamp::now(),
-        )
-        .await?,
+        set_statements(&state, &principal.name, &id, &decisions, Timestamp::now()).await?,
     ))
 }

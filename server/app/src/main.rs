@@ -208,8 +208,17 @@ enum ApplicabilityCommand {
         #[arg(long, value_name = "ID")]
         system: String,
         /// The Annex A control (repeat, or separate with commas, for several).
-        #[arg(long, value_name = "ID", value_delimiter = ',', required = true)]
+        #[arg(
+            long,
+            value_name = "ID",
+            value_delimiter = ',',
+            required_unless_present = "group"
+        )]
         control: Vec<String>,
+        /// Every control of an Annex A objective, such as A.10 (repeat or comma-separate for
+        /// several); a control also named with --control gets the same decision.
+        #[arg(long, value_name = "ID", value_delimiter = ',')]
+        group: Vec<String>,
         /// The control does not apply (the default is: it applies again).
         #[arg(long)]
         not_applicable: bool,
@@ -402,6 +411,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Applicability(ApplicabilityCommand::Set {
             system,
             control,
+            group,
             not_applicable,
             justification,
             by,
@@ -421,8 +431,16 @@ async fn run(cli: Cli) -> Result<()> {
                 applicable: !not_applicable,
                 justification,
             };
-            let decisions = control.into_iter().map(|c| (c, decision.clone())).collect();
             let state = aims_server::export::open_state(&settings).await?;
+            let pick = |ids: Vec<String>| -> std::collections::BTreeMap<_, _> {
+                ids.into_iter().map(|c| (c, decision.clone())).collect()
+            };
+            let decisions = aims_server::applicability::expand_groups(
+                &state.catalog,
+                &pick(control),
+                &pick(group),
+            )
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
             let out = aims_server::applicability::set_statements(
                 &state,
                 &by,
