@@ -513,3 +513,31 @@ pub fn browse(url: &str, screenshot: Option<&Path>) -> Result<String> {
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
+
+/// libfaketime's preload library (Debian's path), or a clear failure.
+pub fn libfaketime() -> Result<PathBuf> {
+    for p in [
+        "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1",
+        "/usr/lib/aarch64-linux-gnu/faketime/libfaketime.so.1",
+        "/usr/lib/faketime/libfaketime.so.1",
+    ] {
+        if Path::new(p).exists() {
+            return Ok(PathBuf::from(p));
+        }
+    }
+    bail!("libfaketime not found: the test command installs it (apt-get install faketime)")
+}
+
+/// Environment that runs a process `days` in the future (libfaketime). Only the wall clock
+/// moves: monotonic time (tokio's timers) stays real.
+pub fn future(days: u32) -> Result<Vec<(String, String)>> {
+    Ok(vec![
+        (
+            "LD_PRELOAD".into(),
+            libfaketime()?.to_string_lossy().into_owned(),
+        ),
+        ("FAKETIME".into(), format!("+{days}d")),
+        ("FAKETIME_DONT_FAKE_MONOTONIC".into(), "1".into()),
+        ("FAKETIME_DONT_RESET".into(), "1".into()),
+    ])
+}

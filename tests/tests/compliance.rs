@@ -5,7 +5,7 @@
 
 use std::process::Command;
 
-use aims_e2e::{ServerProcess, bin, get_json, get_text, http, run_seed_pipeline};
+use aims_e2e::{ServerProcess, bin, future, get_json, get_text, http, run_seed_pipeline};
 use serde_json::{Value, json};
 
 /// Sends `body` as JSON with `method`; the status and the answer (JSON, or the text itself).
@@ -390,4 +390,46 @@ async fn statement_of_applicability_excludes_a_control_everywhere_and_verifies()
         .unwrap();
     let out = String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success(), "{out}");
+
+    // The acceptance ends by itself: the same server 31 days later (libfaketime; the
+    // acknowledgement was for 30) lists the finding without it, and the control's reason no
+    // longer says "Accepted risk".
+    let database = server.database.clone();
+    let mut server = server;
+    server.stop();
+    let env = future(31).unwrap();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let later = ServerProcess::start_with_env(
+        &tmp.path().join("server-later"),
+        &database,
+        "127.0.0.1:0",
+        &[],
+        &env,
+    )
+    .unwrap();
+    let findings = get_json(
+        &format!("{}/v1/findings?system=churn-predictor", later.url),
+        &viewer,
+    )
+    .await
+    .unwrap();
+    let again = findings["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["id"] == fid)
+        .unwrap_or_else(|| panic!("finding {fid} gone after the expiry: {findings}"));
+    assert!(again.get("acknowledged").is_none(), "{again}");
+    let controls = get_json(
+        &format!("{}/v1/systems/churn-predictor/controls", later.url),
+        &viewer,
+    )
+    .await
+    .unwrap();
+    let c = control(&controls, c0);
+    assert!(
+        !c["reason"].as_str().unwrap().contains("Accepted risk"),
+        "{c}"
+    );
+    assert_ne!(c["status"], "fresh", "{c}");
 }

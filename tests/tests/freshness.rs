@@ -14,36 +14,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use aims_e2e::{ServerProcess, agent_once, bin, create_token, get_json, get_text, git, http};
+use aims_e2e::{
+    ServerProcess, agent_once, bin, create_token, future, get_json, get_text, git, http,
+};
 use serde_json::Value;
-
-/// libfaketime's preload library (Debian's path), or a clear failure.
-fn libfaketime() -> PathBuf {
-    for p in [
-        "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1",
-        "/usr/lib/aarch64-linux-gnu/faketime/libfaketime.so.1",
-        "/usr/lib/faketime/libfaketime.so.1",
-    ] {
-        if Path::new(p).exists() {
-            return PathBuf::from(p);
-        }
-    }
-    panic!("libfaketime not found: the test command installs it (apt-get install faketime)");
-}
-
-/// Environment that runs a process `days` in the future. Only the wall clock moves: monotonic
-/// time (tokio's timers) stays real.
-fn future(days: u32) -> Vec<(String, String)> {
-    vec![
-        (
-            "LD_PRELOAD".into(),
-            libfaketime().to_string_lossy().into_owned(),
-        ),
-        ("FAKETIME".into(), format!("+{days}d")),
-        ("FAKETIME_DONT_FAKE_MONOTONIC".into(), "1".into()),
-        ("FAKETIME_DONT_RESET".into(), "1".into()),
-    ]
-}
 
 /// `aims-server serve` on `database` with the clock moved by `env` (see [`future`]).
 fn server(dir: &Path, database: &str, env: &[(String, String)]) -> ServerProcess {
@@ -149,7 +123,7 @@ async fn unchanged_evidence_the_agent_still_sees_stays_fresh() {
     drop(day0);
 
     // Day 40, the agent stopped: stale, and the source is silent.
-    let day40 = server(&sdir, &db, &future(40));
+    let day40 = server(&sdir, &db, &future(40).unwrap());
     let c = control_when(&day40.url, &viewer, "fraud", |c| c["status"] == "stale").await;
     let reason = c["reason"].as_str().unwrap();
     assert!(reason.contains("silent"), "{reason}");
@@ -175,7 +149,7 @@ async fn unchanged_evidence_the_agent_still_sees_stays_fresh() {
 
     // Day 40, the agent runs again: the unchanged file is confirmed, not re-downloaded.
     let cfg = agent_config(work.path(), &day40.url, &agent_token, &repo);
-    let out = run_agent(&cfg, &future(40));
+    let out = run_agent(&cfg, &future(40).unwrap());
     assert!(
         out.contains("ml-repo: 1 listed, 0 fetched, 1 unchanged, 0 gone, 0 shipped, 1 confirmed"),
         "{out}\n{}",
@@ -203,7 +177,7 @@ async fn unchanged_evidence_the_agent_still_sees_stays_fresh() {
     let size: u64 = cp.lines().nth(1).unwrap().parse().unwrap();
     assert_eq!(size, evidence0 + 1, "{cp}");
     // A second run the same day confirms nothing more (at most once a day).
-    let out = run_agent(&cfg, &future(40));
+    let out = run_agent(&cfg, &future(40).unwrap());
     assert!(!out.contains("confirmed"), "{out}");
 
     // The auditor's export carries the listing; the verifier checks it offline.
@@ -512,7 +486,7 @@ async fn status_at_an_instant_history_and_period_report() {
     run_agent(&cfg, &[]);
     drop(now0);
 
-    let later = server(&sdir, &db, &future(100));
+    let later = server(&sdir, &db, &future(100).unwrap());
     let fmt = |d: chrono::DateTime<chrono::Utc>| d.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string();
     let client = http().unwrap();
     let status_at = |days: i64| {
@@ -661,7 +635,12 @@ async fn status_at_an_instant_history_and_period_report() {
             "--database",
             &db,
         ])
-        .envs(future(100).iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .envs(
+            future(100)
+                .unwrap()
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str())),
+        )
         .output()
         .unwrap();
     assert!(
@@ -687,7 +666,12 @@ async fn status_at_an_instant_history_and_period_report() {
             "--out",
         ])
         .arg(&cli_bundle)
-        .envs(future(100).iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .envs(
+            future(100)
+                .unwrap()
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str())),
+        )
         .output()
         .unwrap();
     assert!(
