@@ -298,6 +298,14 @@ async fn issue_15_findings_reach_signed_webhooks_and_slack_through_outages_and_r
             .all(|i| i.labels.iter().any(|l| l.starts_with("control:"))),
         "{issues:?}"
     );
+    // The seed repository's CODEOWNERS names the owning teams of each system's paths.
+    assert!(
+        issues
+            .iter()
+            .any(|i| i.body.contains("Owners (CODEOWNERS): @acme/")),
+        "{:?}",
+        issues.iter().map(|i| &i.body).collect::<Vec<_>>()
+    );
     let bearer = format!("Bearer {}", fake_github::TOKEN);
     assert!(
         github

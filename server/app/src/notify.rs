@@ -199,8 +199,54 @@ pub fn silent_event(health: &SourceHealth, since: Timestamp) -> Option<NewEvent>
     })
 }
 
+/// The owners of a finding's evidence by the CODEOWNERS files its sources hold: for each
+/// record, the rules of the newest CODEOWNERS record of the same source (and AI system) matched
+/// against the record's repository path, the last matching rule winning. Empty when unknown.
+async fn owners(state: &AppState, e: &StoredEvent) -> Vec<String> {
+    let Ok(f) = serde_json::from_str::<Finding>(&e.payload) else {
+        return Vec::new();
+    };
+    let Ok(history) = state.store.history(&f.system).await else {
+        return Vec::new();
+    };
+    let is_codeowners = |locator: &str| {
+        aims_collect::formats::codeowners::repo_path(locator)
+            .is_some_and(|p| p.rsplit('/').next() == Some("CODEOWNERS"))
+    };
+    // Newest CODEOWNERS per source (history is in ledger order).
+    let mut rules: BTreeMap<&str, &serde_json::Map<String, serde_json::Value>> = BTreeMap::new();
+    for r in &history {
+        if r.record.event == aims_model::RecordEvent::Observed && is_codeowners(&r.record.locator) {
+            rules.insert(r.record.source.id.as_str(), &r.record.metadata);
+        }
+    }
+    let mut out: Vec<String> = Vec::new();
+    for id in &f.evidence {
+        let Some(r) = history.iter().find(|r| &r.record_id == id) else {
+            continue;
+        };
+        let (Some(meta), Some(path)) = (
+            rules.get(r.record.source.id.as_str()),
+            aims_collect::formats::codeowners::repo_path(&r.record.locator),
+        ) else {
+            continue;
+        };
+        for o in aims_collect::formats::codeowners::owners_of(meta, path) {
+            if !out.contains(&o) {
+                out.push(o);
+            }
+        }
+    }
+    out
+}
+
 /// The notification of a stored event, as it is sent (the same bytes on every attempt).
-fn render(n: &Notifier, e: &StoredEvent, delivery: &str) -> Result<Notification, String> {
+fn render(
+    n: &Notifier,
+    e: &StoredEvent,
+    delivery: &str,
+    owners: Vec<String>,
+) -> Result<Notification, String> {
     let event: EventType = e
         .event
         .parse()
@@ -241,7 +287,7 @@ fn render(n: &Notifier, e: &StoredEvent, delivery: &str) -> Result<Notification,
                         .as_ref()
                         .and_then(|a| serde_json::to_value(a).ok()),
                     expires_at: None,
-                    owners: Vec::new(),
+                    owners,
                 },
             ))
         }
@@ -383,7 +429,13 @@ async fn attempt(state: &AppState, n: &Notifier, c: Claimed) -> Result<(), aims_
             .finish_delivery(c.event.seq, &c.sink, &result, Timestamp::now())
             .await;
     };
-    let result = match render(n, &c.event, &c.delivery) {
+    // Assignees for the GitHub sink: the owners of the evidence by its CODEOWNERS.
+    let owners = if sink.kind() == "github" && c.event.event.starts_with("finding.") {
+        owners(state, &c.event).await
+    } else {
+        Vec::new()
+    };
+    let result = match render(n, &c.event, &c.delivery, owners) {
         Err(reason) => DeliveryResult::Failed {
             error: format!("cannot render the event: {reason}"),
         },

@@ -8,6 +8,7 @@
 //! - `great_expectations`: Great Expectations validation results.
 //! - `openlineage`: OpenLineage run events.
 //! - `dvc_lock`: `dvc.lock` files (recognised by file name).
+//! - `codeowners`: `CODEOWNERS` files (by name): the ownership rules, for assigning findings.
 //! - `json` / `yaml`: any other JSON or YAML document; the project's own formats (DESIGN §3b,
 //!   `kind: validation_report | deployment_approval | monitoring_report`) get normalised metadata.
 //!
@@ -18,6 +19,7 @@
 //!   [`MAX_STRING`] bytes, so a record stays far below the ledger's entry size limit.
 //! - Pure functions, no IO; the engine decides how many bytes are parsed at all.
 
+pub mod codeowners;
 mod documents;
 mod ecosystem;
 mod hf_card;
@@ -64,6 +66,9 @@ pub fn parse(path: &str, bytes: &[u8]) -> Parsed {
     let lower = name.to_ascii_lowercase();
     let ext = lower.rsplit_once('.').map(|(_, e)| e).unwrap_or("");
 
+    if lower == "codeowners" {
+        return codeowners::parse(bytes);
+    }
     if lower == "dvc.lock" {
         return match parse_yaml(bytes) {
             Ok(v) => ecosystem::dvc_lock(&v),

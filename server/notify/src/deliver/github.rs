@@ -561,6 +561,16 @@ fn assignees(owners: &[String]) -> Vec<String> {
 }
 
 /// The body of a finding's issue.
+/// An owner as CODEOWNERS writes one (`@user`, `@org/team`, an e-mail address) and nothing
+/// else, so it can go into Markdown as is (GitHub then notifies them).
+fn is_owner_handle(o: &str) -> bool {
+    let plain = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/' | '@');
+    !o.is_empty()
+        && o.len() <= 100
+        && o.chars().all(plain)
+        && (o.starts_with('@') || o.contains('@'))
+}
+
 fn finding_body(n: &Notification, f: &FindingPayload, marker: &str) -> String {
     let controls = if f.controls.is_empty() {
         String::new()
@@ -588,6 +598,15 @@ fn finding_body(n: &Notification, f: &FindingPayload, marker: &str) -> String {
                 f.evidence.len() - MAX_EVIDENCE_ROWS
             ));
         }
+    }
+    let owners: Vec<&str> = f
+        .owners
+        .iter()
+        .map(String::as_str)
+        .filter(|o| is_owner_handle(o))
+        .collect();
+    if !owners.is_empty() {
+        b.push_str(&format!("\nOwners (CODEOWNERS): {}\n", owners.join(" ")));
     }
     if n.event != EventType::FindingOpened {
         b.push('\n');
