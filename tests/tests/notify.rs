@@ -69,11 +69,17 @@ fn signature_ok(headers: &HeaderMap, body: &[u8]) -> bool {
     mac.verify_slice(&expected).is_ok()
 }
 
-async fn hook(State(r): State<Receiver>, headers: HeaderMap, body: Bytes) -> impl IntoResponse {
-    let failing = r.down.load(Ordering::SeqCst)
-        || r.fail
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-            .is_ok();
+async fn hook(
+    State(r): State<Receiver>,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> impl IntoResponse {
+    let failing = uri.path() == "/hook" && r.down.load(Ordering::SeqCst)
+        || uri.path() == "/hook"
+            && r.fail
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_ok();
     let status = if failing { 503 } else { 200 };
     let h = |k: &str| {
         headers
@@ -83,7 +89,7 @@ async fn hook(State(r): State<Receiver>, headers: HeaderMap, body: Bytes) -> imp
             .to_owned()
     };
     r.got.lock().unwrap().push(Got {
-        path: "/hook".into(),
+        path: uri.path().to_owned(),
         delivery: h("x-aims-delivery"),
         event: h("x-aims-event"),
         signed_ok: signature_ok(&headers, &body),
@@ -116,6 +122,7 @@ async fn start_receiver() -> (Receiver, String) {
     let r = Receiver::default();
     let app = axum::Router::new()
         .route("/hook", post(hook))
+        .route("/expiring", post(hook))
         .route("/slack", post(slack))
         .with_state(r.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -137,8 +144,11 @@ fn settings(dir: &Path, receiver: &str, github: &str) -> std::path::PathBuf {
              \x20 - {{ type: webhook, name: hook, url: \"{receiver}/hook\", secret_file: \"{}\",\n\
              \x20     events: [finding.opened, finding.resolved, finding.acknowledged] }}\n\
              \x20 - {{ type: slack, name: chat, url: \"{receiver}/slack\", events: [finding.opened] }}\n\
+             \x20 - {{ type: webhook, name: soon, url: \"{receiver}/expiring\", secret_file: \"{}\",\n\
+             \x20     events: [evidence.expiring], warn_days: 365 }}\n\
              \x20 - {{ type: github, name: tracker, repo: {}/{}, token: {}, api_url: \"{github}\",\n\
              \x20     events: [finding.opened, finding.resolved, finding.acknowledged] }}\n",
+            secret.display(),
             secret.display(),
             fake_github::OWNER,
             fake_github::REPO,
@@ -269,6 +279,31 @@ async fn issue_15_findings_reach_signed_webhooks_and_slack_through_outages_and_r
         "{:?}",
         slack[0].body
     );
+
+    // A sink with its own warn_days hears of every fresh window closing within it, once each,
+    // with when it closes.
+    wait_for(
+        &receiver,
+        "evidence.expiring",
+        Duration::from_secs(60),
+        |got| {
+            got.iter()
+                .any(|g| g.path == "/expiring" && g.event == "evidence.expiring")
+        },
+    )
+    .await;
+    let expiring: Vec<Got> = received(&receiver)
+        .into_iter()
+        .filter(|g| g.path == "/expiring")
+        .collect();
+    for g in &expiring {
+        assert!(g.signed_ok);
+        assert_eq!(g.event, "evidence.expiring", "{:?}", g.body);
+        assert_eq!(g.body["finding"]["kind"], "expiring");
+        assert!(g.body["finding"]["expires_at"].is_string(), "{}", g.body);
+    }
+    let ids: BTreeSet<&str> = expiring.iter().map(|g| g.delivery.as_str()).collect();
+    assert_eq!(ids.len(), expiring.len(), "each window once");
 
     // GitHub: one issue per open finding, found by its hidden marker, labelled by kind and
     // control; the token went only to the configured API.

@@ -117,7 +117,12 @@ impl AppState {
             integrity: Arc::default(),
             tls: settings.tls.is_some(),
             metrics_public: settings.metrics_public,
-            warn_days: settings.notify.warn_days,
+            // Expiring windows are recorded as far ahead as any sink wants to hear of them.
+            warn_days: settings
+                .notifications
+                .iter()
+                .filter_map(aims_notify::SinkConfig::warn_days)
+                .fold(settings.notify.warn_days, u32::max),
             notifier: None,
             trend: Arc::default(),
         }

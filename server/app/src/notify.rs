@@ -386,16 +386,8 @@ pub async fn pass(state: &AppState, n: &Notifier) -> Result<usize, aims_store::S
             if events.is_empty() {
                 break;
             }
-            let routes: Vec<(u64, bool)> = events
-                .iter()
-                .map(|e| {
-                    let wanted = e
-                        .event
-                        .parse::<EventType>()
-                        .is_ok_and(|t| sink.wants(t, e.system.as_deref()));
-                    (e.seq, wanted)
-                })
-                .collect();
+            let routes: Vec<(u64, bool)> =
+                events.iter().map(|e| (e.seq, wanted(n, sink, e))).collect();
             state.store.route_events(sink.name(), &routes, now).await?;
             if events.len() < ROUTE_PAGE as usize {
                 break;
@@ -417,6 +409,24 @@ pub async fn pass(state: &AppState, n: &Notifier) -> Result<usize, aims_store::S
         r?;
     }
     Ok(count)
+}
+
+/// Whether `sink` is told about `e`: its `events` and `systems` filters, and for an expiring
+/// window, its own `warn_days` (else `notify.warn_days`).
+fn wanted(n: &Notifier, sink: &Sink, e: &StoredEvent) -> bool {
+    let Ok(kind) = e.event.parse::<EventType>() else {
+        return false;
+    };
+    if !sink.wants(kind, e.system.as_deref()) {
+        return false;
+    }
+    if kind != EventType::EvidenceExpiring {
+        return true;
+    }
+    let days = sink.warn_days().unwrap_or(n.settings.warn_days);
+    serde_json::from_str::<Expiring>(&e.payload).is_ok_and(|x| {
+        x.expires_at.unix_millis() - e.created_at.unix_millis() <= i64::from(days) * 86_400_000
+    })
 }
 
 async fn attempt(state: &AppState, n: &Notifier, c: Claimed) -> Result<(), aims_store::StoreError> {

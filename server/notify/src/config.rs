@@ -65,6 +65,9 @@ pub enum SinkConfig {
         events: Option<Vec<String>>,
         /// Only these systems (default: all).
         systems: Option<Vec<String>>,
+        /// `evidence.expiring` reaches this sink this many days before a window closes
+        /// (default: `notify.warn_days`).
+        warn_days: Option<u32>,
     },
     /// One GitHub issue per finding.
     Github {
@@ -87,6 +90,9 @@ pub enum SinkConfig {
         events: Option<Vec<String>>,
         /// Only these systems (default: all).
         systems: Option<Vec<String>>,
+        /// `evidence.expiring` reaches this sink this many days before a window closes
+        /// (default: `notify.warn_days`).
+        warn_days: Option<u32>,
     },
     /// A Slack incoming webhook.
     Slack {
@@ -102,7 +108,21 @@ pub enum SinkConfig {
         events: Option<Vec<String>>,
         /// Only these systems (default: all).
         systems: Option<Vec<String>>,
+        /// `evidence.expiring` reaches this sink this many days before a window closes
+        /// (default: `notify.warn_days`).
+        warn_days: Option<u32>,
     },
+}
+
+impl SinkConfig {
+    /// The sink's own `warn_days`, if set.
+    pub fn warn_days(&self) -> Option<u32> {
+        match self {
+            Self::Webhook { warn_days, .. }
+            | Self::Github { warn_days, .. }
+            | Self::Slack { warn_days, .. } => *warn_days,
+        }
+    }
 }
 
 /// `Some(<redacted>)` or `None`: shows whether a secret is set, never its value.
@@ -121,6 +141,7 @@ impl fmt::Debug for SinkConfig {
                 secret_env,
                 events,
                 systems,
+                warn_days,
             } => f
                 .debug_struct("Webhook")
                 .field("name", name)
@@ -130,6 +151,7 @@ impl fmt::Debug for SinkConfig {
                 .field("secret_env", secret_env)
                 .field("events", events)
                 .field("systems", systems)
+                .field("warn_days", warn_days)
                 .finish(),
             Self::Github {
                 name,
@@ -141,6 +163,7 @@ impl fmt::Debug for SinkConfig {
                 labels,
                 events,
                 systems,
+                warn_days,
             } => f
                 .debug_struct("Github")
                 .field("name", name)
@@ -152,6 +175,7 @@ impl fmt::Debug for SinkConfig {
                 .field("labels", labels)
                 .field("events", events)
                 .field("systems", systems)
+                .field("warn_days", warn_days)
                 .finish(),
             Self::Slack {
                 name,
@@ -160,6 +184,7 @@ impl fmt::Debug for SinkConfig {
                 url_env,
                 events,
                 systems,
+                warn_days,
             } => f
                 .debug_struct("Slack")
                 .field("name", name)
@@ -168,6 +193,7 @@ impl fmt::Debug for SinkConfig {
                 .field("url_env", url_env)
                 .field("events", events)
                 .field("systems", systems)
+                .field("warn_days", warn_days)
                 .finish(),
         }
     }
@@ -252,6 +278,7 @@ pub struct Sink {
     name: String,
     pub(crate) kind: SinkKind,
     filter: Filter,
+    warn_days: Option<u32>,
 }
 
 impl Sink {
@@ -259,26 +286,34 @@ impl Sink {
     /// and environment variables.
     pub fn from_config(config: &SinkConfig, index: usize) -> Result<Self, ConfigError> {
         let at = |field: &str, reason: String| ConfigError::at(index, field, reason);
-        let (name, kind_name, events, systems) = match config {
+        let (name, kind_name, events, systems, warn_days) = match config {
             SinkConfig::Webhook {
                 name,
                 events,
                 systems,
+                warn_days,
                 ..
-            } => (name, "webhook", events, systems),
+            } => (name, "webhook", events, systems, warn_days),
             SinkConfig::Github {
                 name,
                 events,
                 systems,
+                warn_days,
                 ..
-            } => (name, "github", events, systems),
+            } => (name, "github", events, systems, warn_days),
             SinkConfig::Slack {
                 name,
                 events,
                 systems,
+                warn_days,
                 ..
-            } => (name, "slack", events, systems),
+            } => (name, "slack", events, systems, warn_days),
         };
+        if let Some(d) = warn_days
+            && !(1..=365).contains(d)
+        {
+            return Err(at("warn_days", "must be between 1 and 365".into()));
+        }
         let name = match name {
             Some(n) => {
                 check_name(n).map_err(|r| at("name", r))?;
@@ -377,7 +412,12 @@ impl Sink {
                 SinkKind::Slack(SlackSink { url })
             }
         };
-        Ok(Self { name, kind, filter })
+        Ok(Self {
+            name,
+            kind,
+            filter,
+            warn_days: *warn_days,
+        })
     }
 
     /// The sink's name (`<type>-<index>` unless configured): unique among the sinks.
@@ -392,6 +432,12 @@ impl Sink {
             SinkKind::Github(_) => "github",
             SinkKind::Slack(_) => "slack",
         }
+    }
+
+    /// Days before a window closes that this sink hears `evidence.expiring` (`None`: the
+    /// server's `notify.warn_days`).
+    pub fn warn_days(&self) -> Option<u32> {
+        self.warn_days
     }
 
     /// Whether this sink receives `event` about `system`. `test` always passes. With a
