@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use aims_model::acknowledgement::{Acknowledgement, acknowledgement_of};
 use aims_model::applicability::{Applicability, current_statements};
+use aims_model::diff;
 use aims_model::manual::SERVER_KINDS;
 use aims_model::wire::{ControlView, EvidenceRef};
 use aims_model::{
@@ -500,18 +501,16 @@ fn changed_findings(ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
                 continue;
             }
             // The first record of the latest run of the current content.
-            let mut change = card;
-            for e in observed.iter().rev() {
-                if e.record.sha256 == card.record.sha256 {
-                    change = e;
-                } else {
-                    break;
-                }
-            }
+            let at = observed
+                .iter()
+                .rposition(|e| e.record.sha256 != card.record.sha256)
+                .map_or(0, |i| i + 1);
+            let change = observed.get(at).copied().unwrap_or(card);
             let t_change = ctx.eff(change);
             // The card has had other content before, and its current content is newer than
             // the validation/approval that covers it: that review was of something else.
             if cover_t < t_change {
+                let fields = changed_fields(ctx, &observed[..at], card, cover_t);
                 out.push(new_finding(
                     FindingKind::Changed,
                     ctx,
@@ -519,17 +518,52 @@ fn changed_findings(ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
                     t_change,
                     vec![card.record_id.clone(), cover.record_id.clone()],
                     format!(
-                        "The {} {} changed on {} after the {} {} of {} that relied on it.",
+                        "The {} {} changed on {} after the {} {} of {} that relied on it; {}.",
                         ctx.title(&rule.kind),
                         card.record.locator,
                         day(t_change),
                         ctx.title(&cover.record.kind),
                         cover.record.locator,
-                        day(cover_t)
+                        day(cover_t),
+                        fields
                     ),
                 ));
             }
         }
+    }
+}
+
+/// Most parsed fields a `changed` finding names (the rest are counted).
+const MAX_NAMED_FIELDS: usize = 5;
+
+/// What a `changed` finding says changed: the parsed fields that differ between the content the
+/// review relied on and `card`'s. That content is the newest of `before` (the artifact's
+/// observed records before its current content, in ledger order) dated no later than the review
+/// and with other content, or else the content just before the current one.
+fn changed_fields(
+    ctx: &Ctx<'_>,
+    before: &[&Evidence],
+    card: &Evidence,
+    cover_t: Timestamp,
+) -> String {
+    let other = |e: &&&Evidence| e.record.sha256 != card.record.sha256;
+    let base = before
+        .iter()
+        .rev()
+        .filter(other)
+        .find(|e| ctx.eff(e) <= cover_t)
+        .or_else(|| before.iter().rev().find(other));
+    let Some(base) = base else {
+        return "its earlier content is not in the ledger".to_owned();
+    };
+    let changes = diff::metadata_changes(&base.record.metadata, &card.record.metadata);
+    if changes.is_empty() {
+        "no parsed field differs, only the content".to_owned()
+    } else {
+        format!(
+            "fields changed: {}",
+            diff::path_list(&changes, MAX_NAMED_FIELDS)
+        )
     }
 }
 

@@ -334,7 +334,7 @@ fn dataset_card_changed_after_validation() {
         "dataset_card",
         "card v2",
         "2026-11-22T08:00:00Z",
-        json!({}),
+        json!({"license": "cc-by-4.0"}),
     );
     let a = run(&h, "2026-11-23T00:00:00Z");
     let changed: Vec<_> = a
@@ -349,6 +349,13 @@ fn dataset_card_changed_after_validation() {
     assert_eq!(f.evidence.len(), 2);
     assert!(
         f.message.contains("2026-11-22") && f.message.contains("2026-11-20"),
+        "{}",
+        f.message
+    );
+    // Issue 16: the message names the parsed fields that changed, in one sentence.
+    assert!(
+        f.message
+            .ends_with(" that relied on it; fields changed: license."),
         "{}",
         f.message
     );
@@ -368,6 +375,93 @@ fn dataset_card_changed_after_validation() {
         !kinds(&a).contains(&FindingKind::Changed),
         "{:#?}",
         a.findings
+    );
+}
+
+fn changed_message(h: &History) -> String {
+    let a = run(h, "2026-11-23T00:00:00Z");
+    let changed: Vec<_> = a
+        .findings
+        .iter()
+        .filter(|f| f.kind == FindingKind::Changed)
+        .collect();
+    assert_eq!(changed.len(), 1, "{:#?}", a.findings);
+    changed[0].message.clone()
+}
+
+/// Issue 16 item 2: the fields a `changed` finding names are those that differ from the content
+/// the validation relied on (not only the latest edit), at most five named, the rest counted.
+#[test]
+fn changed_finding_names_the_fields_changed_since_the_review() {
+    let card = "git#data/applications/README.md";
+    let v1 = json!({"license": "mit", "source_datasets": ["applications"],
+                    "splits": [{"name": "train", "num_examples": 100}, {"name": "eval", "num_examples": 20}]});
+    // Revalidated at 12:00 after an edit at 11:00 (v1b), then edited twice: the message
+    // compares v1b, the content the validation relied on, with the current one.
+    let mut h = healthy();
+    h.push(card, "dataset_card", "card v1b", "2026-11-20T11:00:00Z", v1)
+        .push(
+            "git#reports/validation.json",
+            "validation_report",
+            "val v1b",
+            "2026-11-20T12:00:00Z",
+            passing_validation(),
+        )
+        .push(
+            card,
+            "dataset_card",
+            "card v2",
+            "2026-11-21T08:00:00Z",
+            json!({"license": "apache-2.0", "source_datasets": ["applications"],
+                   "splits": [{"name": "train", "num_examples": 100}, {"name": "eval", "num_examples": 20}]}),
+        )
+        .push(
+            card,
+            "dataset_card",
+            "card v3",
+            "2026-11-22T08:00:00Z",
+            json!({"license": "apache-2.0", "source_datasets": ["applications", "bureau"],
+                   "splits": [{"name": "train", "num_examples": 150}, {"name": "eval", "num_examples": 20}]}),
+        );
+    let m = changed_message(&h);
+    assert!(
+        m.ends_with("; fields changed: license, source_datasets and splits[train].num_examples."),
+        "{m}"
+    );
+    assert!(m.contains(" changed on 2026-11-22 "), "{m}");
+
+    // Many fields: five named, the rest counted.
+    let many: serde_json::Map<String, Value> = ["a", "b", "c", "d", "e", "f", "g"]
+        .iter()
+        .map(|k| ((*k).to_owned(), json!(1)))
+        .collect();
+    let mut h = healthy();
+    h.push(
+        card,
+        "dataset_card",
+        "card v2",
+        "2026-11-22T08:00:00Z",
+        Value::Object(many),
+    );
+    let m = changed_message(&h);
+    assert!(
+        m.ends_with("; fields changed: a, b, c, d, e and 2 more."),
+        "{m}"
+    );
+
+    // Only the text changed: said so.
+    let mut h = healthy();
+    h.push(
+        card,
+        "dataset_card",
+        "card v2",
+        "2026-11-22T08:00:00Z",
+        json!({}),
+    );
+    let m = changed_message(&h);
+    assert!(
+        m.ends_with("; no parsed field differs, only the content."),
+        "{m}"
     );
 }
 

@@ -232,6 +232,76 @@ fn dashboard_shows_status_per_system_and_control() {
         findings.to_lowercase().contains("dataset card"),
         "the finding says what changed: {findings}"
     );
+    // Issue 16 item 2: it names the parsed fields that changed (the second commit adds a source
+    // and grows both splits), and links the card's record to what changed.
+    assert!(
+        findings.contains(
+            "fields changed: dataset_size, source_datasets, splits[eval].num_examples and \
+             splits[train].num_examples."
+        ),
+        "{findings}"
+    );
+    let what = findings
+        .find("class=\"what-changed\" href=\"/evidence/")
+        .map(|at| &findings[at + "class=\"what-changed\" href=\"".len()..])
+        .expect("a link to what changed");
+    let what = what[..what.find('"').unwrap()].to_owned();
+    assert!(what.ends_with("#changes"), "{what}");
+    let card = what
+        .trim_start_matches("/evidence/")
+        .trim_end_matches("#changes")
+        .to_owned();
+    let shot = screenshot("evidence.png");
+    let page = browse(
+        &signed_in(&server, &viewer, &format!("/evidence/{card}")),
+        shot.as_deref(),
+    )
+    .unwrap();
+    let prev = href_of(&page, "prev-link");
+    assert!(
+        prev.starts_with("/evidence/") && prev != format!("/evidence/{card}"),
+        "the previous version is linked: {prev}"
+    );
+    for field in [
+        "source_datasets",
+        "dataset_size",
+        "splits[train].num_examples",
+        "splits[eval].num_examples",
+    ] {
+        assert!(
+            page.contains(&format!("data-field=\"{field}\"")),
+            "{field} is in the field table: {page}"
+        );
+    }
+    assert!(
+        page.contains("acme-internal/support-interactions"),
+        "the new source is shown: {page}"
+    );
+    assert!(
+        page.contains("4 parsed fields differ from the previous version"),
+        "{page}"
+    );
+    let versions = &page[page.find("id=\"versions\"").unwrap()..];
+    let size_row = &versions[versions.find("data-row=\"Size\"").unwrap()..];
+    assert!(
+        size_row[..size_row.find("</tr>").unwrap()].contains("differs"),
+        "{versions}"
+    );
+    let commit_row = &versions[versions.find("data-row=\"Commit\"").unwrap()..];
+    assert!(
+        commit_row[..commit_row.find("</tr>").unwrap()].contains("differs"),
+        "the git commit each version was read from: {versions}"
+    );
+    assert!(
+        page.contains("The server does not keep the content of this artifact"),
+        "collected content is not compared line by line, and the page says so: {page}"
+    );
+    // The previous version's own page: the first version, nothing to compare with.
+    let first = browse(&signed_in(&server, &viewer, &prev), None).unwrap();
+    assert!(
+        first.contains("none: the first version of this artifact in the ledger"),
+        "{first}"
+    );
     let evidence = &dom[dom.find("id=\"evidence\"").unwrap()..];
     assert!(
         evidence.contains("dataset_card") && evidence.contains("validation_report"),
@@ -549,6 +619,51 @@ fn artifact_content_is_escaped() {
         dom.contains("&lt;script&gt;document.title"),
         "the card's value is shown as text: {dom}"
     );
+
+    // Issue 16 item 2: a second version whose changed field carries markup; the difference
+    // shows both values as text.
+    std::fs::write(
+        repo.join("systems/x/model/README.md"),
+        "---\nlibrary_name: \"<script>document.title='pwned2'</script>\"\npipeline_tag: x\n---\n# card\n",
+    )
+    .unwrap();
+    git(&repo, &["commit", "-qam", "hostile again"]).unwrap();
+    let run = agent_once(&cfg, &[], Duration::from_secs(120)).unwrap();
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let dom = browse(
+        &format!("{}/?token={viewer}&next=/systems/x", server.url),
+        None,
+    )
+    .unwrap();
+    // The evidence table lists the newest record first.
+    let table = &dom[dom.find("id=\"evidence\"").unwrap()..];
+    let card_at = table.find("systems/x/model/README.md").unwrap();
+    let link_at = table[..card_at].rfind("/evidence/").unwrap() + "/evidence/".len();
+    let newest = table[link_at..].split('"').next().unwrap().to_owned();
+    assert_ne!(newest, record, "a second version was recorded");
+    let dom = browse(
+        &format!("{}/?token={viewer}&next=/evidence/{newest}", server.url),
+        None,
+    )
+    .unwrap();
+    assert!(
+        dom.contains(&format!("href=\"/evidence/{record}\"")),
+        "the previous version is linked: {dom}"
+    );
+    assert!(
+        dom.contains("data-field=\"library_name\" data-change=\"changed\""),
+        "{dom}"
+    );
+    assert!(
+        !dom.contains("<script>document.title"),
+        "no script element was injected: {dom}"
+    );
+    assert!(!dom.contains("<title>pwned"), "the script did not run");
+    assert!(
+        dom.contains("&lt;script&gt;document.title='pwned'")
+            && dom.contains("&lt;script&gt;document.title='pwned2'"),
+        "both values are shown as text: {dom}"
+    );
 }
 
 /// No raw `<script>alert` in a dumped DOM except inside an attribute value (where an older
@@ -631,4 +746,68 @@ fn issue_16_locators_and_reasons_are_text_on_every_page() {
     }
     let dom = browse(&signed_in(&server, &auditor, "/"), None).unwrap();
     assert_eq!(cell(&dom, "x", "A.6.2.4"), "drifted");
+}
+
+/// `POST /v1/uploads?{query}` as `token`; the record ID of the upload.
+async fn upload(server: &ServerProcess, token: &str, query: &str, body: &str) -> String {
+    let r = http()
+        .unwrap()
+        .post(format!("{}/v1/uploads?{query}", server.url))
+        .bearer_auth(token)
+        .header("content-type", "application/octet-stream")
+        .body(body.to_owned())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let v: serde_json::Value = r.json().await.unwrap();
+    v["record_id"].as_str().unwrap().to_owned()
+}
+
+/// Issue 16 item 2: two uploads of the same document (the server keeps their bytes) are compared
+/// line by line on the newer one's evidence page, markup in a line shown as text.
+#[test]
+fn issue_16_uploaded_versions_are_compared_line_by_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = ServerProcess::start(&tmp.path().join("server")).unwrap();
+    let admin = server.token("admin", "compliance-admin").unwrap();
+    let viewer = server.token("viewer", "lead").unwrap();
+    let q = "system=fraud-scoring&kind=ai_policy&name=ai-policy.md";
+    let v1 = "---\ntitle: Responsible AI policy\ndate: 2026-11-30\n---\n\n# AI policy\n\n\
+              Every AI system has an owner.\nOwners review it yearly.\n";
+    let v2 = "---\ntitle: Responsible AI policy <script>alert(3)</script>\ndate: 2026-12-01\n---\n\n\
+              # AI policy\n\nEvery AI system has an owner.\nOwners review it every quarter.\n";
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let first = rt.block_on(upload(&server, &admin, q, v1));
+    let second = rt.block_on(upload(&server, &admin, q, v2));
+
+    let shot = screenshot("evidence-upload.png");
+    let dom = browse(
+        &signed_in(&server, &viewer, &format!("/evidence/{second}")),
+        shot.as_deref(),
+    )
+    .unwrap();
+    assert_eq!(href_of(&dom, "prev-link"), format!("/evidence/{first}"));
+    assert_no_markup_injected("/evidence", &dom);
+    assert!(
+        dom.contains("data-field=\"title\" data-change=\"changed\""),
+        "the parsed title changed: {dom}"
+    );
+    let diff = &dom[dom.find("id=\"content-diff\"").expect("a line diff")..];
+    let diff = &diff[..diff.find("</table>").unwrap()];
+    assert!(
+        diff.contains("<td>−</td><td><code class=\"line\">Owners review it yearly.</code>")
+            && diff.contains(
+                "<td>+</td><td><code class=\"line\">Owners review it every quarter.</code>"
+            ),
+        "{diff}"
+    );
+    assert!(
+        diff.contains("<code class=\"line\">title: Responsible AI policy &lt;script&gt;alert(3)&lt;/script&gt;</code>"),
+        "{diff}"
+    );
+    assert!(
+        diff.contains("<code class=\"line\">Every AI system has an owner.</code>"),
+        "unchanged lines around a change are shown: {diff}"
+    );
 }

@@ -1,5 +1,6 @@
-//! aims-model: the evidence record, the wire types of the v1 API, the assessment result types and
-//! the canonical encoding that makes a record's identity reproducible anywhere.
+//! aims-model: the evidence record, the wire types of the v1 API, the assessment result types,
+//! the canonical encoding that makes a record's identity reproducible anywhere, and the
+//! field-level difference between two versions of one artifact ([`diff`]).
 //!
 //! This crate does no IO. Everything that crosses a process boundary (agent → server, server →
 //! auditor) is defined here so the agent, the server and the offline verifier agree by
@@ -10,6 +11,7 @@ pub mod acknowledgement;
 pub mod applicability;
 pub mod assessment;
 pub mod confirmation;
+pub mod diff;
 pub mod manual;
 pub mod record;
 pub mod text;

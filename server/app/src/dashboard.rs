@@ -8,6 +8,8 @@
 //! only ever a path on this site. Every page carries a strict Content-Security-Policy (no
 //! scripts; the one stylesheet allowed by its hash, see `http_util.rs`).
 
+use std::collections::{HashMap, HashSet};
+
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -15,7 +17,7 @@ use maud::{DOCTYPE, Markup, PreEscaped, html};
 use serde::Deserialize;
 
 use aims_model::wire::ControlView;
-use aims_model::{ControlStatus, FindingKind, Timestamp};
+use aims_model::{ControlStatus, FindingKind, RecordId, Timestamp};
 
 use crate::AppState;
 use crate::auth::{self, Principal};
@@ -58,6 +60,8 @@ svg .area{fill:#c9d8ec}svg .line{fill:none;stroke:#1f3b63;stroke-width:2}svg cir
 svg .bar{fill:#4a5a70}svg.spark{vertical-align:middle}
 .summary{font-size:.95rem}.error{background:#fff;border-left:4px solid #8f1d14;padding:.5rem .8rem}
 pre.policy{background:#fff;border:1px solid #d8dde3;padding:.6rem;white-space:pre-wrap;word-break:break-all}
+tr.del td{background:#ffecea}tr.add td{background:#e6f6ea}tr.skipped td{color:#5d6875;font-style:italic}
+code.line{white-space:pre-wrap;word-break:break-all}
 "#;
 
 pub(crate) fn page(title: &str, body: Markup) -> Markup {
@@ -542,6 +546,52 @@ fn findings_by_kind(findings: &[aims_model::Finding]) -> Markup {
     }
 }
 
+/// Kind and locator of records a page knows, by record ID, to name a finding's evidence.
+pub(crate) type Named = HashMap<String, (String, String)>;
+
+/// The kind and locator of every record the findings cite, from `records` (record ID, kind,
+/// locator).
+pub(crate) fn named_records<'a>(
+    findings: &[aims_model::Finding],
+    records: impl IntoIterator<Item = (&'a RecordId, &'a String, &'a String)>,
+) -> Named {
+    let cited: HashSet<&str> = findings
+        .iter()
+        .flat_map(|f| f.evidence.iter().map(RecordId::as_str))
+        .collect();
+    records
+        .into_iter()
+        .filter(|(id, _, _)| cited.contains(id.as_str()))
+        .map(|(id, kind, locator)| (id.as_str().to_owned(), (kind.clone(), locator.clone())))
+        .collect()
+}
+
+/// A finding's evidence as links to `/evidence/{id}`, each named by its kind and short locator
+/// when the page knows the record (else by the first 12 digits of its ID); a `changed`
+/// finding's first record, the artifact that changed, also links to what changed.
+pub(crate) fn finding_evidence(f: &aims_model::Finding, named: &Named) -> Markup {
+    html! {
+        @if !f.evidence.is_empty() {
+            p.muted.evidence {
+                "Evidence: "
+                @for (i, r) in f.evidence.iter().enumerate() {
+                    @if i > 0 { " · " }
+                    @match named.get(r.as_str()) {
+                        Some((kind, locator)) => {
+                            (kind) " "
+                            a.mono href={ "/evidence/" (r) } title=(locator) { (display::short_locator(locator)) }
+                        },
+                        None => a.mono href={ "/evidence/" (r) } { (r.as_str().chars().take(12).collect::<String>()) "…" },
+                    }
+                    @if i == 0 && f.kind == FindingKind::Changed {
+                        " (" a.what-changed href={ "/evidence/" (r) "#changes" } { "what changed" } ")"
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// `GET /systems/{id}`.
 pub async fn system_page(
     State(state): State<AppState>,
@@ -570,6 +620,12 @@ async fn render_system(state: &AppState, id: &str) -> Result<Response, ApiError>
     let findings = state.store.findings(Some(id)).await?;
     let days = crate::trend::system_days(state, id, now).await?;
     let mut history = state.store.history(id).await?;
+    let named = named_records(
+        &findings,
+        history
+            .iter()
+            .map(|e| (&e.record_id, &e.record.kind, &e.record.locator)),
+    );
     history.reverse();
     let total = history.len();
     history.truncate(500);
@@ -593,9 +649,7 @@ async fn render_system(state: &AppState, id: &str) -> Result<Response, ApiError>
                 div class={ "finding " (f.kind.as_str()) } data-kind=(f.kind.as_str()) {
                     strong { (f.kind.as_str()) } " · " (f.controls.join(", ")) " · since " (display::when(f.since, now))
                     p { (f.message) }
-                    @if !f.evidence.is_empty() {
-                        p.muted { "Evidence: " @for r in &f.evidence { a.mono href={ "/evidence/" (r) } { (&r.as_str()[..12]) "…" } " " } }
-                    }
+                    (finding_evidence(f, &named))
                 }
             }
             h2 #evidence { "Evidence (" (total) " records, newest first)" }
@@ -618,53 +672,4 @@ async fn render_system(state: &AppState, id: &str) -> Result<Response, ApiError>
         },
     )
     .into_response())
-}
-
-/// `GET /evidence/{record_id}`.
-pub async fn evidence_page(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Response {
-    if let Err(r) = viewer(&state, &headers).await {
-        return r;
-    }
-    let ev = match state.store.evidence(&id).await {
-        Ok(Some(ev)) => ev,
-        Ok(None) => {
-            return (
-                StatusCode::NOT_FOUND,
-                page(
-                    "Not found",
-                    html! { h1 { "No evidence record " code { (id) } } },
-                ),
-            )
-                .into_response();
-        }
-        Err(e) => return ApiError::from(e).into_response(),
-    };
-    let pretty = serde_json::to_string_pretty(&ev.record).unwrap_or_default();
-    let now = Timestamp::now();
-    let short = display::short_locator(&ev.record.locator);
-    page(
-        "Evidence",
-        html! {
-            h1 { "Evidence " code { (ev.record_id) } }
-            table {
-                tr { th { "AI system" } td { a href={ "/systems/" (ev.record.system) } { (ev.record.system) } } }
-                tr { th { "Kind" } td { (ev.record.kind) } }
-                tr { th { "Artifact" } td { span.mono title=(ev.record.locator) { (short) } } }
-                tr { th { "Locator" } td { code #locator { (ev.record.locator) } } }
-                tr { th { "SHA-256" } td.mono { (ev.record.sha256) } }
-                tr { th { "Size" } td { (ev.record.size) " bytes" } }
-                tr { th { "Observed" } td { (display::when(ev.record.observed_at, now)) } }
-                tr { th { "Artifact time" } td { @match ev.record.artifact_time { Some(t) => (display::when(t, now)), None => "—" } } }
-                tr { th { "Ledger leaf" } td { (ev.leaf_index) " (received " (display::when(ev.received_at, now)) " from " (ev.agent) ")" } }
-                tr { th { "Proof" } td { a href={ "/v1/evidence/" (ev.record_id) "/proof" } { "tlog-proof receipt" } } }
-            }
-            h2 { "Record" }
-            pre.mono { (pretty) }
-        },
-    )
-    .into_response()
 }

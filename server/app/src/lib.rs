@@ -13,6 +13,7 @@ pub mod charts;
 pub mod dashboard;
 pub mod display;
 pub mod error;
+pub mod evidence;
 pub mod export;
 pub mod history;
 pub mod http_util;
@@ -426,7 +427,7 @@ pub fn router(state: AppState) -> Router {
         .route("/systems/{id}/controls/{control}", get(pages::control_page))
         .route("/controls/{control}", get(pages::control_across_systems))
         .route("/sources", get(pages::sources_page))
-        .route("/evidence/{id}", get(dashboard::evidence_page))
+        .route("/evidence/{id}", get(evidence::evidence_page))
         .route("/audit", get(audit::audit_page))
         .route("/audit/check", get(audit::check_page))
         .route("/audit/population.csv", get(audit::population_csv))

@@ -12,7 +12,7 @@ use aims_model::wire::ControlView;
 use aims_model::{ControlStatus, Timestamp};
 
 use crate::AppState;
-use crate::dashboard::{page, status_label, viewer};
+use crate::dashboard::{Named, finding_evidence, named_records, page, status_label, viewer};
 use crate::display::{self, when};
 use crate::error::ApiError;
 
@@ -50,6 +50,36 @@ fn strip(intervals: &[aims_catalog::StatusInterval], from: Timestamp, to: Timest
     }
 }
 
+/// Most records looked up to name the evidence of a control's findings (beyond the control's
+/// own evidence, which the page has already).
+const MAX_LOOKUPS: usize = 50;
+
+/// The kind and locator of the records the control's findings cite: from its evidence, and the
+/// rest (such as the validation a `changed` finding names) from the store.
+async fn finding_records(state: &AppState, v: &ControlView) -> Result<Named, ApiError> {
+    let mut named = named_records(
+        &v.findings,
+        v.evidence
+            .iter()
+            .map(|e| (&e.record_id, &e.kind, &e.locator)),
+    );
+    let missing: Vec<&aims_model::RecordId> = v
+        .findings
+        .iter()
+        .flat_map(|f| &f.evidence)
+        .filter(|r| !named.contains_key(r.as_str()))
+        .collect();
+    for r in missing.into_iter().take(MAX_LOOKUPS) {
+        if named.contains_key(r.as_str()) {
+            continue;
+        }
+        if let Some(e) = state.store.evidence(r.as_str()).await? {
+            named.insert(r.as_str().to_owned(), (e.record.kind, e.record.locator));
+        }
+    }
+    Ok(named)
+}
+
 /// `GET /systems/{id}/controls/{control}`: status, reason, the evidence behind it (short
 /// locator, SHA-256, ledger leaf), its findings and its history over the last 90 days.
 pub async fn control_page(
@@ -82,6 +112,10 @@ async fn render_control(state: &AppState, id: &str, control: &str) -> Result<Res
         .map(|c| c.title.clone())
         .unwrap_or_default();
     let view: Option<&ControlView> = views.iter().find(|v| v.control == control);
+    let named = match view {
+        Some(v) => finding_records(state, v).await?,
+        None => Named::default(),
+    };
     let to = Timestamp::now();
     let from = Timestamp::from_datetime(to.as_datetime() - chrono::TimeDelta::days(STRIP_DAYS));
     let history = crate::history::system_history(state, id, from, to).await?;
@@ -128,7 +162,7 @@ async fn render_control(state: &AppState, id: &str, control: &str) -> Result<Res
                         div class={ "finding " (f.kind.as_str()) } {
                             strong { (f.kind.as_str()) } " · since " (when(f.since, to))
                             p { (f.message) }
-                            p.muted { @for r in &f.evidence { a.mono href={ "/evidence/" (r) } { (&r.as_str()[..12]) "… " } } }
+                            (finding_evidence(f, &named))
                         }
                     }
                 }
