@@ -18,10 +18,10 @@ command -v git >/dev/null || need+=(git)
 command -v chromium >/dev/null || need+=(chromium)
 command -v openssl >/dev/null || need+=(openssl)
 python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
-# Virtual-host S3 (tests/tests/sources.rs) addresses http://BUCKET.localhost:PORT: glibc resolves
+# Virtual-host S3 (tests/tests/e2e/sources.rs) addresses http://BUCKET.localhost:PORT: glibc resolves
 # *.localhost to loopback through nss-myhostname.
 dpkg-query -W -f='${Status}' libnss-myhostname 2>/dev/null | grep -q 'ok installed' || need+=(libnss-myhostname)
-# libfaketime moves the wall clock of the real binaries in time tests (tests/tests/freshness.rs).
+# libfaketime moves the wall clock of the real binaries in time tests (tests/tests/e2e/freshness.rs).
 command -v faketime >/dev/null || need+=(faketime)
 if ((${#need[@]})); then
   log "installing ${need[*]}"
@@ -59,7 +59,7 @@ venv venv-s3 moto_server 'moto[server]' boto3
 venv venv-mlflow mlflow mlflow
 export AIMS_MOTO_SERVER="$cache/venv-s3/bin/moto_server"
 export AIMS_MLFLOW="$cache/venv-mlflow/bin/mlflow"
-# schemathesis drives the API from its own OpenAPI description (tests/tests/schemathesis.rs).
+# schemathesis drives the API from its own OpenAPI description (tests/tests/e2e/schemathesis.rs).
 venv venv-st st schemathesis
 export AIMS_SCHEMATHESIS="$cache/venv-st/bin/st"
 

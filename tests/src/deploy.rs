@@ -1,7 +1,7 @@
 //! The configuration files and examples the project ships, read the way users get them: the
 //! agent examples in `deploy/examples/`, the Kubernetes manifests in `deploy/k8s/`, the Helm
 //! chart's `values.yaml`, and the fenced YAML blocks of the README and ARCHITECTURE.md. Used by
-//! `tests/deploy_files.rs` (the deployment files without a cluster) and `tests/examples.rs`
+//! `tests/tests/e2e/deploy_files.rs` (the deployment files without a cluster) and `tests/tests/e2e/examples.rs`
 //! (every agent configuration example through `aims-agent validate`).
 
 use std::path::{Path, PathBuf};

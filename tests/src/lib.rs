@@ -15,8 +15,8 @@ use anyhow::{Context, Result, bail};
 pub mod deploy;
 pub mod seeds;
 
-/// The source types `tests/sources.rs` drives end to end through the binaries, each with the
-/// test function that does. `tests/examples.rs` checks that these functions exist and that the
+/// The source types `tests/tests/e2e/sources.rs` drives end to end through the binaries, each with the
+/// test function that does. `tests/tests/e2e/examples.rs` checks that these functions exist and that the
 /// types are exactly those the agent accepts and the shipped examples name.
 pub const SOURCE_TYPE_TESTS: &[(&str, &str)] = &[
     ("git", "git_repository"),

@@ -216,8 +216,36 @@ fn signed(v: u64) -> Result<i64, StoreError> {
     i64::try_from(v).map_err(|_| StoreError::Encoding(format!("outbox number {v} out of range")))
 }
 
+/// Deliveries by sink and state with the newest error of each group (the same SQL on both
+/// backends).
+const COUNTS_SQL: &str = "SELECT sink, state, COUNT(*), \
+     (SELECT last_error FROM notify_deliveries i WHERE i.sink = o.sink AND i.state = o.state \
+      AND i.last_error IS NOT NULL ORDER BY i.updated_at DESC LIMIT 1) \
+     FROM notify_deliveries o GROUP BY sink, state ORDER BY sink, state";
+type CountRow = (String, String, i64, Option<String>);
+
+fn outbox_count((sink, state, n, last_error): CountRow) -> Result<OutboxCount, StoreError> {
+    Ok(OutboxCount {
+        sink,
+        state,
+        count: unsigned(n)?,
+        last_error,
+    })
+}
+
 /// A delivery row claimed: seq, sink, delivery, attempts, first attempt.
 type ClaimRow = (i64, String, String, i64, Option<String>);
+
+fn claimed(claim: ClaimRow, event: EventRow) -> Result<Claimed, StoreError> {
+    let (_, sink, delivery, attempts, first) = claim;
+    Ok(Claimed {
+        event: stored_event(event)?,
+        sink,
+        delivery,
+        attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
+        first_attempt_at: opt_ts(first.as_deref())?,
+    })
+}
 
 fn outcome_columns(r: &DeliveryResult) -> (&'static str, Option<String>, Option<&str>) {
     match r {
@@ -382,13 +410,7 @@ pub(crate) mod sqlite {
             .bind(seq)
             .fetch_one(&mut *tx)
             .await?;
-            out.push(Claimed {
-                event: stored_event(row)?,
-                sink,
-                delivery,
-                attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
-                first_attempt_at: opt_ts(first.as_deref())?,
-            });
+            out.push(claimed((seq, sink, delivery, attempts, first), row)?);
         }
         tx.commit().await?;
         Ok(out)
@@ -422,24 +444,8 @@ pub(crate) mod sqlite {
     }
 
     pub(crate) async fn counts(s: &SqliteStore) -> Result<Vec<OutboxCount>, StoreError> {
-        let rows: Vec<(String, String, i64, Option<String>)> = sqlx::query_as(
-            "SELECT sink, state, COUNT(*), \
-             (SELECT last_error FROM notify_deliveries i WHERE i.sink = o.sink AND i.state = o.state \
-              AND i.last_error IS NOT NULL ORDER BY i.updated_at DESC LIMIT 1) \
-             FROM notify_deliveries o GROUP BY sink, state ORDER BY sink, state",
-        )
-        .fetch_all(s.read_pool())
-        .await?;
-        rows.into_iter()
-            .map(|(sink, state, n, last_error)| {
-                Ok(OutboxCount {
-                    sink,
-                    state,
-                    count: unsigned(n)?,
-                    last_error,
-                })
-            })
-            .collect()
+        let rows: Vec<CountRow> = sqlx::query_as(COUNTS_SQL).fetch_all(s.read_pool()).await?;
+        rows.into_iter().map(outbox_count).collect()
     }
 }
 
@@ -612,13 +618,7 @@ pub(crate) mod postgres {
             .bind(seq)
             .fetch_one(&mut *tx)
             .await?;
-            out.push(Claimed {
-                event: stored_event(row)?,
-                sink,
-                delivery,
-                attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
-                first_attempt_at: opt_ts(first.as_deref())?,
-            });
+            out.push(claimed((seq, sink, delivery, attempts, first), row)?);
         }
         tx.commit().await?;
         Ok(out)
@@ -650,24 +650,8 @@ pub(crate) mod postgres {
     }
 
     pub(crate) async fn counts(s: &PgStore) -> Result<Vec<OutboxCount>, StoreError> {
-        let rows: Vec<(String, String, i64, Option<String>)> = sqlx::query_as(
-            "SELECT sink, state, COUNT(*), \
-             (SELECT last_error FROM notify_deliveries i WHERE i.sink = o.sink AND i.state = o.state \
-              AND i.last_error IS NOT NULL ORDER BY i.updated_at DESC LIMIT 1) \
-             FROM notify_deliveries o GROUP BY sink, state ORDER BY sink, state",
-        )
-        .fetch_all(s.pool())
-        .await?;
-        rows.into_iter()
-            .map(|(sink, state, n, last_error)| {
-                Ok(OutboxCount {
-                    sink,
-                    state,
-                    count: unsigned(n)?,
-                    last_error,
-                })
-            })
-            .collect()
+        let rows: Vec<CountRow> = sqlx::query_as(COUNTS_SQL).fetch_all(s.pool()).await?;
+        rows.into_iter().map(outbox_count).collect()
     }
 }
 

@@ -44,14 +44,14 @@ fn cli(database: &str, args: &[&str]) -> std::process::Output {
 }
 
 /// The size of the newest checkpoint (the second line of the signed note).
-async fn tree_size(base: &str, token: &str) -> u64 {
+pub(crate) async fn tree_size(base: &str, token: &str) -> u64 {
     let note = get_text(&format!("{base}/v1/log/checkpoint"), token)
         .await
         .unwrap();
     note.lines().nth(1).unwrap().parse().unwrap()
 }
 
-fn control<'a>(controls: &'a Value, id: &str) -> &'a Value {
+pub(crate) fn control<'a>(controls: &'a Value, id: &str) -> &'a Value {
     controls["controls"]
         .as_array()
         .unwrap()

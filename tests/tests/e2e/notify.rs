@@ -24,7 +24,7 @@ use aims_e2e::{ServerProcess, bin, get_json, get_text, run_seed_pipeline};
 
 /// The stateful GitHub fake of aims-notify's own tests (recorded response shapes over real HTTP).
 #[allow(dead_code)]
-#[path = "../../server/notify/tests/common/fake_github.rs"]
+#[path = "../../../server/notify/tests/common/fake_github.rs"]
 mod fake_github;
 
 const SECRET: &str = "webhook-secret-of-the-test";

@@ -17,7 +17,7 @@ use base64::Engine as _;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-type Files = BTreeMap<String, Vec<u8>>;
+pub(crate) type Files = BTreeMap<String, Vec<u8>>;
 
 fn run(cmd: &mut Command) -> Output {
     cmd.output().expect("spawning")
@@ -60,7 +60,7 @@ fn verify(bundle: &Path, trust: &Path, extra: &[&str]) -> (Option<i32>, String) 
     (o.status.code(), text(&o.stdout) + &text(&o.stderr))
 }
 
-fn read_bundle(bytes: &[u8]) -> Files {
+pub(crate) fn read_bundle(bytes: &[u8]) -> Files {
     let mut a = tar::Archive::new(flate2::read::GzDecoder::new(bytes));
     let mut files = Files::new();
     for e in a.entries().unwrap() {
@@ -75,7 +75,7 @@ fn read_bundle(bytes: &[u8]) -> Files {
     files
 }
 
-fn write_bundle(files: &Files, path: &Path) {
+pub(crate) fn write_bundle(files: &Files, path: &Path) {
     let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     let mut t = tar::Builder::new(gz);
     for (p, d) in files {
@@ -88,7 +88,7 @@ fn write_bundle(files: &Files, path: &Path) {
 }
 
 /// Regenerates SHA256SUMS, so the manifest check passes and the deeper checks must catch it.
-fn reseal(files: &mut Files) {
+pub(crate) fn reseal(files: &mut Files) {
     files.remove("SHA256SUMS");
     let sums: String = files
         .iter()

@@ -6,7 +6,7 @@
 //! body) stores nothing: no record, no blob.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::TcpStream;
 use std::path::Path;
 use std::process::Command;
@@ -15,6 +15,9 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use aims_e2e::{ServerProcess, bin};
+
+use crate::audit::{read_bundle, reseal, write_bundle};
+use crate::compliance::{control, tree_size};
 
 const POLICY: &str = "---\ntitle: Responsible AI policy\ndate: 2026-11-30\n---\n\n# AI policy\n\nEvery AI system has an owner.\n";
 
@@ -49,28 +52,6 @@ async fn json_get(server: &ServerProcess, token: &str, path: &str) -> Value {
         .json()
         .await
         .unwrap()
-}
-
-async fn tree_size(server: &ServerProcess, token: &str) -> u64 {
-    let text = client()
-        .get(format!("{}/v1/log/checkpoint", server.url))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines().nth(1).unwrap().parse().unwrap()
-}
-
-fn control<'a>(controls: &'a Value, id: &str) -> &'a Value {
-    controls["controls"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["control"] == json!(id))
-        .unwrap_or_else(|| panic!("no {id} in {controls}"))
 }
 
 /// Files under the blob directory beside the database (staging included).
@@ -110,7 +91,7 @@ async fn issue_14_uploads_are_evidence_blobs_and_bundle_content() {
     let q = "system=fraud-scoring&kind=ai_policy&name=ai-policy.md";
 
     // Refusals store nothing.
-    let size0 = tree_size(&server, &viewer).await;
+    let size0 = tree_size(&server.url, &viewer).await;
     for (token, query, body, want) in [
         (&viewer, q.to_owned(), POLICY.as_bytes().to_vec(), 403),
         (&agent, q.to_owned(), POLICY.as_bytes().to_vec(), 403),
@@ -166,7 +147,11 @@ async fn issue_14_uploads_are_evidence_blobs_and_bundle_content() {
         drop(s);
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(tree_size(&server, &viewer).await, size0, "nothing appended");
+    assert_eq!(
+        tree_size(&server.url, &viewer).await,
+        size0,
+        "nothing appended"
+    );
     let dir = tmp.path();
     assert!(
         blob_files(dir).is_empty(),
@@ -283,46 +268,14 @@ async fn issue_14_uploads_are_evidence_blobs_and_bundle_content() {
     assert_eq!(code, Some(0), "{text}");
     assert!(text.contains("2 blobs hash to their names"), "{text}");
 
-    let mut files = std::collections::BTreeMap::new();
-    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(&bundle[..]));
-    for e in archive.entries().unwrap() {
-        let mut e = e.unwrap();
-        let name = e.path().unwrap().to_string_lossy().into_owned();
-        let mut data = Vec::new();
-        e.read_to_end(&mut data).unwrap();
-        files.insert(name, data);
-    }
+    let mut files = read_bundle(&bundle);
     let blob_path = format!("blobs/sha256/{sha}");
     assert_eq!(files[&blob_path], POLICY.as_bytes());
     files.get_mut(&blob_path).unwrap()[3] ^= 1;
     // Re-seal SHA256SUMS so only the blob check can catch it.
-    let sums: String = files
-        .iter()
-        .filter(|(p, _)| p.as_str() != "SHA256SUMS")
-        .map(|(p, d)| {
-            format!(
-                "{}  {p}\n",
-                hex::encode(<sha2::Sha256 as sha2::Digest>::digest(d))
-            )
-        })
-        .collect();
-    files.insert("SHA256SUMS".into(), sums.into_bytes());
+    reseal(&mut files);
     let tampered = tmp.path().join("tampered.tar.gz");
-    {
-        let gz = flate2::write::GzEncoder::new(
-            std::fs::File::create(&tampered).unwrap(),
-            flate2::Compression::default(),
-        );
-        let mut tar = tar::Builder::new(gz);
-        for (p, d) in &files {
-            let mut h = tar::Header::new_gnu();
-            h.set_size(d.len() as u64);
-            h.set_mode(0o644);
-            h.set_cksum();
-            tar.append_data(&mut h, p, d.as_slice()).unwrap();
-        }
-        tar.into_inner().unwrap().finish().unwrap();
-    }
+    write_bundle(&files, &tampered);
     let (code, text) = verify(&tampered);
     assert_eq!(code, Some(1), "{text}");
     assert!(
