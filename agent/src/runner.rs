@@ -200,6 +200,48 @@ impl Agent {
     }
 }
 
+/// Why one source's cycle, or its confirmation, did not complete: reported for that source
+/// (never fatal to the others).
+#[derive(Debug, thiserror::Error)]
+pub enum CycleError {
+    /// A blocking task (cursor or confirmation state IO) panicked or was cancelled.
+    #[error("{what} task failed: {reason}")]
+    Task {
+        /// Which.
+        what: &'static str,
+        /// Why.
+        reason: String,
+    },
+    /// The cursor file cannot be read.
+    #[error("cannot load cursor: {0}")]
+    Cursor(#[from] aims_collect::cursor::CursorError),
+    /// The source's system rule is invalid.
+    #[error("invalid system rule: {0}")]
+    SystemRule(#[from] aims_collect::ConfigError),
+    /// The poll passed `poll_timeout_secs`.
+    #[error("poll abandoned after poll_timeout_secs ({secs} s): the source did not finish in time")]
+    Deadline {
+        /// The deadline.
+        secs: u64,
+    },
+    /// The poll failed.
+    #[error("poll failed: {0}")]
+    Poll(#[from] aims_collect::CollectError),
+    /// The confirmation state or request cannot be made.
+    #[error("confirmation state: {0}")]
+    Confirm(#[from] confirm::ConfirmError),
+    /// The server did not take the confirmation.
+    #[error(transparent)]
+    Call(#[from] crate::shipper::CallError),
+}
+
+fn task(what: &'static str) -> impl Fn(tokio::task::JoinError) -> CycleError {
+    move |e| CycleError::Task {
+        what,
+        reason: e.to_string(),
+    }
+}
+
 /// The collected part of a cycle, before anything is written.
 struct Polled {
     report: SourceReport,
@@ -213,16 +255,13 @@ async fn poll_source(
     agent: &Agent,
     src: &SourceConfig,
     collector: &dyn Collector,
-) -> Result<Polled, String> {
+) -> Result<Polled, CycleError> {
     let id = src.id().to_owned();
     let cursor_path = agent.cfg.cursor_path(&id);
     let cursor = tokio::task::spawn_blocking(move || Cursor::load(&cursor_path))
         .await
-        .map_err(|e| format!("cursor load task failed: {e}"))?
-        .map_err(|e| format!("cannot load cursor: {e}"))?;
-    let rule = src
-        .system_rule()
-        .map_err(|e| format!("invalid system rule: {e}"))?;
+        .map_err(task("cursor load"))??;
+    let rule = src.system_rule()?;
     let now = Timestamp::now();
     let ctx = PollContext {
         agent_id: &agent.cfg.agent.id,
@@ -240,12 +279,10 @@ async fn poll_source(
                 poll_timeout_secs = deadline.as_secs(),
                 "poll deadline passed, poll abandoned"
             );
-            format!(
-                "poll abandoned after poll_timeout_secs ({} s): the source did not finish in time",
-                deadline.as_secs()
-            )
-        })?
-        .map_err(|e| format!("poll failed: {e}"))?;
+            CycleError::Deadline {
+                secs: deadline.as_secs(),
+            }
+        })??;
     let s = &outcome.stats;
     let mut report = SourceReport::new(&id);
     report.listed = s.listed;
@@ -353,7 +390,7 @@ async fn cycle(
         Err(e) => {
             tracing::warn!(collector.id = %id, error = %e, "source poll failed");
             let mut r = SourceReport::new(id);
-            r.errors.push(e);
+            r.errors.push(e.to_string());
             r.polled_at = Some(Timestamp::now());
             (r, None)
         }
@@ -364,7 +401,7 @@ async fn cycle(
 
 /// Sends the confirmation of `pending` if its source is due one (see [`crate::confirm`]);
 /// returns how many artifacts it covered, or the error to report.
-async fn confirm_if_due(agent: &Agent, pending: &PendingConfirmation) -> Result<usize, String> {
+async fn confirm_if_due(agent: &Agent, pending: &PendingConfirmation) -> Result<usize, CycleError> {
     let id = pending.source.id.clone();
     let path = agent.cfg.confirmed_path(&id);
     let interval = Duration::from_secs(agent.cfg.confirm_interval_secs.max(1));
@@ -372,8 +409,7 @@ async fn confirm_if_due(agent: &Agent, pending: &PendingConfirmation) -> Result<
     let p = path.clone();
     let due = tokio::task::spawn_blocking(move || confirm::due(&p, at, interval))
         .await
-        .map_err(|e| format!("confirmation state task failed: {e}"))?
-        .map_err(|e| format!("confirmation state: {e}"))?;
+        .map_err(task("confirmation state"))??;
     if !due {
         return Ok(0);
     }
@@ -382,16 +418,14 @@ async fn confirm_if_due(agent: &Agent, pending: &PendingConfirmation) -> Result<
         let p = path.clone();
         tokio::task::spawn_blocking(move || confirm::save(&p, at))
             .await
-            .map_err(|e| format!("confirmation state task failed: {e}"))?
-            .map_err(|e| format!("confirmation state: {e}"))?;
+            .map_err(task("confirmation state"))??;
         return Ok(0);
     }
-    let req = confirm::request(&agent.cfg.agent.id, pending).map_err(|e| e.to_string())?;
+    let req = confirm::request(&agent.cfg.agent.id, pending)?;
     let resp = agent.shipper.confirm(&req).await?;
     tokio::task::spawn_blocking(move || confirm::save(&path, at))
         .await
-        .map_err(|e| format!("confirmation state task failed: {e}"))?
-        .map_err(|e| format!("confirmation state: {e}"))?;
+        .map_err(task("confirmation state"))??;
     tracing::info!(
         collector.id = %id,
         artifacts = req.artifacts.len(),
@@ -547,7 +581,7 @@ pub async fn run(
                     Err(e) => {
                         tracing::warn!(collector.id = %id, error = %e, "source poll failed");
                         let mut r = SourceReport::new(&id);
-                        r.errors.push(e);
+                        r.errors.push(e.to_string());
                         r.polled_at = Some(Timestamp::now());
                         (r, None)
                     }

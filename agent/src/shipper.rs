@@ -288,6 +288,47 @@ pub enum ShipError {
     Witness(String),
 }
 
+/// Why a one-shot call to the server (a confirmation, a heartbeat) did not go through. Not
+/// retried here: the next cycle re-derives and re-sends it.
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    /// No answer (connection, TLS, timeout).
+    #[error("POST {path}: {reason}")]
+    Transport {
+        /// The API path.
+        path: &'static str,
+        /// Why, with its causes.
+        reason: String,
+    },
+    /// A redirect, which is never followed.
+    #[error("{0}")]
+    Redirect(String),
+    /// The answer could not be read (too long, cut off).
+    #[error("POST {path}: reading the response: {reason}")]
+    Read {
+        /// The API path.
+        path: &'static str,
+        /// Why.
+        reason: String,
+    },
+    /// The server answered with an error status.
+    #[error("{what} refused with HTTP {status}: {message}")]
+    Refused {
+        /// What was refused.
+        what: &'static str,
+        /// The status.
+        status: u16,
+        /// The server's `error.code: message`, or the body.
+        message: String,
+    },
+    /// The answer is not what the API promises.
+    #[error("{0}")]
+    Protocol(String),
+    /// The checkpoint the server answered with does not extend the one this agent saw.
+    #[error("{0}")]
+    Witness(#[from] crate::witness::WitnessError),
+}
+
 /// What one [`Shipper::ship_pending`] call did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ShipReport {
@@ -639,9 +680,9 @@ impl Shipper {
     /// none.
     async fn post(
         &self,
-        path: &str,
+        path: &'static str,
         body: &impl serde::Serialize,
-    ) -> Result<(StatusCode, String), String> {
+    ) -> Result<(StatusCode, String), CallError> {
         let url = format!("{}{path}", self.base_url.as_str().trim_end_matches('/'));
         let resp = self
             .client
@@ -650,10 +691,16 @@ impl Shipper {
             .json(body)
             .send()
             .await
-            .map_err(|e| format!("POST {path}: {}", error_chain(&e)))?;
+            .map_err(|e| CallError::Transport {
+                path,
+                reason: error_chain(&e),
+            })?;
         let status = resp.status();
         if status.is_redirection() {
-            return Err(redirect_error(&format!("POST {path}"), &resp));
+            return Err(CallError::Redirect(redirect_error(
+                &format!("POST {path}"),
+                &resp,
+            )));
         }
         let limit = if status.is_success() {
             self.max_response_bytes
@@ -662,52 +709,55 @@ impl Shipper {
         };
         let text = read_limited(resp, limit)
             .await
-            .map_err(|e| format!("POST {path}: reading the response: {e}"))?;
+            .map_err(|reason| CallError::Read { path, reason })?;
         Ok((status, text))
     }
 
     /// Sends a confirmation; on success checks the checkpoint it carries like any
     /// acknowledgement (the agent is a witness of the ledger).
-    pub async fn confirm(&self, req: &ConfirmationRequest) -> Result<ConfirmationResponse, String> {
+    pub async fn confirm(
+        &self,
+        req: &ConfirmationRequest,
+    ) -> Result<ConfirmationResponse, CallError> {
         let (status, text) = self.post("/v1/confirmations", req).await?;
         if !status.is_success() {
-            return Err(format!(
-                "confirmation refused with HTTP {}: {}",
-                status.as_u16(),
-                server_message(&text)
-            ));
+            return Err(CallError::Refused {
+                what: "confirmation",
+                status: status.as_u16(),
+                message: server_message(&text),
+            });
         }
-        let resp: ConfirmationResponse = serde_json::from_str(&text)
-            .map_err(|e| format!("unparseable confirmation acknowledgement: {e}"))?;
+        let resp: ConfirmationResponse = serde_json::from_str(&text).map_err(|e| {
+            CallError::Protocol(format!("unparseable confirmation acknowledgement: {e}"))
+        })?;
         let id = req
             .confirmation
             .confirmation_id()
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| CallError::Protocol(e.to_string()))?;
         if resp.confirmation_id != id {
-            return Err(format!(
+            return Err(CallError::Protocol(format!(
                 "the server acknowledged confirmation {} instead of {id}",
                 resp.confirmation_id
-            ));
+            )));
         }
         if let (Some(w), Some(note)) = (&self.witness, &resp.checkpoint) {
             w.observe(&self.client, &self.base_url, self.token.expose(), note)
-                .await
-                .map_err(|e| e.to_string())?;
+                .await?;
         }
         Ok(resp)
     }
 
     /// Reports polls to the server (`POST /v1/heartbeats`).
-    pub async fn heartbeat(&self, req: &HeartbeatRequest) -> Result<(), String> {
+    pub async fn heartbeat(&self, req: &HeartbeatRequest) -> Result<(), CallError> {
         let (status, text) = self.post("/v1/heartbeats", req).await?;
         if status.is_success() {
             Ok(())
         } else {
-            Err(format!(
-                "heartbeat refused with HTTP {}: {}",
-                status.as_u16(),
-                server_message(&text)
-            ))
+            Err(CallError::Refused {
+                what: "heartbeat",
+                status: status.as_u16(),
+                message: server_message(&text),
+            })
         }
     }
 

@@ -150,6 +150,11 @@ async fn issue_18_a1_shipper_follows_no_redirects() {
             }],
         };
         let e = s.heartbeat(&beat).await.unwrap_err();
+        assert!(
+            matches!(e, aims_agent::shipper::CallError::Redirect(_)),
+            "{e:?}"
+        );
+        let e = e.to_string();
         assert!(e.contains("redirect to") && e.contains(&b.url), "{e}");
 
         assert!(

@@ -3,7 +3,8 @@
 //! sources. One binary instead of one per suite: each suite links the whole server, agent and
 //! collector stack, so linking it once saves minutes of every build on two cores.
 //!
-//! Run one suite with `cargo test -p aims-e2e --test e2e <module>::` (e.g. `audit::`).
+//! Run one suite with `cargo test -p aims-e2e --test e2e -- <module>::` (e.g. `audit::`; several
+//! filters may follow the `--`).
 
 mod agent_run;
 mod audit;
