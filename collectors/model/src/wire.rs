@@ -77,6 +77,18 @@ impl StatusCounts {
         }
     }
 
+    /// The count of one status.
+    pub fn get(&self, s: ControlStatus) -> u32 {
+        match s {
+            ControlStatus::Fresh => self.fresh,
+            ControlStatus::Stale => self.stale,
+            ControlStatus::Drifted => self.drifted,
+            ControlStatus::Missing => self.missing,
+            ControlStatus::NotApplicable => self.not_applicable,
+            ControlStatus::Excluded => self.excluded,
+        }
+    }
+
     /// Adds another set of counts (e.g. to total several systems).
     pub fn merge(&mut self, other: &StatusCounts) {
         self.fresh += other.fresh;

@@ -158,6 +158,99 @@ fn login_page(status: StatusCode, error: Option<&str>) -> (StatusCode, Markup) {
 pub struct TokenQuery {
     token: Option<String>,
     next: Option<String>,
+    /// Grid filter: only systems with a control of this status.
+    status: Option<String>,
+    /// Grid filter: only systems whose id contains this text.
+    q: Option<String>,
+    /// Grid order: `id` (default), or most `drifted`, `missing`, `stale` first.
+    sort: Option<String>,
+    /// Grid page (from 1).
+    page: Option<usize>,
+}
+
+/// Systems per page of the grid.
+const GRID_PAGE: usize = 50;
+
+/// The grid's filter, order and page, from the query (unknown values are ignored, not errors:
+/// the page is for people).
+struct GridView {
+    status: Option<ControlStatus>,
+    q: String,
+    sort: &'static str,
+    page: usize,
+}
+
+impl GridView {
+    fn of(q: &TokenQuery) -> Self {
+        let status = q.status.as_deref().and_then(|s| {
+            [
+                ControlStatus::Fresh,
+                ControlStatus::Stale,
+                ControlStatus::Drifted,
+                ControlStatus::Missing,
+                ControlStatus::Excluded,
+                ControlStatus::NotApplicable,
+            ]
+            .into_iter()
+            .find(|c| c.as_str() == s)
+        });
+        let sort = match q.sort.as_deref() {
+            Some("drifted") => "drifted",
+            Some("missing") => "missing",
+            Some("stale") => "stale",
+            _ => "id",
+        };
+        Self {
+            status,
+            q: q.q.clone().unwrap_or_default().trim().to_owned(),
+            sort,
+            page: q.page.unwrap_or(1).max(1),
+        }
+    }
+
+    /// The query string of this view at `page`.
+    fn link(&self, page: usize) -> String {
+        let mut parts = Vec::new();
+        if let Some(s) = self.status {
+            parts.push(format!("status={}", s.as_str()));
+        }
+        if !self.q.is_empty() {
+            parts.push(format!(
+                "q={}",
+                url::form_urlencoded::byte_serialize(self.q.as_bytes()).collect::<String>()
+            ));
+        }
+        if self.sort != "id" {
+            parts.push(format!("sort={}", self.sort));
+        }
+        parts.push(format!("page={page}"));
+        format!("/?{}", parts.join("&"))
+    }
+
+    /// The systems this view shows, in its order: the page and the number that match.
+    fn select<'a>(
+        &self,
+        systems: &'a [aims_model::wire::SystemSummary],
+    ) -> (Vec<&'a aims_model::wire::SystemSummary>, usize) {
+        let mut out: Vec<&aims_model::wire::SystemSummary> = systems
+            .iter()
+            .filter(|s| self.q.is_empty() || s.id.contains(&self.q))
+            .filter(|s| self.status.is_none_or(|st| s.controls.get(st) > 0))
+            .collect();
+        let key = |s: &aims_model::wire::SystemSummary| match self.sort {
+            "drifted" => s.controls.drifted,
+            "missing" => s.controls.missing,
+            "stale" => s.controls.stale,
+            _ => 0,
+        };
+        out.sort_by(|a, b| key(b).cmp(&key(a)).then_with(|| a.id.cmp(&b.id)));
+        let matching = out.len();
+        let start = (self.page - 1).saturating_mul(GRID_PAGE);
+        (
+            out.into_iter().skip(start).take(GRID_PAGE).collect(),
+            matching,
+        )
+    }
 }
 
 /// A 303 to `to` that sets (or clears) the session cookie.
@@ -290,7 +383,7 @@ pub async fn index(
         Ok(p) => p,
         Err(r) => return r,
     };
-    match render_index(&state, &principal).await {
+    match render_index(&state, &principal, &GridView::of(&q)).await {
         Ok(m) => m.into_response(),
         Err(e) => e.into_response(),
     }
@@ -405,13 +498,19 @@ fn closing_section(counts: [u64; 4]) -> Markup {
     }
 }
 
-async fn render_index(state: &AppState, principal: &Principal) -> Result<Markup, ApiError> {
+async fn render_index(
+    state: &AppState,
+    principal: &Principal,
+    view: &GridView,
+) -> Result<Markup, ApiError> {
     crate::assess::flush(state).await?;
     let now = Timestamp::now();
-    let systems = state.store.systems().await?;
+    let all = state.store.systems().await?;
+    let (systems, matching) = view.select(&all);
+    let pages = matching.div_ceil(GRID_PAGE).max(1);
     let controls = state.catalog.dashboard_controls();
     let mut rows = Vec::new();
-    for s in &systems {
+    for s in systems.iter().copied() {
         let views = state
             .store
             .system_controls(&s.id)
@@ -429,7 +528,26 @@ async fn render_index(state: &AppState, principal: &Principal) -> Result<Markup,
                 nav.tools { a #audit-link href="/audit" { "Auditor workspace" } " (period report, exports, trust keys, file check)" }
             }
             (legend())
-            @if systems.is_empty() {
+            form.inline #grid-filter method="get" action="/" {
+                label for="status" { "Status " }
+                select #status name="status" {
+                    option value="" selected[view.status.is_none()] { "any" }
+                    @for st in ["fresh", "stale", "drifted", "missing", "excluded"] {
+                        option value=(st) selected[view.status.is_some_and(|s| s.as_str() == st)] { (st) }
+                    }
+                }
+                " " label for="q" { "System " }
+                input #q type="search" name="q" value=(view.q) placeholder="id contains";
+                " " label for="sort" { "Order " }
+                select #sort name="sort" {
+                    @for (v, label) in [("id", "by id"), ("drifted", "most drifted"), ("missing", "most missing"), ("stale", "most stale")] {
+                        option value=(v) selected[view.sort == v] { (label) }
+                    }
+                }
+                " " button type="submit" { "Show" }
+                " " span.muted #grid-count { (matching) " of " (all.len()) " systems" @if pages > 1 { ", page " (view.page) " of " (pages) } }
+            }
+            @if all.is_empty() {
                 p { "No evidence yet. Point an agent at this server (" code { "aims-agent once --config agent.yaml" } ")." }
             } @else {
                 table #grid {
@@ -457,6 +575,12 @@ async fn render_index(state: &AppState, principal: &Principal) -> Result<Markup,
                                 }
                             }
                         }
+                    }
+                }
+                @if pages > 1 {
+                    nav.pages #grid-pages {
+                        @if view.page > 1 { a rel="prev" href=(view.link(view.page - 1)) { "← previous" } " " }
+                        @if view.page < pages { a rel="next" href=(view.link(view.page + 1)) { "next →" } }
                     }
                 }
                 h2 { "Trends" }

@@ -145,6 +145,32 @@ fn dashboard_shows_status_per_system_and_control() {
         !dom.contains("href=\"/audit\""),
         "no workspace link for a viewer"
     );
+    // Filter, order and page through query parameters (a plain GET form: no script needed).
+    assert!(dom.contains("id=\"grid-filter\""), "{dom}");
+    assert!(dom.contains("3 of 3 systems"), "{dom}");
+    let only = browse(
+        &format!("{}/?token={viewer}&next=%2F%3Fq%3Dfraud", server.url),
+        None,
+    )
+    .unwrap();
+    assert!(only.contains("1 of 3 systems"), "{only}");
+    assert!(only.contains("data-system=\"fraud-scoring\""));
+    assert!(!only.contains("data-system=\"credit-risk\""));
+    let drifted = browse(
+        &format!(
+            "{}/?token={viewer}&next=%2F%3Fstatus%3Ddrifted%26sort%3Ddrifted",
+            server.url
+        ),
+        None,
+    )
+    .unwrap();
+    // The seed changes drift some systems, not all: the filter shows those, each with a
+    // drifted cell.
+    assert!(
+        drifted.contains("1 of 3 systems") || drifted.contains("2 of 3 systems"),
+        "{drifted}"
+    );
+    assert!(drifted.contains("class=\"st drifted\""), "{drifted}");
     assert!(
         dom.contains("href=\"/systems/fraud-scoring/controls/A.6.2.4\""),
         "grid cells link to their drill-down page"
