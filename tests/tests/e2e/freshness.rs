@@ -122,8 +122,30 @@ async fn unchanged_evidence_the_agent_still_sees_stays_fresh() {
     assert_eq!(sources["sources"][0]["type"], "git");
     drop(day0);
 
-    // Day 40, the agent stopped: stale, and the source is silent.
-    let day40 = server(&sdir, &db, &future(40).unwrap());
+    // Day 40, the agent stopped: stale, and the source is silent — and a webhook hears it.
+    let (receiver, rurl) = crate::notify::start_receiver().await;
+    let hooks = work.path().join("notify.yaml");
+    std::fs::write(
+        &hooks,
+        format!(
+            "notifications:\n  - {{ type: webhook, url: \"{rurl}/silent\", secret: \"{}\", events: [source.silent] }}\n",
+            crate::notify::SECRET
+        ),
+    )
+    .unwrap();
+    let env40 = future(40).unwrap();
+    let env40: Vec<(&str, &str)> = env40
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let day40 = ServerProcess::start_with_env(
+        &sdir,
+        &db,
+        "127.0.0.1:0",
+        &["--config", hooks.to_str().unwrap()],
+        &env40,
+    )
+    .unwrap();
     let c = control_when(&day40.url, &viewer, "fraud", |c| c["status"] == "stale").await;
     let reason = c["reason"].as_str().unwrap();
     assert!(reason.contains("silent"), "{reason}");
@@ -145,6 +167,30 @@ async fn unchanged_evidence_the_agent_still_sees_stays_fresh() {
             "aims_source_status{agent=\"cluster-a\",source=\"ml-repo\",status=\"silent\"} 1"
         ),
         "{metrics}"
+    );
+
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let silent = loop {
+        if let Some(g) = crate::notify::received(&receiver)
+            .into_iter()
+            .find(|g| g.event == "source.silent" && g.answered == 200)
+        {
+            break g;
+        }
+        assert!(Instant::now() < deadline, "no source.silent delivered");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(silent.signed_ok);
+    assert_eq!(
+        silent.body["source"]["agent"], "cluster-a",
+        "{}",
+        silent.body
+    );
+    assert_eq!(silent.body["source"]["source"], "ml-repo");
+    assert!(
+        silent.body["source"]["links"]["dashboard"]
+            .as_str()
+            .is_some_and(|l| l.ends_with("/sources"))
     );
 
     // Day 40, the agent runs again: the unchanged file is confirmed, not re-downloaded.

@@ -27,23 +27,23 @@ use aims_e2e::{ServerProcess, bin, get_json, get_text, run_seed_pipeline};
 #[path = "../../../server/notify/tests/common/fake_github.rs"]
 mod fake_github;
 
-const SECRET: &str = "webhook-secret-of-the-test";
+pub(crate) const SECRET: &str = "webhook-secret-of-the-test";
 const PUBLIC: &str = "https://aims.example.test";
 
 /// One request the receiver got.
 #[derive(Clone, Debug)]
-struct Got {
-    path: String,
-    delivery: String,
-    event: String,
-    signed_ok: bool,
-    body: Value,
-    raw: Vec<u8>,
-    answered: u16,
+pub(crate) struct Got {
+    pub(crate) path: String,
+    pub(crate) delivery: String,
+    pub(crate) event: String,
+    pub(crate) signed_ok: bool,
+    pub(crate) body: Value,
+    pub(crate) raw: Vec<u8>,
+    pub(crate) answered: u16,
 }
 
 #[derive(Clone, Default)]
-struct Receiver {
+pub(crate) struct Receiver {
     got: Arc<Mutex<Vec<Got>>>,
     /// Answer this many more webhook requests with 503 + Retry-After: 1.
     fail: Arc<AtomicU32>,
@@ -118,11 +118,12 @@ async fn slack(State(r): State<Receiver>, body: Bytes) -> impl IntoResponse {
     "ok"
 }
 
-async fn start_receiver() -> (Receiver, String) {
+pub(crate) async fn start_receiver() -> (Receiver, String) {
     let r = Receiver::default();
     let app = axum::Router::new()
         .route("/hook", post(hook))
         .route("/expiring", post(hook))
+        .route("/silent", post(hook))
         .route("/slack", post(slack))
         .with_state(r.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -170,7 +171,7 @@ fn start(dir: &Path, cfg: &Path) -> ServerProcess {
     .unwrap()
 }
 
-fn received(r: &Receiver) -> Vec<Got> {
+pub(crate) fn received(r: &Receiver) -> Vec<Got> {
     r.got.lock().unwrap().clone()
 }
 
