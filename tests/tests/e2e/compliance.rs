@@ -407,18 +407,28 @@ async fn statement_of_applicability_excludes_a_control_everywhere_and_verifies()
         &env,
     )
     .unwrap();
-    let findings = get_json(
-        &format!("{}/v1/findings?system=churn-predictor", later.url),
-        &viewer,
-    )
-    .await
-    .unwrap();
-    let again = findings["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|x| x["id"] == fid)
-        .unwrap_or_else(|| panic!("finding {fid} gone after the expiry: {findings}"));
+    // The restarted server re-assesses every system on its first periodic pass (within
+    // seconds of start-up); read until that pass has run.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let again = loop {
+        let findings = get_json(
+            &format!("{}/v1/findings?system=churn-predictor", later.url),
+            &viewer,
+        )
+        .await
+        .unwrap();
+        let f = findings["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["id"] == fid)
+            .cloned()
+            .unwrap_or_else(|| panic!("finding {fid} gone after the expiry: {findings}"));
+        if f.get("acknowledged").is_none() || std::time::Instant::now() > deadline {
+            break f;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
     assert!(again.get("acknowledged").is_none(), "{again}");
     let controls = get_json(
         &format!("{}/v1/systems/churn-predictor/controls", later.url),

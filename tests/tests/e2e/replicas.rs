@@ -46,12 +46,16 @@ async fn two_replicas_one_ledger() {
     let db = Db::create().unwrap();
     let tmp = tempfile::tempdir().unwrap();
     // Replicas share the log identity: the same key directory.
+    // …and the same notification sink: each event must reach it once, from one replica.
+    let (receiver, rurl) = crate::notify::start_receiver().await;
     let settings = tmp.path().join("server.yaml");
     std::fs::write(
         &settings,
         format!(
-            "version: 1\nkeys_dir: \"{}\"\n",
-            tmp.path().join("keys").display()
+            "version: 1\nkeys_dir: \"{}\"\nnotifications:\n  - {{ type: webhook, name: hook, \
+             url: \"{rurl}/hook\", secret: \"{}\", events: [finding.opened] }}\n",
+            tmp.path().join("keys").display(),
+            crate::notify::SECRET
         ),
     )
     .unwrap();
@@ -164,4 +168,56 @@ async fn two_replicas_one_ledger() {
         tokio::time::sleep(Duration::from_millis(250)).await;
     };
     assert_eq!(sa["systems"][0]["evidence"], 800);
+
+    // Notifications: both replicas assessed the same system, both run a sender; every finding
+    // opened reached the receiver, each under one delivery id, delivered once.
+    let findings: Value = serde_json::from_str(
+        &get_text(&format!("{}/v1/findings", a.url), &viewer)
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    let open: std::collections::BTreeSet<String> = findings["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(!open.is_empty(), "{findings}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let got = crate::notify::received(&receiver);
+        let told: std::collections::BTreeSet<String> = got
+            .iter()
+            .filter(|g| g.answered == 200)
+            .filter_map(|g| g.body["finding"]["id"].as_str().map(str::to_owned))
+            .collect();
+        if open.is_subset(&told) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{open:?} vs {told:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Let both senders run a few more passes: nothing is sent twice.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let got = crate::notify::received(&receiver);
+    let mut per_delivery: std::collections::BTreeMap<&str, usize> = Default::default();
+    for g in got.iter().filter(|g| g.answered == 200) {
+        assert!(g.signed_ok);
+        *per_delivery.entry(g.delivery.as_str()).or_default() += 1;
+    }
+    assert!(
+        per_delivery.values().all(|n| *n == 1),
+        "a delivery sent twice: {per_delivery:?}"
+    );
+    let mut per_finding: std::collections::BTreeMap<String, usize> = Default::default();
+    for g in got.iter().filter(|g| g.answered == 200) {
+        if let Some(id) = g.body["finding"]["id"].as_str() {
+            *per_finding.entry(id.to_owned()).or_default() += 1;
+        }
+    }
+    assert!(
+        per_finding.values().all(|n| *n == 1),
+        "a finding told twice: {per_finding:?}"
+    );
 }
