@@ -258,6 +258,70 @@ fn outcome_columns(r: &DeliveryResult) -> (&'static str, Option<String>, Option<
     }
 }
 
+/// `impl OutboxStore for $ty` delegating to the functions of module `$m` (`sqlite`,
+/// `postgres`): the trait is the same for both backends, only the SQL differs.
+macro_rules! impl_outbox_store {
+    ($ty:ty, $m:ident) => {
+        #[async_trait::async_trait]
+        impl crate::OutboxStore for $ty {
+            async fn put_events(
+                &self,
+                events: &[crate::outbox::NewEvent],
+            ) -> Result<u64, crate::StoreError> {
+                crate::outbox::$m::put_events(self, events).await
+            }
+
+            async fn sink_floor(&self, sink: &str) -> Result<u64, crate::StoreError> {
+                crate::outbox::$m::sink_floor(self, sink).await
+            }
+
+            async fn unrouted_events(
+                &self,
+                sink: &str,
+                floor: u64,
+                limit: u32,
+            ) -> Result<Vec<crate::outbox::StoredEvent>, crate::StoreError> {
+                crate::outbox::$m::unrouted(self, sink, floor, limit).await
+            }
+
+            async fn route_events(
+                &self,
+                sink: &str,
+                routes: &[(u64, bool)],
+                now: aims_model::Timestamp,
+            ) -> Result<(), crate::StoreError> {
+                crate::outbox::$m::route(self, sink, routes, now).await
+            }
+
+            async fn claim_deliveries(
+                &self,
+                now: aims_model::Timestamp,
+                lease_until: aims_model::Timestamp,
+                limit: u32,
+            ) -> Result<Vec<crate::outbox::Claimed>, crate::StoreError> {
+                crate::outbox::$m::claim(self, now, lease_until, limit).await
+            }
+
+            async fn finish_delivery(
+                &self,
+                seq: u64,
+                sink: &str,
+                result: &crate::outbox::DeliveryResult,
+                now: aims_model::Timestamp,
+            ) -> Result<(), crate::StoreError> {
+                crate::outbox::$m::finish(self, seq, sink, result, now).await
+            }
+
+            async fn outbox_counts(
+                &self,
+            ) -> Result<Vec<crate::outbox::OutboxCount>, crate::StoreError> {
+                crate::outbox::$m::counts(self).await
+            }
+        }
+    };
+}
+pub(crate) use impl_outbox_store;
+
 /// The SQLite side (writes through the store's single write connection).
 pub(crate) mod sqlite {
     use sqlx::{Sqlite, Transaction};

@@ -955,57 +955,7 @@ impl AccessStore for PgStore {
     }
 }
 
-#[async_trait]
-impl crate::OutboxStore for PgStore {
-    async fn put_events(&self, events: &[crate::outbox::NewEvent]) -> Result<u64, StoreError> {
-        crate::outbox::postgres::put_events(self, events).await
-    }
-
-    async fn sink_floor(&self, sink: &str) -> Result<u64, StoreError> {
-        crate::outbox::postgres::sink_floor(self, sink).await
-    }
-
-    async fn unrouted_events(
-        &self,
-        sink: &str,
-        floor: u64,
-        limit: u32,
-    ) -> Result<Vec<crate::outbox::StoredEvent>, StoreError> {
-        crate::outbox::postgres::unrouted(self, sink, floor, limit).await
-    }
-
-    async fn route_events(
-        &self,
-        sink: &str,
-        routes: &[(u64, bool)],
-        now: Timestamp,
-    ) -> Result<(), StoreError> {
-        crate::outbox::postgres::route(self, sink, routes, now).await
-    }
-
-    async fn claim_deliveries(
-        &self,
-        now: Timestamp,
-        lease_until: Timestamp,
-        limit: u32,
-    ) -> Result<Vec<crate::outbox::Claimed>, StoreError> {
-        crate::outbox::postgres::claim(self, now, lease_until, limit).await
-    }
-
-    async fn finish_delivery(
-        &self,
-        seq: u64,
-        sink: &str,
-        result: &crate::outbox::DeliveryResult,
-        now: Timestamp,
-    ) -> Result<(), StoreError> {
-        crate::outbox::postgres::finish(self, seq, sink, result, now).await
-    }
-
-    async fn outbox_counts(&self) -> Result<Vec<crate::outbox::OutboxCount>, StoreError> {
-        crate::outbox::postgres::counts(self).await
-    }
-}
+crate::outbox::impl_outbox_store!(PgStore, postgres);
 
 #[async_trait]
 impl crate::BlobStore for PgStore {

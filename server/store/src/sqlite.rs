@@ -840,57 +840,7 @@ fn row_to_checkpoint(r: &sqlx::sqlite::SqliteRow) -> Result<StoredCheckpoint, St
         created_at: ts(r.try_get("created_at")?)?,
     })
 }
-#[async_trait]
-impl crate::OutboxStore for SqliteStore {
-    async fn put_events(&self, events: &[crate::outbox::NewEvent]) -> Result<u64, StoreError> {
-        crate::outbox::sqlite::put_events(self, events).await
-    }
-
-    async fn sink_floor(&self, sink: &str) -> Result<u64, StoreError> {
-        crate::outbox::sqlite::sink_floor(self, sink).await
-    }
-
-    async fn unrouted_events(
-        &self,
-        sink: &str,
-        floor: u64,
-        limit: u32,
-    ) -> Result<Vec<crate::outbox::StoredEvent>, StoreError> {
-        crate::outbox::sqlite::unrouted(self, sink, floor, limit).await
-    }
-
-    async fn route_events(
-        &self,
-        sink: &str,
-        routes: &[(u64, bool)],
-        now: Timestamp,
-    ) -> Result<(), StoreError> {
-        crate::outbox::sqlite::route(self, sink, routes, now).await
-    }
-
-    async fn claim_deliveries(
-        &self,
-        now: Timestamp,
-        lease_until: Timestamp,
-        limit: u32,
-    ) -> Result<Vec<crate::outbox::Claimed>, StoreError> {
-        crate::outbox::sqlite::claim(self, now, lease_until, limit).await
-    }
-
-    async fn finish_delivery(
-        &self,
-        seq: u64,
-        sink: &str,
-        result: &crate::outbox::DeliveryResult,
-        now: Timestamp,
-    ) -> Result<(), StoreError> {
-        crate::outbox::sqlite::finish(self, seq, sink, result, now).await
-    }
-
-    async fn outbox_counts(&self) -> Result<Vec<crate::outbox::OutboxCount>, StoreError> {
-        crate::outbox::sqlite::counts(self).await
-    }
-}
+crate::outbox::impl_outbox_store!(SqliteStore, sqlite);
 #[async_trait]
 impl crate::BlobStore for SqliteStore {
     fn blob_staging_dir(&self) -> std::path::PathBuf {

@@ -28,7 +28,7 @@ fn text(b: &[u8]) -> String {
 }
 
 /// `aims-server keys show --database URL`: the policy an auditor pins.
-fn trust_policy(database: &str) -> String {
+pub(crate) fn trust_policy(database: &str) -> String {
     let out = run(Command::new(bin("aims-server").unwrap()).args([
         "keys",
         "show",
@@ -51,7 +51,7 @@ fn cli_export(database: &str, out: &Path, extra: &[&str]) {
     );
 }
 
-fn verify(bundle: &Path, trust: &Path, extra: &[&str]) -> (Option<i32>, String) {
+pub(crate) fn verify(bundle: &Path, trust: &Path, extra: &[&str]) -> (Option<i32>, String) {
     let o = run(Command::new(bin("aims-verify").unwrap())
         .arg(bundle)
         .arg("--trust")

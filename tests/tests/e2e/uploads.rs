@@ -9,14 +9,13 @@
 use std::io::Write;
 use std::net::TcpStream;
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use aims_e2e::{ServerProcess, bin};
+use aims_e2e::ServerProcess;
 
-use crate::audit::{read_bundle, reseal, write_bundle};
+use crate::audit::{read_bundle, reseal, trust_policy, verify, write_bundle};
 use crate::compliance::{control, tree_size};
 
 const POLICY: &str = "---\ntitle: Responsible AI policy\ndate: 2026-11-30\n---\n\n# AI policy\n\nEvery AI system has an owner.\n";
@@ -237,11 +236,7 @@ async fn issue_14_uploads_are_evidence_blobs_and_bundle_content() {
 
     // The bundle carries the blobs; aims-verify checks them; a changed byte fails.
     let trust = tmp.path().join("trust.txt");
-    let out = Command::new(bin("aims-server").unwrap())
-        .args(["keys", "show", "--database", &database])
-        .output()
-        .unwrap();
-    std::fs::write(&trust, &out.stdout).unwrap();
+    std::fs::write(&trust, trust_policy(&database)).unwrap();
     let bundle = client()
         .get(format!("{}/v1/export", server.url))
         .bearer_auth(&auditor)
@@ -253,17 +248,7 @@ async fn issue_14_uploads_are_evidence_blobs_and_bundle_content() {
         .unwrap();
     let path = tmp.path().join("bundle.tar.gz");
     std::fs::write(&path, &bundle).unwrap();
-    let verify = |p: &Path| {
-        let out = Command::new(bin("aims-verify").unwrap())
-            .arg(p)
-            .args(["--trust", trust.to_str().unwrap()])
-            .output()
-            .unwrap();
-        (
-            out.status.code(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-        )
-    };
+    let verify = |p: &Path| verify(p, &trust, &[]);
     let (code, text) = verify(&path);
     assert_eq!(code, Some(0), "{text}");
     assert!(text.contains("2 blobs hash to their names"), "{text}");
