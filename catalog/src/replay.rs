@@ -17,7 +17,9 @@
 use std::collections::{BTreeMap, HashMap};
 
 use aims_ledger::LedgerEntry;
-use aims_model::{ContentHash, Listing, RecordEvent, Timestamp};
+use aims_model::{
+    Confirmation, ContentHash, EvidenceRecord, Listing, RecordEvent, RecordId, Timestamp,
+};
 
 use crate::assess::{Evidence, Observations, SystemAssessment, assess_with};
 use crate::catalog::Catalog;
@@ -62,12 +64,28 @@ pub struct ReplayBuilder {
     out: Replay,
     /// Newest entry per (source id, locator): leaf, sha256, observed?
     newest: HashMap<(String, String), (u64, ContentHash, bool)>,
+    /// No confirmation will be pushed, so `newest` (read only by confirmations) is not kept.
+    records_only: bool,
 }
 
 impl ReplayBuilder {
     /// An empty replay.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty replay sized for `records` evidence entries. Without `confirmations` (the
+    /// caller knows none will be pushed: the verifier has read every entry first), the newest
+    /// entry per artifact, which only confirmations are matched against, is not kept, and
+    /// [`ReplayBuilder::push_confirmation`] fails.
+    pub fn with_capacity(records: usize, confirmations: bool) -> Self {
+        let mut b = Self::default();
+        b.out.observations.received.reserve(records);
+        if confirmations {
+            b.newest.reserve(records);
+        }
+        b.records_only = !confirmations;
+        b
     }
 
     /// Adds the entry at `leaf`; a confirmation needs the listing its digest names.
@@ -82,41 +100,82 @@ impl ReplayBuilder {
                 leaf,
                 reason: e.to_string(),
             })?;
-            self.newest.insert(
-                (r.source.id.clone(), r.locator.clone()),
-                (leaf, r.sha256.clone(), r.event == RecordEvent::Observed),
-            );
-            self.out
-                .observations
-                .received
-                .insert(leaf, entry.received_at);
-            self.out
-                .systems
-                .entry(r.system.clone())
-                .or_default()
-                .push(Evidence {
-                    record_id,
-                    leaf_index: leaf,
-                    record: r.clone(),
-                });
+            self.push_record(leaf, entry.received_at, r.clone(), record_id);
         } else if let Some(c) = &entry.confirmation {
-            // The caller supplies the listing the digest names (checked where it was read).
-            let listing = listing.ok_or_else(|| ReplayError::MissingListing {
+            self.push_confirmation(leaf, entry.received_at, c, listing)?;
+        }
+        Ok(())
+    }
+
+    /// Adds the evidence entry at `leaf` (received at `received_at`) from its parts, for a caller
+    /// that already holds the record id (`record.record_id()`) and owns the record: the
+    /// verifier, which has checked both against the entry's canonical bytes, saves an encoding
+    /// and a copy per entry.
+    pub fn push_record(
+        &mut self,
+        leaf: u64,
+        received_at: Timestamp,
+        record: EvidenceRecord,
+        record_id: RecordId,
+    ) {
+        if !self.records_only {
+            self.newest.insert(
+                (record.source.id.clone(), record.locator.clone()),
+                (
+                    leaf,
+                    record.sha256.clone(),
+                    record.event == RecordEvent::Observed,
+                ),
+            );
+        }
+        self.out.observations.received.insert(leaf, received_at);
+        let evidence = Evidence {
+            record_id,
+            leaf_index: leaf,
+            record,
+        };
+        match self.out.systems.get_mut(&evidence.record.system) {
+            Some(history) => history.push(evidence),
+            None => {
+                self.out
+                    .systems
+                    .insert(evidence.record.system.clone(), vec![evidence]);
+            }
+        }
+    }
+
+    /// Adds the confirmation entry at `leaf` (received at `received_at`) with the listing its
+    /// digest names.
+    pub fn push_confirmation(
+        &mut self,
+        leaf: u64,
+        received_at: Timestamp,
+        confirmation: &Confirmation,
+        listing: Option<&Listing>,
+    ) -> Result<(), ReplayError> {
+        let c = confirmation;
+        if self.records_only {
+            return Err(ReplayError::Entry {
                 leaf,
-                digest: c.digest.to_string(),
-            })?;
-            for a in &listing.artifacts {
-                let key = (c.source.id.clone(), a.locator.clone());
-                let Some((target, sha, observed)) = self.newest.get(&key) else {
-                    continue;
-                };
-                if *observed && *sha == a.sha256 {
-                    self.out
-                        .confirmations
-                        .entry(*target)
-                        .or_default()
-                        .push((entry.received_at, c.observed_at));
-                }
+                reason: "a confirmation in a replay built for records only".to_owned(),
+            });
+        }
+        // The caller supplies the listing the digest names (checked where it was read).
+        let listing = listing.ok_or_else(|| ReplayError::MissingListing {
+            leaf,
+            digest: c.digest.to_string(),
+        })?;
+        for a in &listing.artifacts {
+            let key = (c.source.id.clone(), a.locator.clone());
+            let Some((target, sha, observed)) = self.newest.get(&key) else {
+                continue;
+            };
+            if *observed && *sha == a.sha256 {
+                self.out
+                    .confirmations
+                    .entry(*target)
+                    .or_default()
+                    .push((received_at, c.observed_at));
             }
         }
         Ok(())

@@ -113,8 +113,23 @@ impl Serialize for ContentHash {
 
 impl<'de> Deserialize<'de> for ContentHash {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        Self::parse(&s).map_err(serde::de::Error::custom)
+        /// A string's visitor (same errors as `String`'s) that checks the text in place.
+        struct Text;
+        impl serde::de::Visitor<'_> for Text {
+            type Value = ContentHash;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<ContentHash, E> {
+                ContentHash::parse(s).map_err(E::custom)
+            }
+            fn visit_bytes<E: serde::de::Error>(self, b: &[u8]) -> Result<ContentHash, E> {
+                let s = std::str::from_utf8(b)
+                    .map_err(|_| E::invalid_value(serde::de::Unexpected::Bytes(b), &self))?;
+                self.visit_str(s)
+            }
+        }
+        d.deserialize_string(Text)
     }
 }
 

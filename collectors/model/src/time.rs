@@ -54,6 +54,9 @@ impl Timestamp {
 
     /// Parses a strict wire timestamp (UTC with `Z`).
     pub fn parse_utc(s: &str) -> Result<Self, TimestampError> {
+        if let Some(t) = Self::parse_wire_form(s) {
+            return Ok(t);
+        }
         let err = || TimestampError {
             input: s.chars().take(64).collect(),
         };
@@ -62,6 +65,39 @@ impl Timestamp {
         }
         let dt = DateTime::parse_from_rfc3339(s).map_err(|_| err())?;
         Ok(Self::from_datetime(dt.with_timezone(&Utc)))
+    }
+
+    /// The wire form exactly (`2026-11-20T10:00:00.000Z`, what every stored record carries),
+    /// read without the general RFC 3339 parser: reading a large ledger parses millions of
+    /// them. `None` for anything else, which [`Timestamp::parse_utc`] then reads (or rejects)
+    /// as before; the result is the same instant the general parser gives.
+    fn parse_wire_form(s: &str) -> Option<Self> {
+        let b = s.as_bytes();
+        if b.len() != 24
+            || b[4] != b'-'
+            || b[7] != b'-'
+            || b[10] != b'T'
+            || b[13] != b':'
+            || b[16] != b':'
+            || b[19] != b'.'
+            || b[23] != b'Z'
+        {
+            return None;
+        }
+        let num = |from: usize, to: usize| {
+            b.get(from..to)?.iter().try_fold(0u32, |n, &d| {
+                d.is_ascii_digit().then(|| n * 10 + u32::from(d - b'0'))
+            })
+        };
+        let year = i32::try_from(num(0, 4)?).ok()?;
+        let date = chrono::NaiveDate::from_ymd_opt(year, num(5, 7)?, num(8, 10)?)?;
+        let second = num(17, 19)?;
+        // A leap second (:60) is the general parser's to read.
+        if second >= 60 {
+            return None;
+        }
+        let t = date.and_hms_milli_opt(num(11, 13)?, num(14, 16)?, second, num(20, 23)?)?;
+        Some(Self(Utc.from_utc_datetime(&t)))
     }
 
     /// Parses any RFC 3339 timestamp (any offset) or a bare date, converting to UTC. Used for the
@@ -93,8 +129,35 @@ impl From<DateTime<Utc>> for Timestamp {
 }
 
 impl fmt::Display for Timestamp {
+    /// `to_rfc3339_opts(SecondsFormat::Millis, true)`, written without a temporary string for
+    /// years 0–9999 (every canonical encoding of a record writes two or three of these).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0.to_rfc3339_opts(SecondsFormat::Millis, true))
+        use chrono::{Datelike, Timelike};
+        let d = self.0.naive_utc();
+        let (year, nanos) = (d.year(), d.nanosecond());
+        let Ok(year) = u32::try_from(year) else {
+            return f.write_str(&self.0.to_rfc3339_opts(SecondsFormat::Millis, true));
+        };
+        // Beyond four digits, or a leap second: chrono's formatting.
+        if year > 9999 || nanos >= 1_000_000_000 {
+            return f.write_str(&self.0.to_rfc3339_opts(SecondsFormat::Millis, true));
+        }
+        let mut buf = *b"0000-00-00T00:00:00.000Z";
+        for (at, width, mut v) in [
+            (0, 4, year),
+            (5, 2, d.month()),
+            (8, 2, d.day()),
+            (11, 2, d.hour()),
+            (14, 2, d.minute()),
+            (17, 2, d.second()),
+            (20, 3, nanos / 1_000_000),
+        ] {
+            for slot in buf[at..at + width].iter_mut().rev() {
+                *slot = b'0' + (v % 10) as u8;
+                v /= 10;
+            }
+        }
+        f.write_str(std::str::from_utf8(&buf).map_err(|_| fmt::Error)?)
     }
 }
 
@@ -113,8 +176,23 @@ impl Serialize for Timestamp {
 
 impl<'de> Deserialize<'de> for Timestamp {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        Self::parse_utc(&s).map_err(serde::de::Error::custom)
+        /// A string's visitor (same errors as `String`'s) that parses the text in place.
+        struct Text;
+        impl serde::de::Visitor<'_> for Text {
+            type Value = Timestamp;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Timestamp, E> {
+                Timestamp::parse_utc(s).map_err(E::custom)
+            }
+            fn visit_bytes<E: serde::de::Error>(self, b: &[u8]) -> Result<Timestamp, E> {
+                let s = std::str::from_utf8(b)
+                    .map_err(|_| E::invalid_value(serde::de::Unexpected::Bytes(b), &self))?;
+                self.visit_str(s)
+            }
+        }
+        d.deserialize_string(Text)
     }
 }
 
@@ -128,6 +206,72 @@ mod tests {
         assert_eq!(t.to_string(), "2026-11-20T10:00:00.000Z");
         let t2 = Timestamp::parse_utc("2026-11-20T10:00:00.123456Z").unwrap();
         assert_eq!(t2.to_string(), "2026-11-20T10:00:00.123Z");
+    }
+
+    /// The fast wire-form parser and writer give exactly what chrono's RFC 3339 parser and
+    /// formatter give, across the four-digit years and at the edges.
+    #[test]
+    fn wire_form_matches_chrono() {
+        let general = |s: &str| {
+            DateTime::parse_from_rfc3339(s)
+                .ok()
+                .map(|d| Timestamp::from_datetime(d.with_timezone(&Utc)))
+        };
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        let lo = Timestamp::parse_utc("0000-01-01T00:00:00Z")
+            .unwrap()
+            .unix_millis();
+        let hi = Timestamp::parse_utc("9999-12-31T23:59:59.999Z")
+            .unwrap()
+            .unix_millis();
+        for i in 0..20_000u64 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let ms = match i {
+                0 => lo,
+                1 => hi,
+                2 => 0,
+                _ => lo + (x % (hi - lo) as u64) as i64,
+            };
+            let t = Timestamp::from_unix_millis(ms).unwrap();
+            let text = t.to_string();
+            assert_eq!(text, t.0.to_rfc3339_opts(SecondsFormat::Millis, true));
+            assert_eq!(Timestamp::parse_wire_form(&text), Some(t), "{text}");
+            assert_eq!(general(&text), Some(t), "{text}");
+        }
+        for s in [
+            "2026-02-29T00:00:00.000Z",
+            "2026-11-20T24:00:00.000Z",
+            "2026-11-20T10:00:60.000Z",
+            "2026-11-20t10:00:00.000Z",
+            "2026-11-20T10:00:00.000z",
+            "2026-1a-20T10:00:00.000Z",
+            "+2026-11-20T10:00:00.00Z",
+        ] {
+            assert_eq!(Timestamp::parse_wire_form(s), None, "{s}");
+            assert_eq!(
+                Timestamp::parse_utc(s).ok(),
+                general(s).filter(|_| s.ends_with(['Z', 'z'])),
+                "{s}"
+            );
+        }
+        let far = Timestamp::from_unix_millis(253_402_300_800_000).unwrap();
+        assert_eq!(
+            far.to_string(),
+            far.0.to_rfc3339_opts(SecondsFormat::Millis, true)
+        );
+        let err = serde_json::from_str::<Timestamp>("5")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("invalid type: integer `5`, expected a string"),
+            "{err}"
+        );
+        let err = serde_json::from_str::<Timestamp>("\"yesterday\"")
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("invalid timestamp \"yesterday\""), "{err}");
     }
 
     #[test]

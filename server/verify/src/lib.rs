@@ -14,12 +14,20 @@
 //! 7. `oscal`: observations' record ids, indices and hashes against the ledger; catalog hash;
 //! 8. `assessment`: re-running the assessment (skipped).
 //!
+//! The checks report in that order, but the work that depends on one file or one entry alone
+//! (file hashes, leaf hashes, parsing and canonical form of each entry) is done first on every
+//! core (`checks::prepare`, scoped threads, std only), and entries are checked for
+//! canonical form by re-encoding them with a fast RFC 8785 encoder (`jcs`) that falls back to
+//! `serde_json_canonicalizer` for anything it does not handle.
+//!
 //! This crate depends on aims-model only: it shares the tree, note and proof code with the
 //! server, but nothing of its storage or HTTP surface.
 
 pub mod bundle;
 pub mod checks;
+mod jcs;
 pub mod layout;
+mod par;
 pub mod report;
 
 pub use bundle::{Bundle, BundleError};

@@ -55,7 +55,7 @@ impl Drop for Proc {
 }
 
 /// The directory of the release binaries (next to this executable).
-fn bin(name: &str) -> Result<PathBuf> {
+pub(crate) fn bin(name: &str) -> Result<PathBuf> {
     let exe = std::env::current_exe()?;
     let dir = exe.parent().context("executable without a directory")?;
     let p = dir.join(name);
@@ -143,7 +143,7 @@ fn agent_config(dir: &Path, url: &str, token: &str, source: &Path) -> Result<Pat
 
 /// Runs `cmd` to completion and returns its peak RSS in KiB: from `/usr/bin/time -v` when
 /// installed, else by sampling `/proc/<pid>/status` every 5 ms.
-fn peak_rss(program: &Path, args: &[&str], log: &Path) -> Result<u64> {
+pub(crate) fn peak_rss(program: &Path, args: &[&str], log: &Path) -> Result<u64> {
     let logf = std::fs::File::create(log)?;
     if Path::new(TIME).exists() {
         let out = Command::new(TIME)

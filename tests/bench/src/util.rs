@@ -163,6 +163,36 @@ pub fn proc_status_kib(pid: u32, field: &str) -> Result<u64> {
         .with_context(|| format!("no {field} in /proc/{pid}/status"))
 }
 
+/// CPU time used so far by this process (all its threads) and by its reaped children (and
+/// theirs), from `/proc/self/stat`, in clock ticks converted with `getconf CLK_TCK`. Wall times
+/// on a shared machine depend on what else runs; CPU time much less.
+pub fn cpu_times() -> Result<(Duration, Duration)> {
+    static HZ: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    let hz = *HZ.get_or_init(|| {
+        Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8(o.stdout).ok())
+            .and_then(|s| s.trim().parse().ok())
+            .filter(|hz| *hz > 0)
+            .unwrap_or(100)
+    });
+    let stat = std::fs::read_to_string("/proc/self/stat").context("reading /proc/self/stat")?;
+    // The fields after the command name, which is in parentheses and may hold spaces: state is
+    // field 3, utime 14, stime 15, cutime 16, cstime 17.
+    let (_, rest) = stat.rsplit_once(')').context("malformed /proc/self/stat")?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let field = |n: usize| -> Result<u64> {
+        fields
+            .get(n - 3)
+            .and_then(|v| v.parse().ok())
+            .with_context(|| format!("no field {n} in /proc/self/stat"))
+    };
+    let time = |ticks: u64| Duration::from_secs_f64(ticks as f64 / hz as f64);
+    Ok((time(field(14)? + field(15)?), time(field(16)? + field(17)?)))
+}
+
 /// The best (shortest) of `n` timed runs of `f`.
 pub fn best_of<T>(n: usize, mut f: impl FnMut() -> Result<(Duration, T)>) -> Result<(Duration, T)> {
     let mut best: Option<(Duration, T)> = None;

@@ -12,7 +12,11 @@ pub(super) fn check_assessment(ctx: &mut Ctx<'_>) -> Step {
     let Some(raw) = ctx.bundle.get(layout::OSCAL_AR) else {
         return Ok(skipped(format!("no {}", layout::OSCAL_AR)));
     };
-    let manifest = ctx.manifest()?;
+    // The field, not `ctx.manifest()`: the replay below takes the entries out of `ctx`.
+    let manifest = ctx
+        .manifest
+        .as_ref()
+        .ok_or_else(|| fail(layout::MANIFEST, "not read"))?;
     let mut texts: Vec<String> = Vec::with_capacity(4);
     for name in aims_catalog::DATA_FILES {
         let path = format!("catalog/{name}");
@@ -35,31 +39,49 @@ pub(super) fn check_assessment(ctx: &mut Ctx<'_>) -> Step {
             .map_err(|e| fail(path, format!("not a canonical listing: {e}")))?;
         listings.insert(aims_model::ContentHash::of(data), l);
     }
-    let entries: Vec<(u64, LedgerEntry)> = ctx
+    // The replay takes the parsed records (this is the last check that reads them): no copy,
+    // and no re-encoding where the ledger check already showed the record id.
+    let records = ctx
         .entries
         .iter()
-        .filter_map(|e| {
-            let p = e.parsed.as_ref()?;
-            Some((
-                e.index,
-                LedgerEntry {
-                    v: aims_ledger::entry::ENTRY_VERSION,
-                    entry_type: if p.record.is_some() {
-                        aims_ledger::EntryType::Evidence
-                    } else {
-                        aims_ledger::EntryType::Confirmation
-                    },
-                    record: p.record.clone(),
-                    confirmation: p.confirmation.clone(),
-                    agent: String::new(),
-                    received_at: p.received_at,
-                    prev: None,
-                },
-            ))
-        })
-        .collect();
-    let replay = aims_catalog::Replay::new(entries.iter().map(|(i, e)| (*i, e)), &listings)
-        .map_err(|e| fail(layout::ENTRIES, e.to_string()))?;
+        .filter(|e| e.parsed.as_ref().and_then(Parsed::record).is_some())
+        .count();
+    let confirmations = ctx
+        .entries
+        .iter()
+        .any(|e| e.parsed.as_ref().and_then(Parsed::confirmation).is_some());
+    let mut builder = aims_catalog::ReplayBuilder::with_capacity(records, confirmations);
+    let mut replayed = 0usize;
+    for e in &mut ctx.entries {
+        let Some(p) = e.parsed.take() else {
+            continue;
+        };
+        replayed += 1;
+        let LedgerEntry {
+            record,
+            confirmation,
+            received_at,
+            ..
+        } = *p.entry;
+        if let Some(record) = record {
+            let record_id = match p.replay_id {
+                Some(id) => id,
+                None => record.record_id().map_err(|err| {
+                    let err = aims_catalog::ReplayError::Entry {
+                        leaf: e.index,
+                        reason: err.to_string(),
+                    };
+                    fail(layout::ENTRIES, err.to_string())
+                })?,
+            };
+            builder.push_record(e.index, received_at, record, record_id);
+        } else if let Some(c) = &confirmation {
+            builder
+                .push_confirmation(e.index, received_at, c, listings.get(&c.digest))
+                .map_err(|err| fail(layout::ENTRIES, err.to_string()))?;
+        }
+    }
+    let replay = builder.finish();
     // A period export states the status at the period's end (as the server knew it then) when
     // the period ends before the checkpoint; a period reaching the checkpoint states it as of the
     // checkpoint, from every bundled entry, like a full export (the server does the same). The
@@ -73,12 +95,13 @@ pub(super) fn check_assessment(ctx: &mut Ctx<'_>) -> Step {
         None => None,
     };
     let assessed = match period_end {
-        Some(end) if end < now => {
-            replay
-                .as_of(end)
-                .assess(&catalog, manifest.system.as_deref(), end)
-        }
-        _ => replay.assess(&catalog, manifest.system.as_deref(), now),
+        Some(end) if end < now => assess_all(
+            &replay.as_of(end),
+            &catalog,
+            manifest.system.as_deref(),
+            end,
+        ),
+        _ => assess_all(&replay, &catalog, manifest.system.as_deref(), now),
     };
     // Expected: (system, control) → (status, finding ids); not-applicable controls have no
     // OSCAL finding.
@@ -97,8 +120,11 @@ pub(super) fn check_assessment(ctx: &mut Ctx<'_>) -> Step {
             );
         }
     }
-    let doc: Value = serde_json::from_slice(raw)
-        .map_err(|e| fail(layout::OSCAL_AR, format!("not JSON: {e}")))?;
+    let doc = match ctx.oscal.take() {
+        Some(doc) => doc,
+        None => serde_json::from_slice(raw)
+            .map_err(|e| fail(layout::OSCAL_AR, format!("not JSON: {e}")))?,
+    };
     let mut actual: BTreeMap<(String, String), (String, BTreeSet<String>)> = BTreeMap::new();
     for (ri, result) in doc
         .pointer("/assessment-results/results")
@@ -189,15 +215,38 @@ pub(super) fn check_assessment(ctx: &mut Ctx<'_>) -> Step {
         }
     }
     let period = check_period_report(ctx, &catalog, &replay)?;
+    // Freeing a large replay (every record) takes as long as a check: not on the way to the
+    // report.
+    if replayed >= 10_000 {
+        drop_in_background(replay);
+    }
     let systems = assessed.len();
     let findings: usize = assessed.iter().map(|a| a.findings.len()).sum();
     Ok(format!(
         "recomputed from {} entries with the bundled catalog as of {}: {} systems, {} control statuses and {findings} drift findings match the OSCAL findings{period}",
-        entries.len(),
+        replayed,
         manifest.checkpoint_time,
         systems,
         expected.len()
     ))
+}
+
+/// [`aims_catalog::Replay::assess`], one system per task on every core (systems are assessed
+/// independently; the result is in the same system order).
+fn assess_all(
+    replay: &aims_catalog::Replay,
+    catalog: &aims_catalog::Catalog,
+    only: Option<&str>,
+    now: Timestamp,
+) -> Vec<aims_catalog::SystemAssessment> {
+    let systems: Vec<(&String, &Vec<aims_catalog::Evidence>)> = replay
+        .systems
+        .iter()
+        .filter(|(id, _)| only.is_none_or(|o| o == id.as_str()))
+        .collect();
+    par::map(&systems, 1, |(id, history)| {
+        aims_catalog::assess::assess_with(catalog, id, history, now, &replay.observations)
+    })
 }
 
 /// The audit-period report (`report/period.json`), recomputed from the entries and catalog over

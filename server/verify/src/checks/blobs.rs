@@ -3,14 +3,16 @@
 use super::*;
 
 pub(super) fn check_blobs(ctx: &mut Ctx<'_>) -> Step {
+    let blobs: Vec<(&str, &[u8])> = ctx.bundle.under(layout::BLOBS_DIR).collect();
+    // Sizes by content hash, only when there are blobs to look up (most bundles have none).
     let mut by_hash: HashMap<&str, Vec<u64>> = HashMap::new();
-    for e in &ctx.entries {
-        if let Some(r) = e.parsed.as_ref().and_then(|p| p.record.as_ref()) {
+    for e in ctx.entries.iter().filter(|_| !blobs.is_empty()) {
+        if let Some(r) = e.parsed.as_ref().and_then(Parsed::record) {
             by_hash.entry(r.sha256.as_str()).or_default().push(r.size);
         }
     }
     let mut n = 0usize;
-    for (path, data) in ctx.bundle.under(layout::BLOBS_DIR) {
+    for (path, data) in blobs {
         let name = &path[layout::BLOBS_DIR.len()..];
         if !is_hex64(name) {
             return Err(fail(path, "expected blobs/sha256/<64 hex digits>"));

@@ -11,7 +11,7 @@ pub(super) fn check_confirmations(ctx: &Ctx<'_>) -> Step {
     let mut n = 0u64;
     let mut artifacts = 0u64;
     for e in &ctx.entries {
-        let Some(c) = e.parsed.as_ref().and_then(|p| p.confirmation.as_ref()) else {
+        let Some(c) = e.parsed.as_ref().and_then(Parsed::confirmation) else {
             continue;
         };
         n += 1;

@@ -1,7 +1,22 @@
 //! Check 4: the entries: canonical, unique ids, exact `prev` chains, and (full exports) the root
 //! recomputed over every entry.
+//!
+//! The work per line that depends on nothing but the line (its leaf hash; parsing it; showing it
+//! is canonical; its record id) was done for every line on every core ([`prepare`]); what relates
+//! lines to each other (the root, unique ids, `prev` chains) runs here in ledger order over those
+//! results, so the first failure named is the one a line-by-line loop would name.
 
 use super::*;
+use prepare::Line;
+
+/// The chain `prev` follows (as [`LedgerEntry::chain_key`], borrowed).
+fn chain_key(entry: &LedgerEntry) -> Option<(&str, &str)> {
+    match (&entry.record, &entry.confirmation) {
+        (Some(r), _) => Some((r.source.id.as_str(), r.locator.as_str())),
+        (None, Some(c)) => Some((c.source.id.as_str(), "")),
+        (None, None) => None,
+    }
+}
 
 pub(super) fn proof_by_index(bundle: &Bundle) -> BTreeMap<u64, TlogProof> {
     let mut out = BTreeMap::new();
@@ -27,14 +42,7 @@ pub(super) fn first_bad_line(ctx: &Ctx<'_>, cp: &Checkpoint) -> Option<(usize, u
     let n = u64::try_from(ctx.entries.len()).ok()?;
     for e in &ctx.entries {
         let ok = proofs.get(&e.index).is_some_and(|p| {
-            merkle::verify_inclusion(
-                &merkle::leaf_hash(e.bytes),
-                e.index,
-                cp.size,
-                &p.hashes,
-                &cp.root,
-            )
-            .is_ok()
+            merkle::verify_inclusion(&e.leaf, e.index, cp.size, &p.hashes, &cp.root).is_ok()
         });
         if !ok {
             return Some((e.line, e.index));
@@ -42,6 +50,97 @@ pub(super) fn first_bad_line(ctx: &Ctx<'_>, cp: &Checkpoint) -> Option<(usize, u
     }
     // Every line verifies: the file is a prefix of the log (entries missing at the end).
     (n < cp.size).then(|| (ctx.entries.len() + 1, n))
+}
+
+/// Entries from which the id and chain checks run on two threads.
+const PARALLEL_FROM: usize = 4096;
+
+/// The first entry (in ledger order) that does not parse, repeats a record id or breaks its
+/// `prev` chain, as a line-by-line loop would name it. The id and chain checks are independent
+/// of each other, so they run side by side on two threads, each up to the first line that did
+/// not parse; at a line where both fail, the repeated id is named (it was checked first).
+fn first_entry_failure(ctx: &Ctx<'_>, checked: &[Line], scope: Scope) -> Option<Failure> {
+    let entries = &ctx.entries;
+    let at = |i: usize| line_leaf(entries[i].line, entries[i].index);
+    let parsed = checked
+        .iter()
+        .position(|c| c.entry.is_err())
+        .unwrap_or(checked.len());
+    let ok = |i: usize| checked[i].entry.as_ref().ok();
+    let repeated = || {
+        let mut ids: HashMap<&str, u64> = HashMap::with_capacity(parsed);
+        (0..parsed).find_map(|i| {
+            let c = ok(i)?;
+            let first = ids.insert(c.record_id.as_str(), entries[i].index)?;
+            Some((
+                i,
+                fail_at(
+                    layout::ENTRIES,
+                    at(i),
+                    format!("record {} already appears at leaf {first}", c.record_id),
+                ),
+            ))
+        })
+    };
+    let broken = || {
+        let mut last: HashMap<(&str, &str), u64> = HashMap::with_capacity(parsed);
+        (0..parsed).find_map(|i| {
+            let entry = &*ok(i)?.entry;
+            let index = entries[i].index;
+            let Some(key) = chain_key(entry) else {
+                return Some((i, fail_at(layout::ENTRIES, at(i), "entry has no body")));
+            };
+            let expected = last.insert(key, index);
+            if entry.prev == expected {
+                return None;
+            }
+            let show = |p: Option<u64>| p.map_or("null".to_owned(), |p| format!("leaf {p}"));
+            let reason = match (entry.prev, expected) {
+                (Some(p), _) if p >= index => {
+                    format!("prev {p} does not point to an earlier entry")
+                }
+                (Some(p), _) if scope == Scope::Partial && ctx.position(p).is_none() => {
+                    format!(
+                        "prev leaf {p} (an earlier version of this artifact) is not in the bundle"
+                    )
+                }
+                (got, want) => format!(
+                    "prev is {} but the previous entry for source {:?} locator {:?} is {}",
+                    show(got),
+                    key.0,
+                    key.1,
+                    show(want)
+                ),
+            };
+            Some((i, fail_at(layout::ENTRIES, at(i), reason)))
+        })
+    };
+    let (repeated, broken) = if parsed < PARALLEL_FROM {
+        (repeated(), broken())
+    } else {
+        std::thread::scope(|s| {
+            let other = s.spawn(repeated);
+            let broken = broken();
+            let repeated = match other.join() {
+                Ok(r) => r,
+                Err(panic) => std::panic::resume_unwind(panic),
+            };
+            (repeated, broken)
+        })
+    };
+    let unparsed = checked.get(parsed).and_then(|c| {
+        let reason = c.entry.as_ref().err()?;
+        Some((
+            parsed,
+            fail_at(layout::ENTRIES, at(parsed), reason.as_str()),
+        ))
+    });
+    // The earliest line; at one line, the id before the chain (the loop's order).
+    [repeated, broken, unparsed]
+        .into_iter()
+        .flatten()
+        .min_by_key(|(i, _)| *i)
+        .map(|(_, f)| f)
 }
 
 pub(super) fn check_ledger(ctx: &mut Ctx<'_>) -> Step {
@@ -57,10 +156,13 @@ pub(super) fn check_ledger(ctx: &mut Ctx<'_>) -> Step {
             "the last line does not end in a newline (truncated file?)",
         ));
     }
-    let lines: Vec<&[u8]> = if raw.is_empty() {
-        Vec::new()
-    } else {
-        raw[..raw.len() - 1].split(|b| *b == b'\n').collect()
+    let (lines, checked) = match std::mem::take(&mut ctx.prepared.lines) {
+        Some(prepared) => prepared,
+        None => {
+            let lines = prepare::split_lines(raw).unwrap_or_default();
+            let checked = prepare::check_lines(&lines);
+            (lines, checked)
+        }
     };
     let count = u64::try_from(lines.len()).unwrap_or(u64::MAX);
     let indices: Vec<u64> = match scope {
@@ -110,27 +212,29 @@ pub(super) fn check_ledger(ctx: &mut Ctx<'_>) -> Step {
             out
         }
     };
-    ctx.entries = lines
+    ctx.entries = indices
         .iter()
-        .zip(&indices)
+        .zip(&checked)
         .enumerate()
-        .map(|(i, (bytes, index))| Entry {
+        .map(|(i, (index, c))| Entry {
             index: *index,
             line: i + 1,
-            bytes,
+            leaf: c.leaf,
             parsed: None,
         })
         .collect();
-    ctx.by_index = ctx
-        .entries
-        .iter()
-        .enumerate()
-        .map(|(i, e)| (e.index, i))
-        .collect();
+    if scope == Scope::Partial {
+        ctx.by_index = ctx
+            .entries
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (e.index, i))
+            .collect();
+    }
 
     // Full export: the root over every stored line must be the signed root.
     if scope == Scope::Full {
-        let leaves: Vec<Hash> = lines.iter().map(|l| merkle::leaf_hash(l)).collect();
+        let leaves: Vec<Hash> = ctx.entries.iter().map(|e| e.leaf).collect();
         if count != cp.size || merkle::root_from_leaves(&leaves) != cp.root {
             let what = if count == cp.size {
                 "leaf hash not in tree — root mismatch".to_owned()
@@ -155,73 +259,15 @@ pub(super) fn check_ledger(ctx: &mut Ctx<'_>) -> Step {
     }
 
     // Every entry parses, is canonical, has a unique record id and a correct prev link.
-    let mut ids: HashMap<String, u64> = HashMap::new();
-    let mut last: HashMap<(String, String), u64> = HashMap::new();
-    for e in &mut ctx.entries {
-        let at = line_leaf(e.line, e.index);
-        let value: Value = serde_json::from_slice(e.bytes)
-            .map_err(|err| fail_at(layout::ENTRIES, &at, format!("not JSON: {err}")))?;
-        let canonical = serde_json_canonicalizer::to_vec(&value)
-            .map_err(|err| fail_at(layout::ENTRIES, &at, format!("not canonical JSON: {err}")))?;
-        if canonical != e.bytes {
-            return Err(fail_at(
-                layout::ENTRIES,
-                &at,
-                "entry is not in RFC 8785 canonical form",
-            ));
-        }
-        let subject = value
-            .get("record")
-            .or_else(|| value.get("confirmation"))
-            .ok_or_else(|| fail_at(layout::ENTRIES, &at, "entry has no record"))?;
-        let record_id = serde_json_canonicalizer::to_vec(subject)
-            .map(|b| sha256_hex(&b))
-            .map_err(|err| fail_at(layout::ENTRIES, &at, err.to_string()))?;
-        let entry = LedgerEntry::parse(e.bytes).map_err(|err| {
-            fail_at(
-                layout::ENTRIES,
-                &at,
-                format!("not an aims-evidence ledger entry: {err}"),
-            )
-        })?;
-        if let Some(first) = ids.insert(record_id.clone(), e.index) {
-            return Err(fail_at(
-                layout::ENTRIES,
-                &at,
-                format!("record {record_id} already appears at leaf {first}"),
-            ));
-        }
-        let key = entry
-            .chain_key()
-            .ok_or_else(|| fail_at(layout::ENTRIES, &at, "entry has no body"))?;
-        let expected = last.get(&key).copied();
-        if entry.prev != expected {
-            let show = |p: Option<u64>| p.map_or("null".to_owned(), |p| format!("leaf {p}"));
-            let reason = match (entry.prev, expected) {
-                (Some(p), _) if p >= e.index => {
-                    format!("prev {p} does not point to an earlier entry")
-                }
-                (Some(p), _) if scope == Scope::Partial && !ctx.by_index.contains_key(&p) => {
-                    format!(
-                        "prev leaf {p} (an earlier version of this artifact) is not in the bundle"
-                    )
-                }
-                (got, want) => format!(
-                    "prev is {} but the previous entry for source {:?} locator {:?} is {}",
-                    show(got),
-                    key.0,
-                    key.1,
-                    show(want)
-                ),
-            };
-            return Err(fail_at(layout::ENTRIES, &at, reason));
-        }
-        last.insert(key, e.index);
+    if let Some(failure) = first_entry_failure(ctx, &checked, scope) {
+        return Err(failure);
+    }
+    for (e, c) in ctx.entries.iter_mut().zip(checked) {
+        let Ok(c) = c.entry else { continue };
         e.parsed = Some(Parsed {
-            received_at: entry.received_at,
-            record_id,
-            record: entry.record,
-            confirmation: entry.confirmation,
+            replay_id: c.typed_id.then(|| c.record_id.clone()),
+            record_id: c.record_id,
+            entry: c.entry,
         });
     }
     let manifest = ctx.manifest()?;

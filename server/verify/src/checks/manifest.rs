@@ -51,7 +51,7 @@ pub(super) fn check_manifest(ctx: &mut Ctx<'_>) -> Step {
             .bundle
             .get(path)
             .ok_or_else(|| fail(path, "listed in SHA256SUMS but missing from the bundle"))?;
-        if sha256_hex(data) != hash {
+        if ctx.file_sha256(path, data) != hash {
             return Err(fail(path, "SHA-256 does not match SHA256SUMS"));
         }
     }

@@ -2,7 +2,7 @@
 //! [`Failure`] naming the file (and line and leaf index where there is one). Verification stops
 //! at the first failure; later checks are reported as skipped.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt;
 
 use base64::Engine as _;
@@ -16,11 +16,12 @@ use aims_ledger::merkle::{self, Hash};
 use aims_ledger::note::{self, NoteError, Verifier};
 use aims_ledger::policy::TrustPolicy;
 use aims_ledger::proof_file::{ProofFileError, TlogProof};
-use aims_model::{Confirmation, EvidenceRecord, Listing, Timestamp};
+use aims_model::{Confirmation, ContentHash, EvidenceRecord, Listing, Timestamp};
 
 use crate::bundle::Bundle;
 use crate::layout::{self, Manifest, Scope};
 use crate::report::{CheckResult, Report, Status};
+use crate::{jcs, par};
 
 /// Where the verifier's keys come from.
 #[derive(Clone, Debug)]
@@ -87,26 +88,41 @@ fn line_leaf(line: usize, leaf: u64) -> String {
 type Step = Result<String, Failure>;
 
 /// One exported entry.
-struct Entry<'a> {
+struct Entry {
     /// Leaf index.
     index: u64,
     /// 1-based line in `log/entries.jsonl`.
     line: usize,
-    /// The stored bytes (what the leaf hashes).
-    bytes: &'a [u8],
-    /// Filled by the ledger check.
+    /// The leaf hash of the stored line, computed once by the ledger check for the root, the receipts
+    /// and the consistency proofs.
+    leaf: Hash,
+    /// Filled by the ledger check; the assessment check (the last) takes it.
     parsed: Option<Parsed>,
 }
 
 struct Parsed {
-    /// When the server received the entry (the assessment caps artifact dates at it).
-    received_at: Timestamp,
-    /// The record id or confirmation id.
-    record_id: String,
-    /// Evidence entries.
-    record: Option<EvidenceRecord>,
-    /// Confirmation entries.
-    confirmation: Option<Confirmation>,
+    /// The record id or confirmation id: the SHA-256 of the canonical JSON of the entry's
+    /// `record` (or `confirmation`) object.
+    record_id: ContentHash,
+    /// The id the assessment knows an evidence record by (`EvidenceRecord::record_id`, the hash
+    /// of the typed record's encoding). Known (equal to `record_id`) when the entry's bytes are
+    /// the canonical encoding of the typed entry, as every entry the server writes is; `None`
+    /// when the assessment must compute it.
+    replay_id: Option<ContentHash>,
+    /// The entry (boxed: it moves from the parallel pass to here to the replay).
+    entry: Box<LedgerEntry>,
+}
+
+impl Parsed {
+    /// Evidence entries' record.
+    fn record(&self) -> Option<&EvidenceRecord> {
+        self.entry.record.as_ref()
+    }
+
+    /// Confirmation entries' confirmation.
+    fn confirmation(&self) -> Option<&Confirmation> {
+        self.entry.confirmation.as_ref()
+    }
 }
 
 struct Ctx<'a> {
@@ -117,8 +133,14 @@ struct Ctx<'a> {
     log: Option<Verifier>,
     checkpoint: Option<Checkpoint>,
     note: String,
-    entries: Vec<Entry<'a>>,
+    entries: Vec<Entry>,
+    /// Position in `entries` by leaf index (partial exports; a full export's entry `i` is leaf
+    /// `i`: see [`Ctx::position`]).
     by_index: HashMap<u64, usize>,
+    /// Per-file and per-line work done up front on every core.
+    prepared: prepare::Prepared<'a>,
+    /// The OSCAL assessment results, parsed (by the OSCAL check, for the assessment check).
+    oscal: Option<Value>,
     report: Report,
 }
 
@@ -135,6 +157,8 @@ pub fn verify(bundle: &Bundle, opts: &Options) -> Report {
         note: String::new(),
         entries: Vec::new(),
         by_index: HashMap::new(),
+        prepared: prepare::prepare(bundle),
+        oscal: None,
         report: Report::default(),
     };
     if matches!(opts.trust, Trust::Bundled) {
@@ -186,6 +210,16 @@ pub fn verify(bundle: &Bundle, opts: &Options) -> Report {
     ctx.report
 }
 
+/// Drops `value` on a thread of its own: freeing every record of a large bundle (millions of
+/// small allocations) takes as long as a check, and nothing waits for it. If no thread can be
+/// started, it is dropped here.
+fn drop_in_background<T: Send + 'static>(value: T) {
+    // On failure `spawn` drops the closure, and with it the value, on this thread.
+    let _ = std::thread::Builder::new()
+        .name("aims-verify-free".to_owned())
+        .spawn(move || drop(value));
+}
+
 /// Prefix of a detail that marks the check as skipped rather than passed.
 const SKIPPED: &str = "\u{0}skipped:";
 
@@ -214,6 +248,24 @@ impl Ctx<'_> {
             .ok_or_else(|| fail(path, "missing from the bundle"))
     }
 
+    /// Where the entry of leaf `index` is in `entries`.
+    fn position(&self, index: u64) -> Option<usize> {
+        match self.manifest.as_ref().map(|m| m.scope) {
+            Some(Scope::Full) => usize::try_from(index)
+                .ok()
+                .filter(|i| *i < self.entries.len()),
+            _ => self.by_index.get(&index).copied(),
+        }
+    }
+
+    /// SHA-256 of a file of the bundle, in hex (computed up front for every file).
+    fn file_sha256(&self, path: &str, data: &[u8]) -> String {
+        match self.prepared.digests.get(path) {
+            Some(h) => hex::encode(h),
+            None => sha256_hex(data),
+        }
+    }
+
     fn manifest(&self) -> Result<&Manifest, Failure> {
         self.manifest
             .as_ref()
@@ -239,6 +291,7 @@ mod confirmations;
 mod ledger;
 mod manifest;
 mod oscal;
+mod prepare;
 mod proofs;
 mod signatures;
 mod timestamp;

@@ -39,8 +39,18 @@ pub(super) fn check_oscal(ctx: &mut Ctx<'_>) -> Step {
     let Some(raw) = ctx.bundle.get(layout::OSCAL_AR) else {
         return Ok(skipped(format!("no {}; {catalog}", layout::OSCAL_AR)));
     };
-    let doc: Value = serde_json::from_slice(raw)
-        .map_err(|e| fail(layout::OSCAL_AR, format!("not JSON: {e}")))?;
+    let doc = match ctx.prepared.oscal.take() {
+        Some(parsed) => parsed.map_err(|e| fail(layout::OSCAL_AR, format!("not JSON: {e}")))?,
+        None => serde_json::from_slice(raw)
+            .map_err(|e| fail(layout::OSCAL_AR, format!("not JSON: {e}")))?,
+    };
+    let detail = check_observations(ctx, &doc, &catalog);
+    // Kept for the assessment check (parsed once).
+    ctx.oscal = Some(doc);
+    detail
+}
+
+fn check_observations(ctx: &Ctx<'_>, doc: &Value, catalog: &str) -> Step {
     let ar = doc
         .get("assessment-results")
         .ok_or_else(|| fail(layout::OSCAL_AR, "no assessment-results object"))?;
@@ -56,24 +66,46 @@ pub(super) fn check_oscal(ctx: &mut Ctx<'_>) -> Step {
             resources.insert(u, r);
         }
     }
-    let by_id: HashMap<&str, &Entry<'_>> = ctx
+    // The entries observations name, by record id (a bundle has far fewer observations than
+    // entries: only those are put in the map).
+    let results = || {
+        ar.get("results")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+    };
+    let mut wanted: HashSet<&str> = HashSet::new();
+    for obs in results().flat_map(|r| {
+        r.get("observations")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+    }) {
+        let evidence = obs
+            .get("relevant-evidence")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten();
+        for (n, v) in props(obs).chain(evidence.flat_map(props)) {
+            if n == "record-id" {
+                wanted.insert(v);
+            }
+        }
+    }
+    let by_id: HashMap<&str, &Entry> = ctx
         .entries
         .iter()
+        .filter(|_| !wanted.is_empty())
         .filter_map(|e| {
             let p = e.parsed.as_ref()?;
-            p.record.as_ref()?;
-            Some((p.record_id.as_str(), e))
+            p.record()?;
+            let id = p.record_id.as_str();
+            wanted.contains(id).then_some((id, e))
         })
         .collect();
     let mut observations = 0u64;
     let mut linked = 0u64;
-    for (ri, result) in ar
-        .get("results")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .enumerate()
-    {
+    for (ri, result) in results().enumerate() {
         for (oi, obs) in result
             .get("observations")
             .and_then(Value::as_array)
@@ -107,7 +139,7 @@ pub(super) fn check_oscal(ctx: &mut Ctx<'_>) -> Step {
                         format!("record-id {rid} is not in the bundle's entries"),
                     )
                 })?;
-                let Some(record) = entry.parsed.as_ref().and_then(|p| p.record.as_ref()) else {
+                let Some(record) = entry.parsed.as_ref().and_then(Parsed::record) else {
                     continue;
                 };
                 for (n, v) in &all_props {

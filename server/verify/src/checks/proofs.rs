@@ -35,7 +35,7 @@ pub(super) fn check_proofs(ctx: &mut Ctx<'_>) -> Step {
                 "receipt is for another checkpoint than the bundle's",
             ));
         }
-        let Some(&i) = ctx.by_index.get(&proof.index) else {
+        let Some(i) = ctx.position(proof.index) else {
             return Err(fail_at(
                 path,
                 &at,
@@ -58,20 +58,14 @@ pub(super) fn check_proofs(ctx: &mut Ctx<'_>) -> Step {
         }
         // The receipt's checkpoint is the bundle's, already verified with the pinned keys, so
         // what remains of the tlog-proof steps is the leaf hash and the inclusion proof.
-        merkle::verify_inclusion(
-            &merkle::leaf_hash(entry.bytes),
-            proof.index,
-            cp.size,
-            &proof.hashes,
-            &cp.root,
-        )
-        .map_err(|e| {
-            fail_at(
-                path,
-                &at,
-                format!("inclusion proof does not verify against the checkpoint: {e}"),
-            )
-        })?;
+        merkle::verify_inclusion(&entry.leaf, proof.index, cp.size, &proof.hashes, &cp.root)
+            .map_err(|e| {
+                fail_at(
+                    path,
+                    &at,
+                    format!("inclusion proof does not verify against the checkpoint: {e}"),
+                )
+            })?;
         if let Some(other) = seen.insert(proof.index, path.to_owned()) {
             return Err(fail_at(path, &at, format!("second receipt (also {other})")));
         }
@@ -123,7 +117,7 @@ pub(super) fn check_proofs(ctx: &mut Ctx<'_>) -> Step {
                 .unwrap_or(usize::MAX)
                 .min(ctx.entries.len())]
                 .iter()
-                .map(|e| merkle::leaf_hash(e.bytes))
+                .map(|e| e.leaf)
                 .collect();
             let root_m = merkle::root_from_leaves(&leaves);
             merkle::verify_consistency(m, n, &hashes, &root_m, &cp.root)
@@ -188,7 +182,7 @@ pub(super) fn check_proofs(ctx: &mut Ctx<'_>) -> Step {
                 .unwrap_or(usize::MAX)
                 .min(ctx.entries.len())]
                 .iter()
-                .map(|e| merkle::leaf_hash(e.bytes))
+                .map(|e| e.leaf)
                 .collect();
             if merkle::root_from_leaves(&leaves) != prev.root {
                 return Err(fail(
