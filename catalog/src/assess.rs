@@ -153,7 +153,7 @@ impl<'a> Ctx<'a> {
     /// When `e` stops being fresh under a `days`-day window: its time basis plus the window, or
     /// the expiry an uploaded document set for itself, which overrides the window.
     fn deadline(&self, e: &Evidence, days: u32) -> Option<Timestamp> {
-        aims_model::upload::upload_expiry(&e.record).or_else(|| plus_days(self.eff(e), days))
+        aims_model::upload::upload_expiry(&e.record).or_else(|| self.eff(e).checked_add_days(days))
     }
 
     /// Whether `e` is past its deadline under a `days`-day window.
@@ -253,13 +253,6 @@ fn lower_first(s: &str) -> String {
 
 fn day(t: Timestamp) -> String {
     t.as_datetime().format("%Y-%m-%d").to_string()
-}
-
-fn plus_days(t: Timestamp, days: u32) -> Option<Timestamp> {
-    let d = chrono::TimeDelta::try_days(i64::from(days))?;
-    t.as_datetime()
-        .checked_add_signed(d)
-        .map(Timestamp::from_datetime)
 }
 
 fn sorted_controls<S: AsRef<str>>(ids: &[S]) -> Vec<String> {

@@ -52,12 +52,6 @@ fn ms(t: Timestamp) -> i64 {
     t.as_datetime().timestamp_millis()
 }
 
-fn add_ms(t: Timestamp, delta: i64) -> Option<Timestamp> {
-    t.as_datetime()
-        .checked_add_signed(chrono::TimeDelta::milliseconds(delta))
-        .map(Timestamp::from_datetime)
-}
-
 /// Every window (days) that may apply to `kind`: its own and each requirement's.
 fn windows(catalog: &Catalog, kind: &str) -> BTreeSet<u32> {
     let mut out = BTreeSet::new();
@@ -101,7 +95,7 @@ fn change_points(
             add(ack.expires_at);
         }
         if let Some(t) = aims_model::upload::upload_expiry(&e.record)
-            && let Some(after) = add_ms(t, 1)
+            && let Some(after) = t.checked_add_millis(1)
         {
             // An upload's own expiry ends its freshness (stale strictly after it).
             add(after);
@@ -125,7 +119,7 @@ fn change_points(
         }
         for w in windows(catalog, &e.record.kind) {
             for b in &bases {
-                if let Some(deadline) = add_ms(*b, i64::from(w) * 86_400_000 + 1) {
+                if let Some(deadline) = b.checked_add_millis(i64::from(w) * 86_400_000 + 1) {
                     add(deadline);
                 }
             }

@@ -52,6 +52,18 @@ impl Timestamp {
         self.0.timestamp_millis()
     }
 
+    /// This instant plus `ms` milliseconds (negative: minus); `None` past the representable range.
+    pub fn checked_add_millis(&self, ms: i64) -> Option<Self> {
+        self.0
+            .checked_add_signed(chrono::TimeDelta::try_milliseconds(ms)?)
+            .map(Self::from_datetime)
+    }
+
+    /// This instant plus `days` days (a freshness window); `None` past the representable range.
+    pub fn checked_add_days(&self, days: u32) -> Option<Self> {
+        self.checked_add_millis(i64::from(days).checked_mul(86_400_000)?)
+    }
+
     /// Parses a strict wire timestamp (UTC with `Z`).
     pub fn parse_utc(s: &str) -> Result<Self, TimestampError> {
         if let Some(t) = Self::parse_wire_form(s) {

@@ -120,10 +120,10 @@ impl Notifier {
     }
 }
 
-/// `t` plus `secs` seconds (saturating at the representable range).
-fn plus_secs(t: Timestamp, secs: i64) -> Timestamp {
-    Timestamp::from_unix_millis(t.unix_millis().saturating_add(secs.saturating_mul(1000)))
-        .unwrap_or(t)
+/// `now` plus `secs` seconds (or `now` past the representable range).
+fn later(now: Timestamp, secs: i64) -> Timestamp {
+    now.checked_add_millis(secs.saturating_mul(1000))
+        .unwrap_or(now)
 }
 
 /// The facts of an `evidence.expiring` event, as stored in the outbox.
@@ -144,7 +144,7 @@ pub fn expiring_events(
     now: Timestamp,
     warn_days: u32,
 ) -> Vec<NewEvent> {
-    let horizon = plus_secs(now, i64::from(warn_days) * 86_400);
+    let horizon = now.checked_add_days(warn_days).unwrap_or(now);
     let mut groups: BTreeMap<(Timestamp, Vec<String>), Vec<String>> = BTreeMap::new();
     for v in controls {
         let Some(until) = v.fresh_until else {
@@ -395,7 +395,7 @@ pub async fn pass(state: &AppState, n: &Notifier) -> Result<usize, aims_store::S
         }
     }
     let timeout = n.settings.timeout_secs;
-    let lease_until = plus_secs(
+    let lease_until = later(
         now,
         i64::try_from(timeout.saturating_mul(3)).unwrap_or(900) + 30,
     );
@@ -465,7 +465,7 @@ async fn attempt(state: &AppState, n: &Notifier, c: Claimed) -> Result<(), aims_
                     } else {
                         let wait = aims_notify::next_attempt(c.attempts.saturating_add(1), after);
                         DeliveryResult::Retry {
-                            next_at: plus_secs(now, i64::try_from(wait.as_secs()).unwrap_or(3600)),
+                            next_at: later(now, i64::try_from(wait.as_secs()).unwrap_or(3600)),
                             error: reason,
                         }
                     }

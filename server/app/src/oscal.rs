@@ -187,13 +187,6 @@ fn uri_ref(s: &str) -> String {
     if out.is_empty() { "#".to_owned() } else { out }
 }
 
-fn add_days(t: Timestamp, days: u32) -> Option<Timestamp> {
-    let delta = chrono::TimeDelta::try_days(i64::from(days))?;
-    t.as_datetime()
-        .checked_add_signed(delta)
-        .map(Timestamp::from_datetime)
-}
-
 /// Builds a prop in our namespace.
 fn prop(name: &str, value: &str) -> Value {
     json!({"name": name, "ns": PROP_NS, "value": string(value)})
@@ -248,10 +241,8 @@ fn expiry(catalog: &Catalog, r: &EvidenceRecord) -> Option<Timestamp> {
         return Some(t);
     }
     let kind = catalog.kind(&r.kind)?;
-    add_days(
-        r.effective_time(kind.time.prefers_artifact_time()),
-        kind.freshness_days,
-    )
+    r.effective_time(kind.time.prefers_artifact_time())
+        .checked_add_days(kind.freshness_days)
 }
 
 fn kind_title<'c>(catalog: &'c Catalog, kind: &'c str) -> &'c str {
@@ -1334,7 +1325,9 @@ mod tests {
         // Artifact-dated validation report: expires 90 days after its artifact date.
         assert_eq!(obs[0]["collected"], "2026-10-01T08:00:00.000Z");
         let k = f.catalog.kind("validation_report").unwrap();
-        let exp = add_days(ts("2026-09-30T12:00:00Z"), k.freshness_days).unwrap();
+        let exp = ts("2026-09-30T12:00:00Z")
+            .checked_add_days(k.freshness_days)
+            .unwrap();
         assert_eq!(obs[0]["expires"], exp.to_string());
         // Gone record: no expiry, an `event` prop on its evidence.
         assert!(obs[4].get("expires").is_none());
