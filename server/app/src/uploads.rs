@@ -120,6 +120,8 @@ pub async fn post_upload(
     let mut out = std::io::BufWriter::new(file);
     let mut hash = Sha256::new();
     let mut size: u64 = 0;
+    // The bytes are also kept in memory while the upload is small enough to parse.
+    let mut head: Option<Vec<u8>> = Some(Vec::new());
     let mut stream = body.into_data_stream();
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| bad(format!("the upload was interrupted: {e}")))?;
@@ -131,6 +133,11 @@ pub async fn post_upload(
         }
         hash.update(&chunk);
         out.write_all(&chunk).map_err(ApiError::internal)?;
+        if size > PARSE_LIMIT {
+            head = None;
+        } else if let Some(h) = head.as_mut() {
+            h.extend_from_slice(&chunk);
+        }
     }
     out.flush().map_err(ApiError::internal)?;
     drop(out);
@@ -143,8 +150,7 @@ pub async fn post_upload(
     // Parsed as a collected file would be (metadata, the document's own date).
     let mut metadata = serde_json::Map::new();
     let mut parsed_time = None;
-    if size <= PARSE_LIMIT {
-        let bytes = tokio::fs::read(&path).await.map_err(ApiError::internal)?;
+    if let Some(bytes) = head {
         let parsed = aims_collect::formats::parse(&q.name, &bytes);
         metadata = parsed.metadata;
         parsed_time = parsed.artifact_time;

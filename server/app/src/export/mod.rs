@@ -171,9 +171,10 @@ async fn start(state: &AppState, opts: &ExportOptions) -> Result<scan::Anchor, E
             "since must be between 1 and the checkpoint size {size}, got {m}"
         )));
     }
-    if let Some((from, _)) = opts.period {
+    // The period's report covers [from, min(to, checkpoint)): it must not be empty.
+    if let Some((from, to)) = opts.period {
         let time = build::checkpoint_time(&anchor)?;
-        if from >= time {
+        if from >= to.min(time) {
             return Err(ExportError::BadRequest(format!(
                 "the period must start before the checkpoint's time {time}"
             )));
