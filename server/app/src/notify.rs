@@ -202,12 +202,27 @@ pub fn silent_event(health: &SourceHealth, since: Timestamp) -> Option<NewEvent>
 /// The owners of a finding's evidence by the CODEOWNERS files its sources hold: for each
 /// record, the rules of the newest CODEOWNERS record of the same source (and AI system) matched
 /// against the record's repository path, the last matching rule winning. Empty when unknown.
-async fn owners(state: &AppState, e: &StoredEvent) -> Vec<String> {
+/// The histories read during one pass, by AI system: several findings of one system delivered
+/// in the same pass read its history once.
+type Histories = tokio::sync::Mutex<BTreeMap<String, Arc<Vec<aims_store::StoredEvidence>>>>;
+
+async fn owners(state: &AppState, histories: &Histories, e: &StoredEvent) -> Vec<String> {
     let Ok(f) = serde_json::from_str::<Finding>(&e.payload) else {
         return Vec::new();
     };
-    let Ok(history) = state.store.history(&f.system).await else {
-        return Vec::new();
+    let history = {
+        let mut memo = histories.lock().await;
+        match memo.get(&f.system) {
+            Some(h) => h.clone(),
+            None => {
+                let Ok(h) = state.store.history(&f.system).await else {
+                    return Vec::new();
+                };
+                let h = Arc::new(h);
+                memo.insert(f.system.clone(), h.clone());
+                h
+            }
+        }
     };
     let is_codeowners = |locator: &str| {
         aims_collect::formats::codeowners::repo_path(locator)
@@ -215,7 +230,7 @@ async fn owners(state: &AppState, e: &StoredEvent) -> Vec<String> {
     };
     // Newest CODEOWNERS per source (history is in ledger order).
     let mut rules: BTreeMap<&str, &serde_json::Map<String, serde_json::Value>> = BTreeMap::new();
-    for r in &history {
+    for r in history.iter() {
         if r.record.event == aims_model::RecordEvent::Observed && is_codeowners(&r.record.locator) {
             rules.insert(r.record.source.id.as_str(), &r.record.metadata);
         }
@@ -404,7 +419,10 @@ pub async fn pass(state: &AppState, n: &Notifier) -> Result<usize, aims_store::S
         .claim_deliveries(now, lease_until, CLAIM)
         .await?;
     let count = claimed.len();
-    let attempts = claimed.into_iter().map(|c| attempt(state, n, c));
+    let histories = Histories::default();
+    let attempts = claimed
+        .into_iter()
+        .map(|c| attempt(state, n, &histories, c));
     for r in futures_util::future::join_all(attempts).await {
         r?;
     }
@@ -429,7 +447,12 @@ fn wanted(n: &Notifier, sink: &Sink, e: &StoredEvent) -> bool {
     })
 }
 
-async fn attempt(state: &AppState, n: &Notifier, c: Claimed) -> Result<(), aims_store::StoreError> {
+async fn attempt(
+    state: &AppState,
+    n: &Notifier,
+    histories: &Histories,
+    c: Claimed,
+) -> Result<(), aims_store::StoreError> {
     let Some(sink) = n.sinks.iter().find(|s| s.name() == c.sink) else {
         let result = DeliveryResult::Dead {
             error: format!("sink {:?} is no longer configured", c.sink),
@@ -441,7 +464,7 @@ async fn attempt(state: &AppState, n: &Notifier, c: Claimed) -> Result<(), aims_
     };
     // Assignees for the GitHub sink: the owners of the evidence by its CODEOWNERS.
     let owners = if sink.kind() == "github" && c.event.event.starts_with("finding.") {
-        owners(state, &c.event).await
+        owners(state, histories, &c.event).await
     } else {
         Vec::new()
     };
