@@ -28,10 +28,7 @@ pub async fn read_body(
     body: Body,
     limit: usize,
 ) -> Result<bytes::Bytes, ApiError> {
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-    if let Some(len) = declared
+    if let Some(len) = declared_length(headers)
         && len > limit as u64
     {
         // Read and discard a moderately oversized body before answering, so clients that write
@@ -47,6 +44,13 @@ pub async fn read_body(
     axum::body::to_bytes(body, limit).await.map_err(|_| {
         ApiError::too_large(format!("request body exceeds the limit of {limit} bytes"))
     })
+}
+
+/// The body length a request declares (`Content-Length`), if it declares a valid one.
+pub(crate) fn declared_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
 }
 
 /// Largest oversized body read (and discarded) before a 413 is answered.

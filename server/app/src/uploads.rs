@@ -97,9 +97,7 @@ pub async fn post_upload(
     principal.require_admin()?;
     let q = upload_query(&state, &q)?;
     let limit = state.limits.max_upload_bytes;
-    if let Some(len) = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
+    if let Some(len) = crate::api::declared_length(&headers)
         && len > limit as u64
     {
         return Err(ApiError::too_large(format!(
