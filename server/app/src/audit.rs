@@ -144,15 +144,6 @@ pub fn resolve_period(
     })
 }
 
-/// `a=b&c=d`, each value URL-encoded.
-fn query(pairs: &[(&str, String)]) -> String {
-    let mut s = url::form_urlencoded::Serializer::new(String::new());
-    for (k, v) in pairs {
-        s.append_pair(k, v);
-    }
-    s.finish()
-}
-
 fn period_form(from: &str, to: &str, system: &str) -> Markup {
     html! {
         form #period method="get" action="/audit" {
@@ -304,12 +295,12 @@ async fn render_audit(state: &AppState, q: &PeriodForm) -> Result<Response, ApiE
             }
             h2 #downloads { "Downloads for this period" }
             ul {
-                li { a #bundle-link href={ "/v1/export?" (query(&api)) } download="bundle.tar.gz" { "Period bundle" }
+                li { a #bundle-link href={ "/v1/export?" (crate::http_util::query(&api)) } download="bundle.tar.gz" { "Period bundle" }
                     " (bundle.tar.gz: the entries, proofs, checkpoints and " code { "report/period.json" } ", verifiable offline)" }
-                li { a #oscal-link href={ "/v1/export/oscal?" (query(&api)) } download="assessment-results.json" { "OSCAL assessment results" } " (JSON)" }
-                li { a #report-csv-link href={ "/v1/report?" (query(&csv)) } download="period-report.csv" { "Period report as CSV" }
-                    " · " a href={ "/v1/report?" (query(&api)) } download="period-report.json" { "as JSON" } }
-                li { a #population-link href={ "/audit/population.csv?" (query(&days)) } download="population.csv" { "Evidence population of the period" }
+                li { a #oscal-link href={ "/v1/export/oscal?" (crate::http_util::query(&api)) } download="assessment-results.json" { "OSCAL assessment results" } " (JSON)" }
+                li { a #report-csv-link href={ "/v1/report?" (crate::http_util::query(&csv)) } download="period-report.csv" { "Period report as CSV" }
+                    " · " a href={ "/v1/report?" (crate::http_util::query(&api)) } download="period-report.json" { "as JSON" } }
+                li { a #population-link href={ "/audit/population.csv?" (crate::http_util::query(&days)) } download="population.csv" { "Evidence population of the period" }
                     " (every record received in the period" @if system.is_some() { " for this system" } ", CSV) · " a href="/audit/population.csv" download="population.csv" { "of the whole ledger" } }
             }
             h2 #verify { "Verify the bundle offline" }

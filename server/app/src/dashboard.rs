@@ -210,21 +210,18 @@ impl GridView {
 
     /// The query string of this view at `page`.
     fn link(&self, page: usize) -> String {
-        let mut parts = Vec::new();
+        let mut pairs = Vec::new();
         if let Some(s) = self.status {
-            parts.push(format!("status={}", s.as_str()));
+            pairs.push(("status", s.as_str().to_owned()));
         }
         if !self.q.is_empty() {
-            parts.push(format!(
-                "q={}",
-                url::form_urlencoded::byte_serialize(self.q.as_bytes()).collect::<String>()
-            ));
+            pairs.push(("q", self.q.clone()));
         }
         if self.sort != "id" {
-            parts.push(format!("sort={}", self.sort));
+            pairs.push(("sort", self.sort.to_owned()));
         }
-        parts.push(format!("page={page}"));
-        format!("/?{}", parts.join("&"))
+        pairs.push(("page", page.to_string()));
+        format!("/?{}", crate::http_util::query(&pairs))
     }
 
     /// The systems this view shows, in its order: the page and the number that match.

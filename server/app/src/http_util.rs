@@ -266,6 +266,15 @@ pub fn add_security_headers(headers: &mut HeaderMap, tls: bool) {
     }
 }
 
+/// `a=b&c=d`, each value URL-encoded (links the pages build).
+pub fn query(pairs: &[(&str, String)]) -> String {
+    let mut s = url::form_urlencoded::Serializer::new(String::new());
+    for (k, v) in pairs {
+        s.append_pair(k, v);
+    }
+    s.finish()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
