@@ -39,7 +39,7 @@ pub(crate) fn trust_policy(database: &str) -> String {
     text(&out.stdout)
 }
 
-fn cli_export(database: &str, out: &Path, extra: &[&str]) {
+pub(crate) fn cli_export(database: &str, out: &Path, extra: &[&str]) {
     let o = run(Command::new(bin("aims-server").unwrap())
         .args(["export", "--database", database, "--out"])
         .arg(out)

@@ -244,6 +244,41 @@ async fn statement_of_applicability_excludes_a_control_everywhere_and_verifies()
     .await;
     assert_eq!(s, 200, "{b}");
 
+    // The same for scripts: `--group` decides every control of an objective.
+    let o = cli(
+        &server.database,
+        &[
+            "applicability",
+            "set",
+            "--system",
+            system,
+            "--group",
+            "A.9",
+            "--not-applicable",
+            "--justification",
+            "No users outside the data-science team.",
+        ],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let shown: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(
+        shown["controls"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .filter(|(c, d)| c.starts_with("A.9.") && d["applicable"] == false)
+            .count()
+            >= 3,
+        "{shown}"
+    );
+    let (s, _) = put(
+        &url,
+        &admin,
+        &json!({"groups": {"A.9": {"applicable": true}}}),
+    )
+    .await;
+    assert_eq!(s, 200);
+
     // The CLI, for scripts: another control excluded, seen at once by the API's ledger reads.
     let o = cli(
         &server.database,

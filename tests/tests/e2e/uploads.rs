@@ -268,6 +268,16 @@ async fn issue_14_uploads_are_evidence_blobs_and_bundle_content() {
         "{text}"
     );
 
+    // The CLI export carries them too, and leaves them out with --no-blobs.
+    let cli_bundle = tmp.path().join("cli.tar.gz");
+    crate::audit::cli_export(&database, &cli_bundle, &[]);
+    assert!(read_bundle(&std::fs::read(&cli_bundle).unwrap()).contains_key(&blob_path));
+    crate::audit::cli_export(&database, &cli_bundle, &["--no-blobs"]);
+    let files = read_bundle(&std::fs::read(&cli_bundle).unwrap());
+    assert!(!files.keys().any(|k| k.starts_with("blobs/")));
+    let (code, text) = verify(&cli_bundle);
+    assert_eq!(code, Some(0), "{text}");
+
     // Without blobs on request: the records stay, the bytes do not.
     let bundle = client()
         .get(format!("{}/v1/export?blobs=false", server.url))
