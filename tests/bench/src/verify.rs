@@ -50,7 +50,7 @@ pub fn run(ctx: &mut Ctx) -> Result<Vec<Row>> {
             .await
             .map_err(|e| anyhow::anyhow!("open_state: {e}"))?;
         let t = Instant::now();
-        let (bytes, _) = export::export_bundle(&state, &ExportOptions::full(), Vec::new())
+        let (bytes, _) = export::export_bundle(&state, &ExportOptions::default(), Vec::new())
             .await
             .map_err(|e| anyhow::anyhow!("export: {e}"))?;
         Ok::<_, anyhow::Error>((bytes, t.elapsed()))

@@ -67,8 +67,8 @@ pub const FORMAT: &str = layout::FORMAT;
 /// Entries read from the store per query.
 const PAGE: u64 = 1000;
 
-/// What to export.
-#[derive(Clone, Debug, Default)]
+/// What to export. The default is the whole log, with blobs and without receipts.
+#[derive(Clone, Debug)]
 pub struct ExportOptions {
     /// Only this AI system's entries (a `partial` export); `None` exports the whole log.
     pub system: Option<String>,
@@ -84,12 +84,14 @@ pub struct ExportOptions {
     pub blobs: bool,
 }
 
-impl ExportOptions {
-    /// The whole log, with blobs and without receipts.
-    pub fn full() -> Self {
+impl Default for ExportOptions {
+    fn default() -> Self {
         Self {
+            system: None,
+            since: None,
+            period: None,
+            receipts: false,
             blobs: true,
-            ..Self::default()
         }
     }
 }
