@@ -962,8 +962,9 @@ fn requirement_deadline(ctx: &Ctx<'_>, req: &Requirement) -> Option<Timestamp> {
         .min()
 }
 
-/// The computed maturity of a control's evidence loop (0–5) and why, from its status, its
-/// current supporting evidence and its findings (levels in ARCHITECTURE.md).
+/// The computed maturity of a control's evidence loop (0–5) and why: the facts of its current
+/// supporting evidence and findings, evaluated by the catalog's maturity rules
+/// (`data/maturity.yaml`).
 fn maturity(
     ctx: &Ctx<'_>,
     status: ControlStatus,
@@ -988,37 +989,13 @@ fn maturity(
                         > 1
                 })
     });
-    let accepted = touching.iter().any(|f| f.acknowledged.is_some());
-    match status {
-        ControlStatus::Excluded | ControlStatus::NotApplicable => (
-            0,
-            "Not assessed: the control does not apply to this system.".to_owned(),
-        ),
-        ControlStatus::Missing => (0, "No evidence of what the control requires.".to_owned()),
-        ControlStatus::Drifted => (
-            1,
-            "Evidence exists but has drifted (changed, failed, inconsistent or gone).".to_owned(),
-        ),
-        ControlStatus::Stale => (2, "Evidence exists but is past its window.".to_owned()),
-        ControlStatus::Fresh if support.is_empty() || accepted => (
-            3,
-            "Current only by accepted risk or without supporting evidence of its own.".to_owned(),
-        ),
-        ControlStatus::Fresh if automatic.is_empty() => (
-            3,
-            "Current, from evidence uploaded by hand; no agent collects it yet.".to_owned(),
-        ),
-        ControlStatus::Fresh if !continuous => (
-            4,
-            "Current and collected by an agent; not yet refreshed or confirmed since first seen."
-                .to_owned(),
-        ),
-        ControlStatus::Fresh => (
-            5,
-            "Current, collected by an agent and kept current over time (refreshed or confirmed)."
-                .to_owned(),
-        ),
-    }
+    let facts = crate::maturity::MaturityFacts {
+        supported: !support.is_empty(),
+        risk_accepted: touching.iter().any(|f| f.acknowledged.is_some()),
+        collected: !automatic.is_empty(),
+        continuous,
+    };
+    ctx.catalog.maturity().evaluate(status, &facts)
 }
 
 /// Assesses one AI system: findings from its history (`observed` and `gone` records in ledger

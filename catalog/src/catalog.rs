@@ -1,5 +1,6 @@
-//! The catalog: Annex A controls, evidence kinds, recognition rules and requirements, loaded
-//! from the four YAML files in `data/` (embedded at build time) or from a directory.
+//! The catalog: Annex A controls, evidence kinds, recognition rules, requirements and maturity
+//! levels, loaded
+//! from the YAML files in `data/` (embedded at build time) or from a directory.
 //!
 //! Loading validates everything that assessment relies on, so the rest of the crate can look
 //! things up without failing: control IDs against the standard's fixed list, kind and control
@@ -15,6 +16,7 @@ use crate::UNCLASSIFIED;
 use crate::annex::{self, ANNEX_A_CONTROLS, ANNEX_A_GROUPS, DASHBOARD_GROUPS};
 use crate::classify::{Facts, RawRule, Rule};
 use crate::error::CatalogError;
+use crate::maturity::{MATURITY_FILE, MaturityModel};
 
 /// File name of the controls data.
 pub const CONTROLS_FILE: &str = "controls.yaml";
@@ -25,15 +27,32 @@ pub const RULES_FILE: &str = "rules.yaml";
 /// File name of the requirements and drift rules.
 pub const REQUIREMENTS_FILE: &str = "requirements.yaml";
 
-/// The four data files in the fixed order used for [`Catalog::hash`] and export bundles.
-pub const DATA_FILES: [&str; 4] = [CONTROLS_FILE, KINDS_FILE, RULES_FILE, REQUIREMENTS_FILE];
+/// The data files in the fixed order used for [`Catalog::hash`] and export bundles.
+pub const DATA_FILES: [&str; 5] = [
+    CONTROLS_FILE,
+    KINDS_FILE,
+    RULES_FILE,
+    REQUIREMENTS_FILE,
+    MATURITY_FILE,
+];
 
-const EMBEDDED: [&str; 4] = [
+const EMBEDDED: [&str; 5] = [
     include_str!("../data/controls.yaml"),
     include_str!("../data/kinds.yaml"),
     include_str!("../data/rules.yaml"),
     include_str!("../data/requirements.yaml"),
+    include_str!("../data/maturity.yaml"),
 ];
+
+/// The embedded copy of the data file `name` (one of [`DATA_FILES`]): what a directory or an
+/// export bundle without that file falls back to (bundles written before `maturity.yaml`
+/// existed carry only the first four).
+pub fn embedded_file(name: &str) -> Option<&'static str> {
+    DATA_FILES
+        .iter()
+        .position(|n| *n == name)
+        .map(|i| EMBEDDED[i])
+}
 
 /// A control objective of Annex A (A.2 … A.10).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -222,7 +241,7 @@ pub struct Catalog {
     version: String,
     framework: String,
     hash: ContentHash,
-    texts: [String; 4],
+    texts: [String; 5],
     groups: Vec<Group>,
     controls: Vec<Control>,
     kinds: Vec<KindDef>,
@@ -231,6 +250,7 @@ pub struct Catalog {
     changed: Vec<DriftRule>,
     fail: Vec<String>,
     consistency: Vec<ConsistencyRule>,
+    maturity: MaturityModel,
 }
 
 fn parse<T: for<'de> Deserialize<'de>>(file: &str, text: &str) -> Result<T, CatalogError> {
@@ -242,7 +262,7 @@ fn parse<T: for<'de> Deserialize<'de>>(file: &str, text: &str) -> Result<T, Cata
 
 /// SHA-256 over the files in [`DATA_FILES`] order, each preceded by its name, a newline, its
 /// length in bytes as decimal digits and a newline.
-fn hash_texts(texts: &[String; 4]) -> ContentHash {
+fn hash_texts(texts: &[String; 5]) -> ContentHash {
     let mut buf = Vec::new();
     for (name, text) in DATA_FILES.iter().zip(texts) {
         buf.extend_from_slice(name.as_bytes());
@@ -262,7 +282,7 @@ impl Catalog {
 
     /// Loads a catalog from a directory holding files with the same names as `data/`. A file
     /// absent from the directory falls back to the embedded copy; a directory holding none of
-    /// the four files is an error (it is almost certainly the wrong directory).
+    /// the files is an error (it is almost certainly the wrong directory).
     pub fn load_dir(dir: &Path) -> Result<Catalog, CatalogError> {
         let meta = std::fs::metadata(dir).map_err(|source| CatalogError::Io {
             path: dir.to_path_buf(),
@@ -303,8 +323,8 @@ impl Catalog {
 
     /// Builds a catalog from the texts of the files in [`DATA_FILES`] order (what an export
     /// bundle carries under `catalog/`).
-    pub fn from_texts(texts: [String; 4]) -> Result<Catalog, CatalogError> {
-        let [c, k, r, q] = &texts;
+    pub fn from_texts(texts: [String; 5]) -> Result<Catalog, CatalogError> {
+        let [c, k, r, q, m] = &texts;
         let cf: ControlsFile = parse(CONTROLS_FILE, c)?;
         let kf: KindsFile = parse(KINDS_FILE, k)?;
         let rf: RulesFile = parse(RULES_FILE, r)?;
@@ -341,6 +361,7 @@ impl Catalog {
         }
 
         let (requirements, changed, fail, consistency) = validate_requirements(qf, &kinds)?;
+        let maturity = MaturityModel::parse(m)?;
         let hash = hash_texts(&texts);
         Ok(Catalog {
             version: cf.version,
@@ -355,7 +376,13 @@ impl Catalog {
             changed,
             fail,
             consistency,
+            maturity,
         })
+    }
+
+    /// The maturity levels and their rules (`maturity.yaml`).
+    pub fn maturity(&self) -> &MaturityModel {
+        &self.maturity
     }
 
     /// The catalog version (`version` in `controls.yaml`).
@@ -368,7 +395,7 @@ impl Catalog {
         &self.framework
     }
 
-    /// SHA-256 over the four files' bytes in [`DATA_FILES`] order, each preceded by
+    /// SHA-256 over the files' bytes in [`DATA_FILES`] order, each preceded by
     /// `name \n length-in-decimal \n`.
     pub fn hash(&self) -> &ContentHash {
         &self.hash
@@ -467,7 +494,7 @@ impl Catalog {
             .unwrap_or_default()
     }
 
-    /// `(file name, YAML text)` of the four data files in [`DATA_FILES`] order, for export
+    /// `(file name, YAML text)` of the data files in [`DATA_FILES`] order, for export
     /// bundles; hashing these reproduces [`Catalog::hash`].
     pub fn data_files(&self) -> Vec<(&'static str, &str)> {
         DATA_FILES
@@ -772,8 +799,8 @@ mod tests {
     fn hash_is_reproducible_from_data_files() {
         let c = Catalog::embedded().unwrap();
         let texts = c.data_files();
-        assert_eq!(texts.len(), 4);
-        let arr: [String; 4] = [0, 1, 2, 3].map(|i| texts[i].1.to_owned());
+        assert_eq!(texts.len(), 5);
+        let arr: [String; 5] = [0, 1, 2, 3, 4].map(|i| texts[i].1.to_owned());
         assert_eq!(&hash_texts(&arr), c.hash());
         let mut changed = arr.clone();
         changed[3].push('\n');

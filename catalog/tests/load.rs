@@ -59,7 +59,7 @@ fn loading_a_copy_of_the_embedded_files_gives_the_same_hash() {
     let loaded = Catalog::load_dir(d.path()).unwrap();
     assert_eq!(loaded.hash(), c.hash());
     assert_eq!(loaded.version(), c.version());
-    assert_eq!(DATA_FILES.len(), 4);
+    assert_eq!(DATA_FILES.len(), 5);
 }
 
 #[test]

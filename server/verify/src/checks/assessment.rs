@@ -17,14 +17,21 @@ pub(super) fn check_assessment(ctx: &mut Ctx<'_>) -> Step {
         .manifest
         .as_ref()
         .ok_or_else(|| fail(layout::MANIFEST, "not read"))?;
-    let mut texts: Vec<String> = Vec::with_capacity(4);
+    let mut texts: Vec<String> = Vec::with_capacity(aims_catalog::DATA_FILES.len());
     for name in aims_catalog::DATA_FILES {
         let path = format!("catalog/{name}");
-        texts.push(utf8(&path, ctx.file(&path)?)?.to_owned());
+        // Bundles written before the maturity levels became catalog data carry no
+        // `maturity.yaml`; maturity is not among what this check compares, so the built-in
+        // levels stand in.
+        let text = match (ctx.bundle.get(&path), aims_catalog::embedded_file(name)) {
+            (None, Some(builtin)) if name == aims_catalog::maturity::MATURITY_FILE => builtin,
+            _ => utf8(&path, ctx.file(&path)?)?,
+        };
+        texts.push(text.to_owned());
     }
-    let texts: [String; 4] = texts
+    let texts: [String; 5] = texts
         .try_into()
-        .map_err(|_| fail("catalog/", "expected four catalog files"))?;
+        .map_err(|_| fail("catalog/", "expected five catalog files"))?;
     let catalog = aims_catalog::Catalog::from_texts(texts).map_err(|e| {
         fail(
             "catalog/",
