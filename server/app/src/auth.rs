@@ -12,7 +12,9 @@
 //!
 //! Which credential each request may use (issue 18 M7): the `Authorization: Bearer` header
 //! anywhere; the session cookie only on `GET`/`HEAD` (dashboard pages and API reads), so no
-//! write route can be driven by a browser's ambient cookie.
+//! `/v1` write route can be driven by a browser's ambient cookie. The dashboard's admin forms
+//! (`forms.rs`) take the session through [`session_of`] and a per-session form token
+//! (`csrf.rs`).
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
@@ -234,6 +236,23 @@ pub async fn authenticate_session(state: &AppState, id: &str) -> Result<Principa
         role: s.token.role,
         scope: s.token.scope,
     })
+}
+
+/// The session of a dashboard request and its principal: the session id from the cookie, or
+/// `None` when the request carries no session (a bearer header does not count: forms and their
+/// tokens belong to a browser's session, see `csrf.rs`).
+pub async fn session_of(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<Option<(String, Principal)>, ApiError> {
+    if bearer(headers).is_some() {
+        return Ok(None);
+    }
+    let Some(id) = session_cookie(headers, state.tls) else {
+        return Ok(None);
+    };
+    let principal = authenticate_session(state, &id).await?;
+    Ok(Some((id, principal)))
 }
 
 /// A new dashboard session for a read-capable token: the session is stored and the

@@ -167,9 +167,11 @@ pub fn same_site_path(next: &str) -> Option<String> {
 /// Why a state-changing browser request (a dashboard form post) does not come from this site,
 /// if it does not. `Sec-Fetch-Site`, when sent, must be `same-origin` (or `none`: the user
 /// acted directly); `Origin`, when sent, must name the host the request was sent to (scheme
-/// aside, so a TLS-terminating proxy in front does not matter). A request with neither header
-/// is not from a browser and passes (CSRF needs a browser; every current browser sends `Origin`
-/// on a cross-origin POST).
+/// aside, so a TLS-terminating proxy in front does not matter; `null`, which a browser sends
+/// from an opaque origin such as a sandboxed frame, is refused); without `Origin`, `Referer`,
+/// when sent, must name that host too. A request with none of these headers is not from a
+/// browser and passes (CSRF needs a browser; every current browser sends `Origin` on a
+/// cross-origin POST). The dashboard's forms check a token besides (`csrf.rs`).
 pub fn cross_site_refusal(headers: &HeaderMap) -> Option<&'static str> {
     if let Some(site) = headers.get("sec-fetch-site") {
         match site.to_str() {
@@ -177,23 +179,38 @@ pub fn cross_site_refusal(headers: &HeaderMap) -> Option<&'static str> {
             _ => return Some("the form was not submitted from this site (Sec-Fetch-Site)"),
         }
     }
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("");
     if let Some(origin) = headers.get(header::ORIGIN) {
         let Ok(origin) = origin.to_str() else {
             return Some("unreadable Origin header");
         };
-        let host = headers
-            .get(header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .unwrap_or("");
-        let authority = origin
-            .strip_prefix("https://")
-            .or_else(|| origin.strip_prefix("http://"));
-        match authority {
-            Some(a) if !host.is_empty() && a.eq_ignore_ascii_case(host) => {}
-            _ => return Some("the form was not submitted from this site (Origin)"),
+        if !names_host(origin, host) {
+            return Some("the form was not submitted from this site (Origin)");
+        }
+    } else if let Some(referer) = headers.get(header::REFERER) {
+        let Ok(referer) = referer.to_str() else {
+            return Some("unreadable Referer header");
+        };
+        if !names_host(referer, host) {
+            return Some("the form was not submitted from this site (Referer)");
         }
     }
     None
+}
+
+/// Whether the URL `url` (an `Origin` or `Referer` value) is on `host` (`name[:port]`).
+fn names_host(url: &str, host: &str) -> bool {
+    let Some(rest) = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+    else {
+        return false;
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    !host.is_empty() && authority.eq_ignore_ascii_case(host)
 }
 
 /// A query string for logs: the values of parameters whose (decoded) name contains `token`
@@ -249,7 +266,7 @@ pub fn add_security_headers(headers: &mut HeaderMap, tls: bool) {
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     headers.insert(
         header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
+        HeaderValue::from_static("same-origin"),
     );
     headers.insert(
         header::X_CONTENT_TYPE_OPTIONS,
@@ -264,6 +281,20 @@ pub fn add_security_headers(headers: &mut HeaderMap, tls: bool) {
             HeaderValue::from_static("max-age=31536000"),
         );
     }
+}
+
+/// `s` as one URL path segment: every byte but RFC 3986's unreserved ones percent-encoded (a
+/// system ID may hold `/`, which must not split the path).
+pub fn path_segment(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 /// `a=b&c=d`, each value URL-encoded (links the pages build).
@@ -407,8 +438,18 @@ mod tests {
             None,
             "a TLS proxy in front"
         );
+        assert_eq!(
+            cross_site_refusal(&h(&[
+                ("host", "a:1"),
+                ("referer", "http://a:1/systems/x?y=1")
+            ])),
+            None,
+            "an older browser that sends only Referer"
+        );
         for bad in [
-            &[("host", "a:1"), ("origin", "http://evil.example")][..],
+            &[("host", "a:1"), ("referer", "http://evil.example/a:1")][..],
+            &[("host", "a:1"), ("referer", "http://a:1.evil.example/")],
+            &[("host", "a:1"), ("origin", "http://evil.example")],
             &[("host", "a:1"), ("origin", "null")],
             &[("host", "a:1"), ("origin", "http://a:2")],
             &[("origin", "http://a:1")],

@@ -54,6 +54,7 @@ pub struct LogKeys {
     clock: CosignatureSigner,
     dir: PathBuf,
     last: Mutex<Option<(u64, Hash)>>,
+    form_key: [u8; 32],
 }
 
 impl std::fmt::Debug for LogKeys {
@@ -79,6 +80,31 @@ fn parse_secret(text: &str, what: &str) -> Result<[u8; 32], KeyError> {
     bytes.try_into().map_err(|_| KeyError::Malformed {
         what: what.to_owned(),
     })
+}
+
+/// The label [`LogKeys::form_key`] is derived under; another purpose would use another label.
+const FORM_KEY_LABEL: &[u8] = b"aims-evidence dashboard form key v1";
+
+/// A key for another purpose derived from `secret` (HMAC-SHA256 over a label, as HKDF-Expand
+/// does for one block): the derived key reveals nothing about `secret`, and keys under different
+/// labels are independent.
+fn derive_key(secret: &[u8; 32], label: &[u8]) -> [u8; 32] {
+    hmac_sha256(secret, &[label])
+}
+
+/// HMAC-SHA256 under a 32-byte key over the concatenation of `parts`.
+pub(crate) fn hmac_sha256(key: &[u8; 32], parts: &[&[u8]]) -> [u8; 32] {
+    use hmac::{KeyInit, Mac};
+    type HmacSha256 = hmac::Hmac<sha2::Sha256>;
+    // A key shorter than the 64-byte block is zero-padded (RFC 2104), which makes building
+    // the MAC infallible.
+    let mut k = hmac::digest::Key::<HmacSha256>::default();
+    k[..key.len()].copy_from_slice(key);
+    let mut m = HmacSha256::new(&k);
+    for p in parts {
+        m.update(p);
+    }
+    m.finalize().into_bytes().into()
 }
 
 /// Reads a secret from `env`, else from `path`, else creates it there with mode 0600.
@@ -127,11 +153,9 @@ impl LogKeys {
                 reason: e.to_string(),
             }
         };
-        let log = Signer::from_secret_bytes(
-            origin,
-            load_secret(&dir.join("log.key"), "AIMS_SERVER_LOG_KEY")?,
-        )
-        .map_err(note_err("log"))?;
+        let log_secret = load_secret(&dir.join("log.key"), "AIMS_SERVER_LOG_KEY")?;
+        let form_key = derive_key(&log_secret, FORM_KEY_LABEL);
+        let log = Signer::from_secret_bytes(origin, log_secret).map_err(note_err("log"))?;
         let clock_name = format!("{origin}/clock");
         let clock = CosignatureSigner::from_secret_bytes(
             &clock_name,
@@ -148,7 +172,14 @@ impl LogKeys {
             clock,
             dir: dir.to_path_buf(),
             last: Mutex::new(last),
+            form_key,
         })
+    }
+
+    /// The key of the dashboard's form tokens (`crate::csrf`): derived from the log key, so every
+    /// replica of one ledger has the same one and nothing new needs keeping secret.
+    pub fn form_key(&self) -> &[u8; 32] {
+        &self.form_key
     }
 
     /// The log's origin (and log key name).

@@ -810,7 +810,7 @@ async fn issue_18_l_metrics_need_a_token() {
 }
 
 /// L (headers): pages carry a CSP that allows exactly their stylesheet, no framing, no
-/// referrer, no sniffing; API responses are `no-store`.
+/// referrer to other sites, no sniffing; API responses are `no-store`.
 #[tokio::test(flavor = "multi_thread")]
 async fn issue_18_l_security_headers() {
     let tmp = tempfile::tempdir().unwrap();
@@ -832,7 +832,7 @@ async fn issue_18_l_security_headers() {
         }
         assert!(!csp.contains("script-src"), "{csp}");
         assert_eq!(h["x-frame-options"], "DENY");
-        assert_eq!(h["referrer-policy"], "no-referrer");
+        assert_eq!(h["referrer-policy"], "same-origin");
         assert_eq!(h["x-content-type-options"], "nosniff");
         assert_eq!(h["cache-control"], "no-store");
         assert!(!h.contains_key("strict-transport-security"), "plain HTTP");
