@@ -62,6 +62,9 @@ svg .bar{fill:#4a5a70}svg.spark{vertical-align:middle}
 pre.policy{background:#fff;border:1px solid #d8dde3;padding:.6rem;white-space:pre-wrap;word-break:break-all}
 tr.del td{background:#ffecea}tr.add td{background:#e6f6ea}tr.skipped td{color:#5d6875;font-style:italic}
 code.line{white-space:pre-wrap;word-break:break-all}
+.notice{background:#fff;padding:.5rem .8rem;border-left:4px solid #0d5d26}.notice.error{border-color:#8f1d14}
+section.forms{display:flex;flex-wrap:wrap;gap:1.5rem}section.forms form{background:#fff;border:1px solid #d8dde3;padding:.2rem 1rem .6rem}
+p.accepted{font-size:.85rem;color:#0d5d26}
 "#;
 
 pub(crate) fn page(title: &str, body: Markup) -> Markup {
@@ -552,6 +555,7 @@ async fn render_index(
                         th { "AI system" }
                         @for c in &controls { th.ctl title=(c.title) { a href={ "/controls/" (c.id) } { (c.id) } } }
                         th { "fresh" } th { "stale" } th { "drifted" } th { "missing" }
+                        th title="Maturity 0–5 of the system's applicable controls (all of Annex A)" { "maturity" }
                         th { "last " (TREND_DAYS) " days" }
                     } }
                     tbody {
@@ -565,6 +569,7 @@ async fn render_index(
                                 @let shown = shown_counts(&controls, views);
                                 td { (shown.fresh) } td { (shown.stale) }
                                 td { (shown.drifted) } td { (shown.missing) }
+                                (display::maturity_cell(state.catalog.maturity(), display::maturity_of(views)))
                                 td.trend {
                                     @if let Some(days) = trend.systems.get(&s.id) {
                                         (charts::sparkline(&trend_summary(&s.id, days), days))
@@ -722,13 +727,23 @@ pub async fn system_page(
     if let Err(r) = viewer(&state, &headers).await {
         return r;
     }
-    match render_system(&state, &id).await {
+    // An admin's session gets the write forms; a form post's outcome is shown once.
+    let (forms, clear_flash) = crate::forms::form_state(&state, &headers).await;
+    let mut resp = match render_system(&state, &id, &forms).await {
         Ok(m) => m.into_response(),
         Err(e) => e.into_response(),
+    };
+    if let Some(c) = clear_flash.and_then(|c| header::HeaderValue::from_str(&c).ok()) {
+        resp.headers_mut().append(header::SET_COOKIE, c);
     }
+    resp
 }
 
-async fn render_system(state: &AppState, id: &str) -> Result<Response, ApiError> {
+async fn render_system(
+    state: &AppState,
+    id: &str,
+    forms: &crate::forms::FormState,
+) -> Result<Response, ApiError> {
     crate::assess::flush(state).await?;
     let Some(controls) = crate::assess::controls_of(state, id).await? else {
         return Ok((
@@ -754,12 +769,14 @@ async fn render_system(state: &AppState, id: &str) -> Result<Response, ApiError>
         id,
         html! {
             h1 { "AI system " code { (id) } }
+            (crate::forms::flash_notice(forms))
             (legend())
             section.charts {
                 @if let Some(days) = &days { (trend_section("trend", id, days)) }
                 (findings_by_kind(&findings))
             }
             h2 { "Controls" }
+            p #maturity-summary { (display::maturity_sentence(state.catalog.maturity(), display::maturity_of(&controls))) }
             table #controls {
                 thead { tr { th { "Control" } th { "Status" } th { "Why" } th { "Current evidence" } } }
                 tbody { @for v in &controls { (control_row(id, v, now)) } }
@@ -771,8 +788,10 @@ async fn render_system(state: &AppState, id: &str) -> Result<Response, ApiError>
                     strong { (f.kind.as_str()) } " · " (f.controls.join(", ")) " · since " (display::when(f.since, now))
                     p { (f.message) }
                     (finding_evidence(f, &named))
+                    (crate::forms::finding_form(forms, id, f, now))
                 }
             }
+            (crate::forms::system_forms(state, forms, id))
             h2 #evidence { "Evidence (" (total) " records, newest first)" }
             table {
                 thead { tr { th { "Observed" } th { "Kind" } th { "Event" } th { "Artifact" } th { "SHA-256" } th { "Leaf" } } }

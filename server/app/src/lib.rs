@@ -10,11 +10,13 @@ pub mod assess;
 pub mod audit;
 pub mod auth;
 pub mod charts;
+pub mod csrf;
 pub mod dashboard;
 pub mod display;
 pub mod error;
 pub mod evidence;
 pub mod export;
+pub mod forms;
 pub mod history;
 pub mod http_util;
 pub mod integrity;
@@ -424,6 +426,16 @@ pub fn router(state: AppState) -> Router {
             get(dashboard::get_logout).post(dashboard::post_logout),
         )
         .route("/systems/{id}", get(dashboard::system_page))
+        .route(
+            "/systems/{id}/applicability",
+            post(forms::post_applicability),
+        )
+        .route("/systems/{id}/acknowledge", post(forms::post_acknowledge))
+        // The upload form bounds its own fields and file (max_upload_bytes).
+        .route(
+            "/systems/{id}/uploads",
+            post(forms::post_upload).layer(DefaultBodyLimit::disable()),
+        )
         .route("/systems/{id}/controls/{control}", get(pages::control_page))
         .route("/controls/{control}", get(pages::control_across_systems))
         .route("/sources", get(pages::sources_page))

@@ -32,9 +32,39 @@ pub async fn append(
     Ok(outcome.results.iter().map(|r| r.1).collect())
 }
 
-/// `POST /v1/findings/{id}/acknowledge` (admin), body `{"reason","expires_at"}`: accepts the
-/// risk of an open finding until `expires_at` (after now, at most 365 days ahead). Answers the
-/// finding as it is now, carrying `acknowledged`.
+/// Accepts, for `by`, the risk of the open finding `id` as `req` says (reason; expiry after now,
+/// at most 365 days ahead) and answers the finding as it is now, carrying `acknowledged`. 404
+/// for a finding that is not open, 400 for a request the model refuses.
+pub async fn acknowledge(
+    state: &AppState,
+    by: &str,
+    id: &str,
+    req: &AcknowledgeRequest,
+) -> Result<Finding, ApiError> {
+    crate::assess::flush(state).await?;
+    let finding = state
+        .store
+        .findings(None)
+        .await?
+        .into_iter()
+        .find(|f| f.id == id)
+        .ok_or_else(|| ApiError::not_found(format!("no open finding {id:?}")))?;
+    let now = Timestamp::now();
+    let record = acknowledgement_record(&finding.system, &finding.id, req, by, now)
+        .map_err(|e| ApiError::bad_request("invalid_request", e.to_string()))?;
+    append(state, by, std::slice::from_ref(&record), now).await?;
+    tracing::info!(finding = %finding.id, system = %finding.system, expires_at = %req.expires_at, "finding acknowledged");
+    state
+        .store
+        .findings(Some(&finding.system))
+        .await?
+        .into_iter()
+        .find(|f| f.id == id)
+        .ok_or_else(|| ApiError::internal("the acknowledged finding vanished on re-assessment"))
+}
+
+/// `POST /v1/findings/{id}/acknowledge` (admin), body `{"reason","expires_at"}`: see
+/// [`acknowledge`].
 #[tracing::instrument(name = "acknowledge", skip_all, fields(by = %principal.name))]
 pub async fn post_acknowledge(
     State(state): State<AppState>,
@@ -47,25 +77,5 @@ pub async fn post_acknowledge(
     check_json_content_type(&headers)?;
     let bytes = read_body(&headers, body, state.limits.max_body_bytes).await?;
     let req: AcknowledgeRequest = parse_json(&bytes)?;
-    crate::assess::flush(&state).await?;
-    let finding = state
-        .store
-        .findings(None)
-        .await?
-        .into_iter()
-        .find(|f| f.id == id)
-        .ok_or_else(|| ApiError::not_found(format!("no open finding {id:?}")))?;
-    let now = Timestamp::now();
-    let record = acknowledgement_record(&finding.system, &finding.id, &req, &principal.name, now)
-        .map_err(|e| ApiError::bad_request("invalid_request", e.to_string()))?;
-    append(&state, &principal.name, std::slice::from_ref(&record), now).await?;
-    tracing::info!(finding = %finding.id, system = %finding.system, expires_at = %req.expires_at, "finding acknowledged");
-    let now_finding = state
-        .store
-        .findings(Some(&finding.system))
-        .await?
-        .into_iter()
-        .find(|f| f.id == id)
-        .ok_or_else(|| ApiError::internal("the acknowledged finding vanished on re-assessment"))?;
-    Ok(Json(now_finding))
+    Ok(Json(acknowledge(&state, &principal.name, &id, &req).await?))
 }

@@ -38,8 +38,9 @@ fn bad(message: impl Into<String>) -> ApiError {
     ApiError::bad_request("invalid_upload", message)
 }
 
-/// The query of an upload, checked.
-struct UploadQuery {
+/// What an upload states besides its bytes, checked (the query of `POST /v1/uploads`, or the
+/// fields of the dashboard's upload form).
+pub(crate) struct UploadQuery {
     system: String,
     kind: String,
     name: String,
@@ -47,12 +48,22 @@ struct UploadQuery {
     expires_at: Option<Timestamp>,
 }
 
-fn upload_query(state: &AppState, q: &HashMap<String, String>) -> Result<UploadQuery, ApiError> {
-    const KNOWN: [&str; 5] = ["system", "kind", "name", "artifact_time", "expires_at"];
-    if let Some(k) = q.keys().find(|k| !KNOWN.contains(&k.as_str())) {
+/// The parameters an upload takes.
+pub(crate) const UPLOAD_PARAMETERS: [&str; 5] =
+    ["system", "kind", "name", "artifact_time", "expires_at"];
+
+/// Checks an upload's parameters ([`UPLOAD_PARAMETERS`]; an unknown one is refused).
+pub(crate) fn upload_query(
+    state: &AppState,
+    q: &HashMap<String, String>,
+) -> Result<UploadQuery, ApiError> {
+    if let Some(k) = q.keys().find(|k| !UPLOAD_PARAMETERS.contains(&k.as_str())) {
         return Err(ApiError::bad_request(
             "invalid_query",
-            format!("unknown parameter {k:?} (expected {})", KNOWN.join(", ")),
+            format!(
+                "unknown parameter {k:?} (expected {})",
+                UPLOAD_PARAMETERS.join(", ")
+            ),
         ));
     }
     let need = |k: &str| {
@@ -84,27 +95,46 @@ fn upload_query(state: &AppState, q: &HashMap<String, String>) -> Result<UploadQ
     })
 }
 
-/// `POST /v1/uploads?system=&kind=&name=[&artifact_time=][&expires_at=]` (admin, raw body)
-/// → 201 `{"record_id","sha256","leaf_index"}`.
-#[tracing::instrument(name = "upload", skip_all, fields(by = %principal.name))]
-pub async fn post_upload(
-    State(state): State<AppState>,
-    principal: Principal,
-    ApiQuery(q): ApiQuery<HashMap<String, String>>,
-    headers: axum::http::HeaderMap,
-    body: Body,
-) -> Result<Response, ApiError> {
-    principal.require_admin()?;
-    let q = upload_query(&state, &q)?;
+/// 413 when a declared body length is over the upload limit.
+pub(crate) fn check_declared_length(state: &AppState, len: Option<u64>) -> Result<(), ApiError> {
     let limit = state.limits.max_upload_bytes;
-    if let Some(len) = crate::api::declared_length(&headers)
-        && len > limit as u64
-    {
-        return Err(ApiError::too_large(format!(
+    match len {
+        Some(len) if len > limit as u64 => Err(ApiError::too_large(format!(
             "the upload is {len} bytes, the limit is {limit} (max_upload_bytes)"
-        )));
+        ))),
+        _ => Ok(()),
     }
+}
 
+/// A stored upload.
+#[derive(Clone, Debug)]
+pub(crate) struct Uploaded {
+    /// The record's ID.
+    pub record_id: aims_model::RecordId,
+    /// SHA-256 of the bytes.
+    pub sha256: ContentHash,
+    /// Their size.
+    pub size: u64,
+    /// The record's leaf.
+    pub leaf_index: Option<u64>,
+    /// The record's locator.
+    pub locator: String,
+}
+
+/// Stores the upload `q` by `by` whose bytes arrive on `chunks`: streamed to the blob store's
+/// staging area while hashing, bounded by `max_upload_bytes`, parsed as a collected file would
+/// be, kept by SHA-256, and its `manual` record appended. Nothing is kept if any step fails.
+pub(crate) async fn store_upload<S, E>(
+    state: &AppState,
+    by: &str,
+    q: UploadQuery,
+    mut chunks: S,
+) -> Result<Uploaded, ApiError>
+where
+    S: futures_util::Stream<Item = Result<bytes::Bytes, E>> + Unpin,
+    E: std::fmt::Display,
+{
+    let limit = state.limits.max_upload_bytes;
     // Stream to a staged file beside the blobs, hashing as it arrives.
     let dir = state.store.blob_staging_dir();
     tokio::fs::create_dir_all(&dir)
@@ -120,8 +150,7 @@ pub async fn post_upload(
     let mut size: u64 = 0;
     // The bytes are also kept in memory while the upload is small enough to parse.
     let mut head: Option<Vec<u8>> = Some(Vec::new());
-    let mut stream = body.into_data_stream();
-    while let Some(chunk) = stream.next().await {
+    while let Some(chunk) = chunks.next().await {
         let chunk = chunk.map_err(|e| bad(format!("the upload was interrupted: {e}")))?;
         size += chunk.len() as u64;
         if size > limit as u64 {
@@ -165,7 +194,7 @@ pub async fn post_upload(
         size,
         artifact_time: q.artifact_time.or(parsed_time),
         expires_at: q.expires_at,
-        by: principal.name.clone(),
+        by: by.to_owned(),
         at: now,
         metadata,
     })
@@ -183,30 +212,50 @@ pub async fn post_upload(
             return Err(e.into());
         }
     };
-    let leaves =
-        match crate::manual::append(&state, &principal.name, std::slice::from_ref(&record), now)
-            .await
-        {
-            Ok(l) => l,
-            Err(e) => {
-                if new_blob {
-                    let _ = state.store.delete_blob(&sha256).await;
-                }
-                return Err(e);
+    let leaves = match crate::manual::append(state, by, std::slice::from_ref(&record), now).await {
+        Ok(l) => l,
+        Err(e) => {
+            if new_blob {
+                let _ = state.store.delete_blob(&sha256).await;
             }
-        };
+            return Err(e);
+        }
+    };
     let record_id = record
         .record_id()
         .map_err(|e| ApiError::internal(format!("record id: {e}")))?;
     tracing::info!(system = %q.system, kind = %q.kind, name = %q.name, %sha256, size, "evidence uploaded");
+    Ok(Uploaded {
+        record_id,
+        sha256,
+        size,
+        leaf_index: leaves.first().copied(),
+        locator: record.locator,
+    })
+}
+
+/// `POST /v1/uploads?system=&kind=&name=[&artifact_time=][&expires_at=]` (admin, raw body)
+/// → 201 `{"record_id","sha256","leaf_index"}`.
+#[tracing::instrument(name = "upload", skip_all, fields(by = %principal.name))]
+pub async fn post_upload(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiQuery(q): ApiQuery<HashMap<String, String>>,
+    headers: axum::http::HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    principal.require_admin()?;
+    let q = upload_query(&state, &q)?;
+    check_declared_length(&state, crate::api::declared_length(&headers))?;
+    let u = store_upload(&state, &principal.name, q, body.into_data_stream()).await?;
     Ok((
         StatusCode::CREATED,
         Json(json!({
-            "record_id": record_id,
-            "sha256": sha256,
-            "size": size,
-            "leaf_index": leaves.first().copied(),
-            "locator": record.locator,
+            "record_id": u.record_id,
+            "sha256": u.sha256,
+            "size": u.size,
+            "leaf_index": u.leaf_index,
+            "locator": u.locator,
         })),
     )
         .into_response())

@@ -14,6 +14,7 @@ mod dashboard;
 mod deploy_files;
 mod examples;
 mod faults;
+mod forms;
 mod freshness;
 mod hostile;
 mod integrity;

@@ -58,7 +58,7 @@ three-line body (origin, size, base64 root), and a separate clock key adds a tim
 | `log/index.txt` | partial exports only: the leaf index of each line of `log/entries.jsonl` |
 @RECEIPTS@@SINCE@| `oscal/assessment-results.json` | OSCAL 1.2.3 assessment results: one finding per (system, control), one observation per record the status rests on |
 | `oscal/catalog.json` | the OSCAL catalog of the ISO/IEC 42001 Annex A controls used |
-| `catalog/*.yaml` | the catalog data (controls, kinds, rules, requirements) the assessment used |
+| `catalog/*.yaml` | the catalog data (controls, kinds, rules, requirements, maturity levels) the assessment used |
 | `confirmations/<sha256>.json` | the listing each confirmation entry names (the canonical JSON whose SHA-256 the signed entry holds): which artifacts a source still listed, with which content, at the confirmation's time |
 | `trust/policy.txt`, `trust/log.pub.pem`, `trust/clock.pub.pem` | **convenience copies only**: a copy inside the bundle proves nothing; compare them with the keys you pinned |
 
