@@ -203,6 +203,47 @@ pub fn fresh_until(t: Timestamp, now: Timestamp) -> Markup {
     html! { "fresh " (until(t, now)) }
 }
 
+/// A system's maturity in words (issue 14 item 6): the median and lowest level of its
+/// applicable controls, each with its level name from the catalog.
+pub fn maturity_sentence(
+    model: &aims_catalog::MaturityModel,
+    s: Option<aims_catalog::MaturitySummary>,
+) -> String {
+    match s {
+        None => "No control applies to this system, so it has no maturity.".to_owned(),
+        Some(s) => format!(
+            "Maturity over {} applicable controls: median {} of 5 ({}), lowest {} of 5 ({}).",
+            s.applicable,
+            s.median,
+            model.name(s.median),
+            s.min,
+            model.name(s.min)
+        ),
+    }
+}
+
+/// The grid's maturity cell: `median M · lowest L` as text, the whole sentence as its title.
+pub fn maturity_cell(
+    model: &aims_catalog::MaturityModel,
+    s: Option<aims_catalog::MaturitySummary>,
+) -> Markup {
+    html! {
+        td.maturity title=(maturity_sentence(model, s)) {
+            @match s {
+                Some(s) => { "median " strong { (s.median) } " · lowest " (s.min) }
+                None => { "n/a" }
+            }
+        }
+    }
+}
+
+/// The maturity summary of a system's control views.
+pub fn maturity_of(
+    views: &[aims_model::wire::ControlView],
+) -> Option<aims_catalog::MaturitySummary> {
+    aims_catalog::maturity::summarize(views.iter().map(|v| (v.status, v.maturity)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -358,45 +399,4 @@ mod tests {
         );
         assert_eq!(days_left(ts("2026-12-01T00:00:00Z"), now), 0);
     }
-}
-
-/// A system's maturity in words (issue 14 item 6): the median and lowest level of its
-/// applicable controls, each with its level name from the catalog.
-pub fn maturity_sentence(
-    model: &aims_catalog::MaturityModel,
-    s: Option<aims_catalog::MaturitySummary>,
-) -> String {
-    match s {
-        None => "No control applies to this system, so it has no maturity.".to_owned(),
-        Some(s) => format!(
-            "Maturity over {} applicable controls: median {} of 5 ({}), lowest {} of 5 ({}).",
-            s.applicable,
-            s.median,
-            model.name(s.median),
-            s.min,
-            model.name(s.min)
-        ),
-    }
-}
-
-/// The grid's maturity cell: `median M · lowest L` as text, the whole sentence as its title.
-pub fn maturity_cell(
-    model: &aims_catalog::MaturityModel,
-    s: Option<aims_catalog::MaturitySummary>,
-) -> Markup {
-    html! {
-        td.maturity title=(maturity_sentence(model, s)) {
-            @match s {
-                Some(s) => { "median " strong { (s.median) } " · lowest " (s.min) }
-                None => { "n/a" }
-            }
-        }
-    }
-}
-
-/// The maturity summary of a system's control views.
-pub fn maturity_of(
-    views: &[aims_model::wire::ControlView],
-) -> Option<aims_catalog::MaturitySummary> {
-    aims_catalog::maturity::summarize(views.iter().map(|v| (v.status, v.maturity)))
 }

@@ -147,20 +147,32 @@ pub async fn form_state(state: &AppState, headers: &HeaderMap) -> (FormState, Op
     (FormState { token, flash }, clear)
 }
 
-/// A refusal page: nothing was saved, and why.
-fn refusal(status: StatusCode, text: &str) -> Response {
-    (
-        status,
-        page(
-            "Not saved",
-            html! {
-                h1 { "Not saved" }
-                p.error #form-refusal { (text) }
-                p { a href="/" { "Back to the dashboard" } }
-            },
-        ),
-    )
-        .into_response()
+/// A form post refused before anything was considered: the status and why.
+pub struct Refusal {
+    status: StatusCode,
+    text: &'static str,
+}
+
+fn refusal(status: StatusCode, text: &'static str) -> Refusal {
+    Refusal { status, text }
+}
+
+/// The refusal page: nothing was saved, and why.
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        (
+            self.status,
+            page(
+                "Not saved",
+                html! {
+                    h1 { "Not saved" }
+                    p.error #form-refusal { (self.text) }
+                    p { a href="/" { "Back to the dashboard" } }
+                },
+            ),
+        )
+            .into_response()
+    }
 }
 
 /// The admin session of a form post from this site, or the refusal page. The form token is
@@ -168,7 +180,7 @@ fn refusal(status: StatusCode, text: &str) -> Response {
 async fn admin_session(
     state: &AppState,
     headers: &HeaderMap,
-) -> Result<(String, Principal), Response> {
+) -> Result<(String, Principal), Refusal> {
     if let Some(why) = cross_site_refusal(headers) {
         tracing::info!(reason = why, "refused a cross-site form post");
         return Err(refusal(
@@ -205,7 +217,7 @@ async fn admin_session(
 }
 
 /// The form token check, as a refusal page.
-fn check_token(state: &AppState, session: &str, sent: Option<&str>) -> Result<(), Response> {
+fn check_token(state: &AppState, session: &str, sent: Option<&str>) -> Result<(), Refusal> {
     csrf::check_token(state.keys.form_key(), session, sent).map_err(|why| {
         tracing::info!(?why, "refused a form post without its session's token");
         refusal(StatusCode::FORBIDDEN, why.message())
@@ -244,7 +256,7 @@ fn not_saved(e: &ApiError) -> Flash {
 }
 
 /// The fields of a URL-encoded form post (the last of a repeated name wins), or the refusal.
-fn urlencoded(headers: &HeaderMap, body: &[u8]) -> Result<HashMap<String, String>, Response> {
+fn urlencoded(headers: &HeaderMap, body: &[u8]) -> Result<HashMap<String, String>, Refusal> {
     let form = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -276,6 +288,19 @@ fn date_field(field: &str, value: &str) -> Result<Option<Timestamp>, ApiError> {
         .map_err(|e| bad(format!("{field}: {e} (a date, YYYY-MM-DD)")))
 }
 
+/// A URL-encoded form post that passed every check: an admin's session from this site, with
+/// the session's token. Its session id, principal and fields.
+async fn admin_form(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<(String, Principal, HashMap<String, String>), Refusal> {
+    let (session, principal) = admin_session(state, headers).await?;
+    let fields = urlencoded(headers, body)?;
+    check_token(state, &session, fields.get(csrf::FIELD).map(String::as_str))?;
+    Ok((session, principal, fields))
+}
+
 /// `POST /systems/{id}/applicability` (fields `csrf`, `control` — a control ID or `group:A.10`
 /// —, `applicable` = `yes`/`no`, `justification`).
 pub async fn post_applicability(
@@ -284,25 +309,13 @@ pub async fn post_applicability(
     headers: HeaderMap,
     body: bytes::Bytes,
 ) -> Response {
-    let (session, principal) = match admin_session(&state, &headers).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
-    let fields = match urlencoded(&headers, &body) {
+    let (session, principal, fields) = match admin_form(&state, &headers, &body).await {
         Ok(f) => f,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
-    if let Err(r) = check_token(
-        &state,
-        &session,
-        fields.get(csrf::FIELD).map(String::as_str),
-    ) {
-        return r;
-    }
-    let flash = match set_applicability(&state, &principal, &system, &fields).await {
-        Ok(f) => f,
-        Err(e) => not_saved(&e),
-    };
+    let flash = set_applicability(&state, &principal, &system, &fields)
+        .await
+        .unwrap_or_else(|e| not_saved(&e));
     back(&state, &session, &system, flash)
 }
 
@@ -371,25 +384,13 @@ pub async fn post_acknowledge(
     headers: HeaderMap,
     body: bytes::Bytes,
 ) -> Response {
-    let (session, principal) = match admin_session(&state, &headers).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
-    let fields = match urlencoded(&headers, &body) {
+    let (session, principal, fields) = match admin_form(&state, &headers, &body).await {
         Ok(f) => f,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
-    if let Err(r) = check_token(
-        &state,
-        &session,
-        fields.get(csrf::FIELD).map(String::as_str),
-    ) {
-        return r;
-    }
-    let flash = match accept_risk(&state, &principal, &system, &fields).await {
-        Ok(f) => f,
-        Err(e) => not_saved(&e),
-    };
+    let flash = accept_risk(&state, &principal, &system, &fields)
+        .await
+        .unwrap_or_else(|e| not_saved(&e));
     back(&state, &session, &system, flash)
 }
 
@@ -438,20 +439,21 @@ pub async fn post_upload(
 ) -> Response {
     let (session, principal) = match admin_session(&state, &headers).await {
         Ok(s) => s,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let Ok(multipart) = multipart else {
         return refusal(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "The upload form must be sent as multipart/form-data.",
-        );
+        )
+        .into_response();
     };
     let declared =
         crate::api::declared_length(&headers).map(|l| l.saturating_sub(FORM_OVERHEAD_BYTES));
     let outcome = upload(&state, &session, &principal, &system, declared, multipart).await;
     match outcome {
         Ok(flash) => back(&state, &session, &system, flash),
-        Err(Step::Refused(r)) => r,
+        Err(Step::Refused(r)) => r.into_response(),
         Err(Step::Failed(e)) => back(&state, &session, &system, not_saved(&e)),
     }
 }
@@ -459,7 +461,7 @@ pub async fn post_upload(
 /// Why an upload form post stopped.
 enum Step {
     /// Refused before anything was considered (the token).
-    Refused(Response),
+    Refused(Refusal),
     /// Considered and not saved.
     Failed(ApiError),
 }

@@ -6,7 +6,7 @@
 //! are refused with 403 and write nothing.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
-use aims_e2e::{ServerProcess, get_json, get_text, http, run_seed_pipeline};
+use aims_e2e::{ServerProcess, browse, get_json, get_text, http, run_seed_pipeline};
 
 const SYSTEM: &str = "credit-risk";
 const BOUNDARY: &str = "----aims-e2e-form-boundary";
@@ -157,6 +157,23 @@ async fn issue_14_admin_forms_write_the_ledger_and_refuse_forgeries() {
     let base = server.url.clone();
     let admin_cookie = session_cookie(&server, &admin).await;
     let viewer_cookie = session_cookie(&server, &viewer).await;
+
+    // Chromium renders the admin's forms (signed in with a sign-in link, as a person would).
+    let url = format!("{base}/?token={admin}&next=/systems/{SYSTEM}");
+    let shot = std::env::var("AIMS_SCREENSHOT_DIR")
+        .ok()
+        .map(|d| std::path::Path::new(&d).join("system-forms.png"));
+    let dom = tokio::task::spawn_blocking(move || browse(&url, shot.as_deref()).unwrap())
+        .await
+        .unwrap();
+    for form in [
+        "id=\"applicability-form\"",
+        "id=\"upload-form\"",
+        "enctype=\"multipart/form-data\"",
+        "class=\"accept-form\"",
+    ] {
+        assert!(dom.contains(form), "Chromium's DOM lacks {form}");
+    }
 
     // The admin sees the three forms; the viewer sees none, and no token.
     let page = system_page(&server, &admin_cookie).await;
