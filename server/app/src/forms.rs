@@ -411,15 +411,20 @@ async fn accept_risk(
         reason: fields.get("reason").cloned().unwrap_or_default(),
         expires_at,
     };
-    let finding: Finding = crate::manual::acknowledge(state, &principal.name, id, &req).await?;
-    if finding.system != system {
-        // Recorded all the same: the finding names its own system; say which.
-        return Ok(saved(format!(
-            "Saved: the risk of finding {id} (system {}) is accepted until {}.",
-            finding.system,
-            crate::display::day(expires_at)
+    // The page's own findings only: a finding of another system is not accepted from here.
+    crate::assess::flush(state).await?;
+    if !state
+        .store
+        .findings(Some(system))
+        .await?
+        .iter()
+        .any(|f| f.id == id)
+    {
+        return Err(ApiError::not_found(format!(
+            "no open finding {id:?} on this system"
         )));
     }
+    let finding: Finding = crate::manual::acknowledge(state, &principal.name, id, &req).await?;
     Ok(saved(format!(
         "Saved: the risk of the {} finding on {} is accepted until {}.",
         finding.kind.as_str(),

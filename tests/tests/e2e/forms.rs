@@ -427,6 +427,25 @@ async fn issue_14_admin_forms_write_the_ledger_and_refuse_forgeries() {
         class.contains("notice error") && text.contains("expires_at"),
         "{text}"
     );
+    // A finding that is not open on this system: refused, readably.
+    let r = post_form(
+        &server,
+        &ack,
+        &admin_cookie,
+        From::ThisSite,
+        &[
+            ("csrf", &token),
+            ("finding", "no-such-finding"),
+            ("reason", "x"),
+            ("expires", &until),
+        ],
+    )
+    .await;
+    let (class, text) = outcome(&server, &admin_cookie, r).await;
+    assert!(
+        class.contains("notice error") && text.contains("no open finding"),
+        "{text}"
+    );
     // From a viewer's session: refused.
     let fields = [
         ("csrf", token.as_str()),
