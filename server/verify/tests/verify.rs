@@ -64,6 +64,36 @@ fn full_bundle_verifies() {
     );
 }
 
+/// A bundle written before the maturity levels became catalog data carries four catalog files;
+/// it still verifies (the built-in levels stand in; maturity is not compared).
+#[test]
+fn bundle_without_the_maturity_file_verifies() {
+    let (k, _, mut files) = good();
+    assert!(files.remove("catalog/maturity.yaml").is_some());
+    let cat: Vec<(String, Vec<u8>)> = files
+        .iter()
+        .filter(|(p, _)| p.starts_with("catalog/"))
+        .map(|(p, d)| (p.clone(), d.clone()))
+        .collect();
+    assert_eq!(cat.len(), 4);
+    // The manifest lists the catalog files in DATA_FILES order, as the server writes them.
+    let order = |p: &str| {
+        aims_catalog::DATA_FILES
+            .iter()
+            .position(|n| p.ends_with(n))
+            .unwrap()
+    };
+    let mut cat = cat;
+    cat.sort_by_key(|(p, _)| order(p));
+    let sha = catalog_hash(&cat);
+    relist(&mut files);
+    edit_manifest(&mut files, |m| {
+        m["catalog"]["files"] = json!(cat.iter().map(|(p, _)| p.clone()).collect::<Vec<_>>());
+        m["catalog"]["sha256"] = json!(sha);
+    });
+    assert_verified(&run(&files, &pinned(&k)));
+}
+
 #[test]
 fn partial_bundle_verifies_and_follows_prev_chains() {
     let k = keys(1);

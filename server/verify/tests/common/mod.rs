@@ -180,7 +180,7 @@ fn findings(entries: &[(u64, &Vec<u8>)], system: Option<&str>) -> Vec<Value> {
     out
 }
 
-fn catalog_hash(files: &[(String, Vec<u8>)]) -> String {
+pub fn catalog_hash(files: &[(String, Vec<u8>)]) -> String {
     let mut buf = Vec::new();
     for (path, data) in files {
         buf.extend_from_slice(path.rsplit('/').next().unwrap().as_bytes());
