@@ -6,7 +6,8 @@
 //! URL), or a bearer header for scripts. The session cookie holds a random id, never the token
 //! (see `auth.rs`); the sign-in and sign-out forms refuse cross-site submissions, and `next` is
 //! only ever a path on this site. Every page carries a strict Content-Security-Policy (no
-//! scripts; the one stylesheet allowed by its hash, see `http_util.rs`).
+//! scripts; the one stylesheet allowed by its hash, see `http_util.rs`). An admin's session also
+//! gets the write forms of the system page (`forms.rs`, guarded by `csrf.rs`).
 
 use std::collections::{HashMap, HashSet};
 
