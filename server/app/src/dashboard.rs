@@ -725,11 +725,12 @@ pub async fn system_page(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    if let Err(r) = viewer(&state, &headers).await {
-        return r;
-    }
+    let principal = match viewer(&state, &headers).await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
     // An admin's session gets the write forms; a form post's outcome is shown once.
-    let (forms, clear_flash) = crate::forms::form_state(&state, &headers).await;
+    let (forms, clear_flash) = crate::forms::form_state(&state, &headers, &principal);
     let mut resp = match render_system(&state, &id, &forms).await {
         Ok(m) => m.into_response(),
         Err(e) => e.into_response(),

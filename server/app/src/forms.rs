@@ -132,10 +132,18 @@ fn read_flash(state: &AppState, headers: &HeaderMap, session: &str) -> Option<Fl
     bool::from(expected.as_slice().ct_eq(&mac)).then_some(Flash { ok, text })
 }
 
-/// The forms' state for a page request: the token for an admin's session, and the outcome of
-/// the last post (with the `Set-Cookie` value that clears it, to send with the page).
-pub async fn form_state(state: &AppState, headers: &HeaderMap) -> (FormState, Option<String>) {
-    let Ok(Some((session, principal))) = auth::session_of(state, headers).await else {
+/// The forms' state for a page request by `principal`, whom the page already authenticated from
+/// these headers: the token when that was an admin's session (not a bearer header), and the
+/// outcome of the last post (with the `Set-Cookie` value that clears it, to send with the page).
+pub fn form_state(
+    state: &AppState,
+    headers: &HeaderMap,
+    principal: &Principal,
+) -> (FormState, Option<String>) {
+    if auth::bearer(headers).is_some() {
+        return (FormState::default(), None);
+    }
+    let Some(session) = auth::session_cookie(headers, state.tls) else {
         return (FormState::default(), None);
     };
     let token = (principal.role == aims_store::Role::Admin)
