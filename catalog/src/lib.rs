@@ -29,7 +29,7 @@ pub use catalog::{
 };
 pub use classify::{Facts, Rule};
 pub use error::CatalogError;
-pub use history::{ControlHistory, StatusInterval, history, status_at};
+pub use history::{ControlHistory, StatusInterval, Timeline, history, status_at};
 pub use replay::{Replay, ReplayBuilder, ReplayError};
 
 /// The kind of an artifact that no rule recognised. It is hashed and kept, and maps to no

@@ -28,6 +28,7 @@ pub mod pages;
 pub mod serve;
 pub mod settings;
 pub mod sources;
+pub mod timelines;
 pub mod tls;
 pub mod trend;
 pub mod uploads;
@@ -92,6 +93,8 @@ pub struct AppState {
     pub notifier: Option<Arc<notify::Notifier>>,
     /// The dashboard's last computed trends (reused while the ledger does not grow).
     pub trend: Arc<trend::TrendCache>,
+    /// Each system's history, materialised (`timelines.rs`).
+    pub timelines: Arc<timelines::Timelines>,
 }
 
 impl AppState {
@@ -126,6 +129,7 @@ impl AppState {
                 .fold(settings.notify.warn_days, u32::max),
             notifier: None,
             trend: Arc::default(),
+            timelines: Arc::default(),
         }
     }
 }
