@@ -431,6 +431,7 @@ pub fn router(state: AppState) -> Router {
         .route("/systems/{id}/controls/{control}", get(pages::control_page))
         .route("/controls/{control}", get(pages::control_across_systems))
         .route("/sources", get(pages::sources_page))
+        .route("/sources/{agent}/{source}", get(pages::source_page))
         .route("/evidence/{id}", get(evidence::evidence_page))
         .route("/audit", get(audit::audit_page))
         .route("/audit/check", get(audit::check_page))
