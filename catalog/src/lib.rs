@@ -31,7 +31,7 @@ pub use catalog::{
 };
 pub use classify::{Facts, Rule};
 pub use error::CatalogError;
-pub use history::{ControlHistory, StatusInterval, history, status_at};
+pub use history::{ControlHistory, StatusInterval, Timeline, history, status_at};
 pub use maturity::{MaturityFacts, MaturityModel, MaturitySummary};
 pub use replay::{Replay, ReplayBuilder, ReplayError};
 

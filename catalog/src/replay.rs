@@ -209,7 +209,7 @@ impl Replay {
 
     /// Per leaf, the newest confirmation time later than the record's own `observed_at`,
     /// counting only confirmations the server had received by `at` (all when `None`).
-    fn confirmed_as_of(&self, at: Option<Timestamp>) -> HashMap<u64, Timestamp> {
+    pub(crate) fn confirmed_as_of(&self, at: Option<Timestamp>) -> HashMap<u64, Timestamp> {
         let mut out = HashMap::new();
         for history in self.systems.values() {
             for e in history {

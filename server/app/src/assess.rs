@@ -55,6 +55,15 @@ async fn assess_if_any(
     if history.is_empty() {
         return Ok(false);
     }
+    // What another replica's ingest would change: this process's timeline is then stale.
+    state.timelines.observe(
+        system,
+        (
+            history.len(),
+            history.iter().map(|e| e.leaf_index).max(),
+            history.iter().filter_map(|e| e.confirmed_at).max(),
+        ),
+    );
     let mut obs = aims_catalog::Observations::default();
     let evidence: Vec<aims_catalog::Evidence> = history
         .into_iter()
@@ -106,6 +115,7 @@ pub async fn mark_dirty(state: &AppState, systems: &[String]) {
     if systems.is_empty() {
         return;
     }
+    state.timelines.mark_stale(systems);
     let mut dirty = state.dirty.lock().await;
     dirty.extend(systems.iter().cloned());
 }
@@ -181,11 +191,25 @@ pub async fn ticker(
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut quick = tokio::time::interval(std::time::Duration::from_secs(1));
     quick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut warmed = false;
     loop {
         tokio::select! {
             _ = interval.tick() => {
                 if let Err(e) = reassess_all(&state).await {
                     tracing::warn!(status = %e.status(), "periodic re-assessment failed");
+                }
+                if !warmed {
+                    // After the start-up assessment, materialise every system's history in the
+                    // background so the first dashboard read does not.
+                    warmed = true;
+                    let state = state.clone();
+                    tokio::spawn(async move {
+                        let started = std::time::Instant::now();
+                        match crate::timelines::warm(&state).await {
+                            Ok(n) => tracing::info!(systems = n, ms = started.elapsed().as_millis() as u64, "timelines built"),
+                            Err(e) => tracing::warn!(status = %e.status(), "building timelines failed"),
+                        }
+                    });
                 }
             }
             _ = quick.tick() => {

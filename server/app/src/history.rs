@@ -12,8 +12,9 @@
 //! Bad input answers 400 naming the parameter: unparseable times, `at` in the future, `from` not
 //! before `to`, periods over five years; an unknown system 404. Nothing is computed for them.
 //!
-//! Cost: one system's entries (its records and its sources' confirmations) are read and replayed
-//! per request; a report reads each system once.
+//! Cost: histories and reports read each system's materialised timeline (`timelines.rs`), a clip
+//! of memory between change points; `?at=` and the alias timeline replay the system's entries
+//! (its records and its sources' confirmations) per request.
 
 use std::collections::HashMap;
 
@@ -94,6 +95,17 @@ pub fn parse_period(
 /// The replay of one system's entries and its sources' confirmations; `None` when the ledger
 /// holds no record of it.
 pub async fn system_replay(state: &AppState, system: &str) -> Result<Option<Replay>, ApiError> {
+    Ok(system_ledger(state, system)
+        .await?
+        .map(|(replay, _)| replay))
+}
+
+/// [`system_replay`], with the leaf and receipt of every entry read (records and
+/// confirmations): what a [`aims_catalog::Timeline`] needs to advance.
+pub async fn system_ledger(
+    state: &AppState,
+    system: &str,
+) -> Result<Option<(Replay, Vec<(u64, Timestamp)>)>, ApiError> {
     let rows = state.store.system_entries(system).await?;
     let mut entries = Vec::with_capacity(rows.len());
     let mut listings: HashMap<ContentHash, Listing> = HashMap::new();
@@ -115,9 +127,10 @@ pub async fn system_replay(state: &AppState, system: &str) -> Result<Option<Repl
     if !entries.iter().any(|(_, e)| e.record.is_some()) {
         return Ok(None);
     }
+    let receipts = entries.iter().map(|(i, e)| (*i, e.received_at)).collect();
     let replay =
         Replay::new(entries.iter().map(|(i, e)| (*i, e)), &listings).map_err(ApiError::internal)?;
-    Ok(Some(replay))
+    Ok(Some((replay, receipts)))
 }
 
 /// The controls of `system` as of `at`; `None` when nothing of it had been received by then.
@@ -318,7 +331,8 @@ pub struct HistoryResponse {
     controls: Vec<ControlHistory>,
 }
 
-/// The history of one system over `[from, to)`; 404 when the ledger has no record of it.
+/// The history of one system over `[from, to)`, from its materialised timeline; 404 when the
+/// ledger has no record of it.
 pub async fn system_history(
     state: &AppState,
     system: &str,
@@ -336,25 +350,11 @@ pub async fn system_history_since(
     from: Timestamp,
     to: Timestamp,
 ) -> Result<(Vec<ControlHistory>, Option<Timestamp>), ApiError> {
-    let replay = system_replay(state, system)
+    let now = Timestamp::now().max(to);
+    let timeline = crate::timelines::timeline(state, system, now)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no AI system {system:?} has evidence")))?;
-    let catalog = state.catalog.clone();
-    let sys = system.to_owned();
-    tokio::task::spawn_blocking(move || {
-        let first = replay.systems.get(&sys).and_then(|h| {
-            h.iter()
-                .filter_map(|e| replay.observations.received.get(&e.leaf_index))
-                .min()
-                .copied()
-        });
-        (
-            aims_catalog::history(&catalog, &replay, &sys, from, to),
-            first,
-        )
-    })
-    .await
-    .map_err(ApiError::internal)
+    Ok((timeline.history(from, to), timeline.first_received()))
 }
 
 /// `GET /v1/systems/{id}/history?from=T1&to=T2`.

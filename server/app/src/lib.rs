@@ -30,6 +30,7 @@ pub mod pages;
 pub mod serve;
 pub mod settings;
 pub mod sources;
+pub mod timelines;
 pub mod tls;
 pub mod trend;
 pub mod uploads;
@@ -94,6 +95,8 @@ pub struct AppState {
     pub notifier: Option<Arc<notify::Notifier>>,
     /// The dashboard's last computed trends (reused while the ledger does not grow).
     pub trend: Arc<trend::TrendCache>,
+    /// Each system's history, materialised (`timelines.rs`).
+    pub timelines: Arc<timelines::Timelines>,
 }
 
 impl AppState {
@@ -128,6 +131,7 @@ impl AppState {
                 .fold(settings.notify.warn_days, u32::max),
             notifier: None,
             trend: Arc::default(),
+            timelines: Arc::default(),
         }
     }
 }
@@ -439,6 +443,7 @@ pub fn router(state: AppState) -> Router {
         .route("/systems/{id}/controls/{control}", get(pages::control_page))
         .route("/controls/{control}", get(pages::control_across_systems))
         .route("/sources", get(pages::sources_page))
+        .route("/sources/{agent}/{source}", get(pages::source_page))
         .route("/evidence/{id}", get(evidence::evidence_page))
         .route("/audit", get(audit::audit_page))
         .route("/audit/check", get(audit::check_page))

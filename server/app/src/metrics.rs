@@ -276,6 +276,21 @@ pub async fn get_metrics(State(state): State<AppState>) -> Result<Response, ApiE
             );
         }
     }
+    let (held, changes) = state.timelines.size();
+    family(
+        &mut out,
+        "aims_timeline_systems",
+        "Systems whose history is materialised in this process.",
+        "gauge",
+    );
+    sample(&mut out, "aims_timeline_systems", &[], held);
+    family(
+        &mut out,
+        "aims_timeline_changes",
+        "Status changes held by the materialised histories (all systems and controls).",
+        "gauge",
+    );
+    sample(&mut out, "aims_timeline_changes", &[], changes);
     // Notification deliveries (issue 15): dead letters and failures show here and on /sources.
     let outbox = state.store.outbox_counts().await?;
     family(

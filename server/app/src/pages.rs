@@ -3,7 +3,7 @@
 //! the rest of the dashboard (maud escapes every value), no scripts, status shown as words as well
 //! as colours.
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use maud::{Markup, html};
@@ -190,17 +190,115 @@ pub async fn control_across_systems(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(control): Path<String>,
+    Query(q): Query<TableQuery>,
 ) -> Response {
     if let Err(r) = viewer(&state, &headers).await {
         return r;
     }
-    match render_across(&state, &control).await {
+    match render_across(&state, &control, &q).await {
         Ok(r) => r,
         Err(e) => e.into_response(),
     }
 }
 
-async fn render_across(state: &AppState, control: &str) -> Result<Response, ApiError> {
+/// Filter and order of a drill-down table, from the query string (links and a GET form: no
+/// script needed): `status` keeps rows of that status, `sort` names a column (`status` orders by
+/// severity, worst first), `desc=1` reverses.
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct TableQuery {
+    status: Option<String>,
+    sort: Option<String>,
+    desc: Option<String>,
+}
+
+impl TableQuery {
+    fn keeps(&self, status: &str) -> bool {
+        self.status
+            .as_deref()
+            .is_none_or(|s| s.is_empty() || s == status)
+    }
+
+    fn descending(&self) -> bool {
+        matches!(self.desc.as_deref(), Some("1" | "true"))
+    }
+
+    /// Orders `rows` by the column `sort` names (`key` gives each row's sort key for a column;
+    /// `None`: the column is unknown and the default order stays).
+    fn order<T, K: Ord>(&self, rows: &mut [T], key: impl Fn(&str, &T) -> Option<K>) {
+        if let Some(col) = self.sort.as_deref() {
+            rows.sort_by(|a, b| match (key(col, a), key(col, b)) {
+                (Some(x), Some(y)) => x.cmp(&y),
+                _ => std::cmp::Ordering::Equal,
+            });
+        }
+        if self.descending() {
+            rows.reverse();
+        }
+    }
+
+    /// A column header that sorts by `col` (again: the other way), keeping the filter.
+    fn header(&self, base: &str, col: &str, label: &str) -> Markup {
+        let same = self.sort.as_deref() == Some(col);
+        let desc = same && !self.descending();
+        let mut pairs = vec![("sort", col.to_owned())];
+        if desc {
+            pairs.push(("desc", "1".to_owned()));
+        }
+        if let Some(st) = self.status.as_deref().filter(|s| !s.is_empty()) {
+            pairs.push(("status", st.to_owned()));
+        }
+        let mark = match (same, self.descending()) {
+            (true, false) => " ▲",
+            (true, true) => " ▼",
+            _ => "",
+        };
+        html! { a href={ (base) "?" (crate::http_util::query(&pairs)) } { (label) (mark) } }
+    }
+
+    /// The status filter as a GET form (`statuses`: the values offered).
+    fn filter_form(&self, statuses: &[&str]) -> Markup {
+        html! {
+            form.filters method="get" {
+                label { "Status " select name="status" {
+                    option value="" { "any" }
+                    @for st in statuses {
+                        option value=(st) selected[self.status.as_deref() == Some(*st)] { (st.replace('_', " ")) }
+                    }
+                } }
+                @if let Some(col) = self.sort.as_deref() { input type="hidden" name="sort" value=(col); }
+                @if self.descending() { input type="hidden" name="desc" value="1"; }
+                " " button type="submit" { "Filter" }
+            }
+        }
+    }
+}
+
+/// Worst first: the order a compliance lead reads statuses in.
+fn severity(s: ControlStatus) -> u8 {
+    match s {
+        ControlStatus::Missing => 0,
+        ControlStatus::Drifted => 1,
+        ControlStatus::Stale => 2,
+        ControlStatus::Fresh => 3,
+        ControlStatus::Excluded => 4,
+        ControlStatus::NotApplicable => 5,
+    }
+}
+
+const STATUSES: [&str; 6] = [
+    "missing",
+    "drifted",
+    "stale",
+    "fresh",
+    "excluded",
+    "not_applicable",
+];
+
+async fn render_across(
+    state: &AppState,
+    control: &str,
+    q: &TableQuery,
+) -> Result<Response, ApiError> {
     let Some(def) = state.catalog.control(control) else {
         return Ok(not_found(
             html! { h1 { "No Annex A control " code { (control) } } },
@@ -218,12 +316,26 @@ async fn render_across(state: &AppState, control: &str) -> Result<Response, ApiE
         let v = views.into_iter().find(|v| v.control == control);
         rows.push((s.id, v));
     }
+    let status_of = |v: &Option<ControlView>| {
+        v.as_ref()
+            .map_or(ControlStatus::NotApplicable, |v| v.status)
+    };
+    let total = rows.len();
+    rows.retain(|(_, v)| q.keeps(status_of(v).as_str()));
+    q.order(&mut rows, |col, (id, v)| match col {
+        "system" => Some((0, id.clone())),
+        "status" => Some((severity(status_of(v)), id.clone())),
+        _ => None,
+    });
+    let base = format!("/controls/{control}");
     Ok(page(
         control,
         html! {
             h1 { (def.id) " " (def.title) }
+            (q.filter_form(&STATUSES))
+            p.muted { (rows.len()) " of " (total) " AI systems shown." }
             table #systems {
-                thead { tr { th { "AI system" } th { "Status" } th { "Why" } } }
+                thead { tr { th { (q.header(&base, "system", "AI system")) } th { (q.header(&base, "status", "Status")) } th { "Why" } } }
                 tbody {
                     @for (id, v) in &rows {
                         @let st = v.as_ref().map_or(ControlStatus::NotApplicable, |v| v.status);
@@ -244,15 +356,39 @@ async fn render_across(state: &AppState, control: &str) -> Result<Response, ApiE
 }
 
 /// `GET /sources`: every agent's sources, their last poll and confirmation, status and error.
-pub async fn sources_page(State(state): State<AppState>, headers: HeaderMap) -> Response {
+pub async fn sources_page(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<TableQuery>,
+) -> Response {
     if let Err(r) = viewer(&state, &headers).await {
         return r;
     }
     let now = Timestamp::now();
-    let sources = match state.store.sources(now).await {
+    let mut sources = match state.store.sources(now).await {
         Ok(s) => s,
         Err(e) => return ApiError::from(e).into_response(),
     };
+    let total = sources.len();
+    sources.retain(|s| q.keeps(s.status.as_str()));
+    let rank = |s: &aims_model::wire::SourceHealth| match s.status {
+        aims_model::wire::SourceStatus::Failing => 0,
+        aims_model::wire::SourceStatus::Silent => 1,
+        aims_model::wire::SourceStatus::Ok => 2,
+    };
+    q.order(&mut sources, |col, s| match col {
+        "agent" => Some((s.agent.clone(), s.source.clone(), 0)),
+        "source" => Some((s.source.clone(), s.agent.clone(), 0)),
+        "type" => Some((s.source_type.clone(), s.source.clone(), 0)),
+        "status" => Some((String::new(), format!("{}{}", rank(s), s.source), 0)),
+        "poll" => Some((
+            s.last_poll_at.map(|t| t.to_string()).unwrap_or_default(),
+            s.source.clone(),
+            0,
+        )),
+        "records" => Some((String::new(), s.source.clone(), s.records)),
+        _ => None,
+    });
     let outbox = match state.store.outbox_counts().await {
         Ok(c) => c,
         Err(e) => return ApiError::from(e).into_response(),
@@ -282,15 +418,24 @@ pub async fn sources_page(State(state): State<AppState>, headers: HeaderMap) -> 
         html! {
             h1 { "Sources" }
             p.muted { "Silent: no poll for three intervals (at least an hour). Failing: the last poll failed." }
-            @if sources.is_empty() { p { "No agent has reported yet." } }
+            (q.filter_form(&["ok", "failing", "silent"]))
+            @if total == 0 { p { "No agent has reported yet." } }
             @else {
+                p.muted { (sources.len()) " of " (total) " sources shown. A source's name lists the evidence it produced." }
                 table #sources {
-                    thead { tr { th { "Agent" } th { "Source" } th { "Type" } th { "Status" } th { "Last poll" } th { "Last confirmation" } th { "Listed" } th { "Records" } th { "Last error" } } }
+                    thead { tr {
+                        th { (q.header("/sources", "agent", "Agent")) } th { (q.header("/sources", "source", "Source")) }
+                        th { (q.header("/sources", "type", "Type")) } th { (q.header("/sources", "status", "Status")) }
+                        th { (q.header("/sources", "poll", "Last poll")) } th { "Last confirmation" } th { "Listed" }
+                        th { (q.header("/sources", "records", "Records")) } th { "Last error" }
+                    } }
                     tbody {
                         @for s in &sources {
                             @let class = match s.status { aims_model::wire::SourceStatus::Ok => "fresh", aims_model::wire::SourceStatus::Failing => "drifted", aims_model::wire::SourceStatus::Silent => "stale" };
                             tr data-source=(s.source) {
-                                td { (s.agent) } td { (s.source) } td { (s.source_type) }
+                                td { (s.agent) }
+                                td { a href={ "/sources/" (urlencoding(&s.agent)) "/" (urlencoding(&s.source)) } { (s.source) } }
+                                td { (s.source_type) }
                                 td class={ "st " (class) } { (s.status.as_str()) }
                                 td { @match s.last_poll_at { Some(t) => (when(t, now)), None => "—" } }
                                 td { @match s.last_confirmed_at { Some(t) => (when(t, now)), None => "—" } }
@@ -314,6 +459,83 @@ pub async fn sources_page(State(state): State<AppState>, headers: HeaderMap) -> 
                                 td { (count(sink, "failed")) }
                                 td class=@if count(sink, "dead") > 0 { "st drifted" } @else { "" } { (count(sink, "dead")) }
                                 td { (last_error(sink)) }
+                            }
+                        }
+                    }
+                }
+            }
+        },
+    )
+    .into_response()
+}
+
+/// A path segment, percent-encoded.
+fn urlencoding(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+/// Records shown on a source's page.
+const SOURCE_RECORDS: u32 = 200;
+
+/// `GET /sources/{agent}/{source}`: the evidence one source produced, newest first.
+pub async fn source_page(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((agent, source)): Path<(String, String)>,
+) -> Response {
+    if let Err(r) = viewer(&state, &headers).await {
+        return r;
+    }
+    let now = Timestamp::now();
+    let health = match state.store.sources(now).await {
+        Ok(all) => all
+            .into_iter()
+            .find(|s| s.agent == agent && s.source == source),
+        Err(e) => return ApiError::from(e).into_response(),
+    };
+    let records = match state
+        .store
+        .evidence_by_source(&source, SOURCE_RECORDS)
+        .await
+    {
+        Ok(r) => r,
+        Err(e) => return ApiError::from(e).into_response(),
+    };
+    // Source ids are per agent: keep this agent's.
+    let records: Vec<_> = records
+        .into_iter()
+        .filter(|e| e.record.agent == agent)
+        .collect();
+    if health.is_none() && records.is_empty() {
+        return not_found(
+            html! { h1 { "No source " code { (source) } " of agent " code { (agent) } } },
+        );
+    }
+    page(
+        &source,
+        html! {
+            p { a href="/sources" { "← Sources" } }
+            h1 { "Source " code { (source) } " of " code { (agent) } }
+            @if let Some(h) = &health {
+                p { (h.source_type) " · " (h.status.as_str())
+                    @if let Some(t) = h.last_poll_at { " · last poll " (when(t, now)) }
+                    @if let Some(t) = h.last_confirmed_at { " · last confirmation " (when(t, now)) } }
+            }
+            @if records.is_empty() { p { "This source has produced no evidence yet." } }
+            @else {
+                p.muted { "The newest " (records.len()) " records it produced (at most " (SOURCE_RECORDS) "), newest first; each links to its evidence page." }
+                table #records {
+                    thead { tr { th { "Received" } th { "AI system" } th { "Kind" } th { "Event" } th { "Artifact" } th { "SHA-256" } th { "Leaf" } } }
+                    tbody {
+                        @for e in &records {
+                            tr {
+                                td { (when(e.received_at, now)) }
+                                td { a href={ "/systems/" (e.record.system) } { (e.record.system) } }
+                                td { (e.record.kind) }
+                                td { (e.record.event.as_str()) }
+                                td { a.mono href={ "/evidence/" (e.record_id) } title=(e.record.locator) { (display::short_locator(&e.record.locator)) } }
+                                td.mono { (&e.record.sha256.as_str()[..12]) "…" }
+                                td { (e.leaf_index) }
                             }
                         }
                     }

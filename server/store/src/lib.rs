@@ -95,6 +95,16 @@ pub trait LedgerStore: Send + Sync + 'static {
         limit: u32,
     ) -> Result<Vec<StoredEvidence>, StoreError>;
 
+    /// The newest records (never confirmations) of source `source`, newest first, at most
+    /// `limit` of them: the evidence a source produced (`/sources` links to it). Source ids are
+    /// per agent; callers keep the rows of the agent they want. Served by an index on
+    /// (source, leaf).
+    async fn evidence_by_source(
+        &self,
+        source: &str,
+        limit: u32,
+    ) -> Result<Vec<StoredEvidence>, StoreError>;
+
     /// Ledger entries `[start, start + limit)` in order.
     async fn entries(&self, start: u64, limit: u64) -> Result<Vec<LedgerEntryRow>, StoreError>;
 

@@ -571,6 +571,25 @@ impl LedgerStore for PgStore {
         rows.iter().map(row_to_evidence).collect()
     }
 
+    async fn evidence_by_source(
+        &self,
+        source: &str,
+        limit: u32,
+    ) -> Result<Vec<StoredEvidence>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT e.idx, e.record_id, e.entry, s.confirmed_at FROM ledger_entries e \
+             LEFT JOIN artifact_seen s ON s.source_id = e.source_id AND s.locator = e.locator \
+                 AND s.sha256 = e.sha256 AND e.event = 'observed' \
+             WHERE e.source_id = $1 AND e.event <> $2 ORDER BY e.idx DESC LIMIT $3",
+        )
+        .bind(source)
+        .bind(CONFIRMED)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(row_to_evidence).collect()
+    }
+
     async fn entries(&self, start: u64, limit: u64) -> Result<Vec<LedgerEntryRow>, StoreError> {
         let rows: Vec<(i64, Vec<u8>)> = sqlx::query_as(
             "SELECT idx, entry FROM ledger_entries WHERE idx >= $1 ORDER BY idx LIMIT $2",

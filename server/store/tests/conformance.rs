@@ -27,6 +27,7 @@ macro_rules! store_test_suite {
             heartbeats_and_source_health,
             issue_18_sessions_and_system_scope,
             issue_16_evidence_by_content_sha256,
+            issue_16_evidence_by_source,
             issue_15_outbox,
             issue_14_blobs,
         );
@@ -918,6 +919,53 @@ mod suite {
         let found = s.evidence_by_sha256(c.sha256.as_str(), 10).await.unwrap();
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].confirmed_at, Some(at(30)));
+    }
+
+    /// Issue 16: the records a source produced, newest first, bounded; never its confirmations,
+    /// never another source's records.
+    pub async fn issue_16_evidence_by_source(s: &dyn Store) {
+        let a = record("sys-a", "a.md", "one", 0);
+        let c = record("sys-a", "c.md", "two", 1);
+        let mut b = record("sys-b", "b.md", "three", 2);
+        b.source.id = "other".to_owned();
+        s.ingest("agent-1", &[a.clone(), c.clone()], at(10), &TestSigner)
+            .await
+            .unwrap();
+        s.ingest("agent-1", &[b.clone()], at(20), &TestSigner)
+            .await
+            .unwrap();
+        s.ingest("agent-1", &[gone(&a, 25)], at(25), &TestSigner)
+            .await
+            .unwrap();
+        let (l, bytes) = listing(&[("c.md", "two")]);
+        let conf = confirmation(&l, 30);
+        let input = aims_store::ConfirmationInput {
+            confirmation: &conf,
+            listing: &bytes,
+            artifacts: &l.artifacts,
+        };
+        s.ingest_confirmation("agent-1", &input, at(31), &TestSigner)
+            .await
+            .unwrap();
+        let found = s.evidence_by_source("src", 10).await.unwrap();
+        let got: Vec<(u64, &str, aims_model::RecordEvent)> = found
+            .iter()
+            .map(|e| (e.leaf_index, e.record.locator.as_str(), e.record.event))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (3, "a.md", aims_model::RecordEvent::Gone),
+                (1, "c.md", aims_model::RecordEvent::Observed),
+                (0, "a.md", aims_model::RecordEvent::Observed),
+            ]
+        );
+        assert_eq!(found[1].confirmed_at, Some(at(30)));
+        assert_eq!(s.evidence_by_source("src", 1).await.unwrap().len(), 1);
+        let other = s.evidence_by_source("other", 10).await.unwrap();
+        assert_eq!(other.len(), 1);
+        assert_eq!(other[0].record, b);
+        assert!(s.evidence_by_source("none", 10).await.unwrap().is_empty());
     }
 
     /// DESIGN §12.1: one leaf per confirmation however many artifacts; the listing is kept by

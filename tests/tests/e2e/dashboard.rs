@@ -199,6 +199,38 @@ fn dashboard_shows_status_per_system_and_control() {
     )
     .unwrap();
     assert!(across.contains("data-system=\"credit-risk\""), "{across}");
+    // Filtered by status and sorted through the query string (no script): only the drifted
+    // system, and the headers sort.
+    let drifted_only = browse(
+        &format!(
+            "{}/?token={viewer}&next=%2Fcontrols%2FA.6.2.4%3Fstatus%3Ddrifted",
+            server.url
+        ),
+        None,
+    )
+    .unwrap();
+    assert!(
+        drifted_only.contains("data-system=\"credit-risk\"")
+            && !drifted_only.contains("data-system=\"fraud-scoring\"")
+            && drifted_only.contains(" of 3 AI systems shown"),
+        "{drifted_only}"
+    );
+    let by_id_desc = browse(
+        &format!(
+            "{}/?token={viewer}&next=%2Fcontrols%2FA.6.2.4%3Fsort%3Dsystem%26desc%3D1",
+            server.url
+        ),
+        None,
+    )
+    .unwrap();
+    let order: Vec<usize> = ["fraud-scoring", "credit-risk", "churn-predictor"]
+        .iter()
+        .map(|id| by_id_desc.find(&format!("data-system=\"{id}\"")).unwrap())
+        .collect();
+    assert!(
+        order.windows(2).all(|w| w[0] < w[1]),
+        "descending ids: {by_id_desc}"
+    );
     let sources = browse(
         &format!("{}/?token={viewer}&next=/sources", server.url),
         None,
@@ -207,6 +239,34 @@ fn dashboard_shows_status_per_system_and_control() {
     assert!(
         sources.contains("id=\"sources\"") && sources.contains(">ok<"),
         "{sources}"
+    );
+    assert!(
+        !browse(
+            &format!(
+                "{}/?token={viewer}&next=%2Fsources%3Fstatus%3Dfailing",
+                server.url
+            ),
+            None,
+        )
+        .unwrap()
+        .contains("data-source="),
+        "no source is failing"
+    );
+    // Each source links to the evidence it produced, and that to each record's page.
+    let link = sources
+        .split("href=\"/sources/")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("a source links to its evidence")
+        .to_owned();
+    let produced = browse(
+        &format!("{}/?token={viewer}&next=/sources/{link}", server.url),
+        None,
+    )
+    .unwrap();
+    assert!(
+        produced.contains("id=\"records\"") && produced.contains("href=\"/evidence/"),
+        "{produced}"
     );
     assert_eq!(cell(&dom, "credit-risk", "A.6.2.4"), "drifted");
     assert_eq!(cell(&dom, "credit-risk", "A.6.2.5"), "missing");

@@ -629,6 +629,7 @@ async fn status_at_an_instant_history_and_period_report() {
     )
     .await
     .unwrap();
+    let api_report = report.clone();
     let rc = report["systems"][0]["controls"]
         .as_array()
         .unwrap()
@@ -793,6 +794,9 @@ async fn status_at_an_instant_history_and_period_report() {
     );
     let period = std::fs::read_to_string(x.join("report/period.json")).unwrap();
     let mut v: Value = serde_json::from_str(&period).unwrap();
+    // The API serves the report from the materialised timelines, the export computes it by
+    // replaying the bundled entries: the same figures.
+    assert_eq!(v["systems"], api_report["systems"], "API and bundle agree");
     for c in v["systems"][0]["controls"].as_array_mut().unwrap() {
         if c["control"] == "A.6.2.4" {
             c["fresh_ratio"] = serde_json::json!(1.0);
@@ -817,4 +821,122 @@ async fn status_at_an_instant_history_and_period_report() {
         report.contains("report/period.json") && report.contains("control A.6.2.4"),
         "{report}"
     );
+}
+
+/// Issue 13, materialised history: one server keeps running while its clock jumps 100 days
+/// (libfaketime reading a timestamp file, no restart, no sleeping). The history it materialised
+/// on the first read advances past the window's expiry by itself, and a new report the agent
+/// ships advances it again; `/metrics` shows the system's timeline held in memory.
+#[tokio::test]
+async fn a_running_server_advances_its_materialised_history() {
+    let work = tempfile::tempdir().unwrap();
+    let repo = work.path().join("repo");
+    std::fs::create_dir_all(&repo).unwrap();
+    git(&repo, &["init", "-q", "-b", "main"]).unwrap();
+    let day0 = chrono::Utc::now();
+    let report_at = |d: chrono::DateTime<chrono::Utc>| {
+        format!(
+            r#"{{"kind":"validation_report","model":{{"name":"fraud","version":"3"}},"metrics":[{{"name":"auc","value":0.93,"threshold":0.85,"direction":"min"}}],"decision":"pass","evaluated_at":"{}"}}"#,
+            d.format("%Y-%m-%dT%H:%M:%SZ")
+        )
+    };
+    std::fs::write(repo.join("validation.json"), report_at(day0)).unwrap();
+    git(&repo, &["add", "-A"]).unwrap();
+    git(&repo, &["commit", "-q", "-m", "validation"]).unwrap();
+    let sdir = work.path().join("server");
+    std::fs::create_dir_all(&sdir).unwrap();
+    let db = format!("sqlite://{}", sdir.join("aims.db").display());
+    let agent_token = create_token(&db, "agent", "cluster-a").unwrap();
+    let viewer = create_token(&db, "viewer", "lead").unwrap();
+
+    // The server's clock reads its offset from a file, on every call.
+    let clock = work.path().join("faketime");
+    std::fs::write(&clock, "+0d\n").unwrap();
+    let mut env: Vec<(String, String)> = future(0)
+        .unwrap()
+        .into_iter()
+        .filter(|(k, _)| k != "FAKETIME")
+        .collect();
+    env.push((
+        "FAKETIME_TIMESTAMP_FILE".into(),
+        clock.display().to_string(),
+    ));
+    env.push(("FAKETIME_NO_CACHE".into(), "1".into()));
+    let s = server(&sdir, &db, &env);
+    let cfg = agent_config(work.path(), &s.url, &agent_token, &repo);
+    run_agent(&cfg, &[]);
+
+    let fmt = |d: chrono::DateTime<chrono::Utc>| d.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string();
+    let from = fmt(day0 - chrono::Duration::days(1));
+    let statuses = |h: &Value| -> Vec<String> {
+        h["controls"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["control"] == "A.6.2.4")
+            .unwrap()["intervals"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["status"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let history = || {
+        let url = format!("{}/v1/systems/fraud/history?from={from}", s.url);
+        let viewer = viewer.clone();
+        async move { get_json(&url, &viewer).await.unwrap() }
+    };
+    // Day 0: missing until the receipt, fresh since (the agent's ingest is assessed within
+    // seconds; wait for it boundedly).
+    control_when(&s.url, &viewer, "fraud", |_| true).await;
+    let h = history().await;
+    assert_eq!(statuses(&h), ["missing", "fresh"], "{h:#}");
+    let metrics = get_text(&format!("{}/metrics", s.url), &viewer)
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("\naims_timeline_systems 1\n"),
+        "the history is held in memory:\n{metrics}"
+    );
+
+    // Day 100, same process: the timeline passed its next change point (the 90-day window
+    // closing) and advances by itself.
+    std::fs::write(&clock, "+100d\n").unwrap();
+    let h = history().await;
+    assert_eq!(statuses(&h), ["missing", "fresh", "stale"], "{h:#}");
+    let stale = &h["controls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["control"] == "A.6.2.4")
+        .unwrap()["intervals"][2];
+    // The report's date has whole seconds; stale strictly after 90 days from it.
+    let evaluated =
+        chrono::DateTime::parse_from_rfc3339(&day0.format("%Y-%m-%dT%H:%M:%SZ").to_string())
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+    let closes = evaluated + chrono::Duration::days(90) + chrono::Duration::milliseconds(1);
+    assert_eq!(
+        stale["from"],
+        Value::String(fmt(closes)),
+        "stale from the window's close: {stale:#}"
+    );
+
+    // A new report on day 100 (the agent's clock moved too): fresh again.
+    std::fs::write(
+        repo.join("validation.json"),
+        report_at(day0 + chrono::Duration::days(99)),
+    )
+    .unwrap();
+    git(&repo, &["commit", "-q", "-am", "new validation"]).unwrap();
+    run_agent(&cfg, &future(100).unwrap());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let h = history().await;
+        if statuses(&h) == ["missing", "fresh", "stale", "fresh"] {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never fresh again: {h:#}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
