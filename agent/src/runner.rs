@@ -168,8 +168,8 @@ impl Agent {
             cfg.spool_dir.join("cursors"),
             cfg.spool_dir.join("cache"),
         ] {
-            aims_collect::fsutil::create_private_dir_all(&d)
-                .and_then(|()| aims_collect::fsutil::make_private_dir(&d))
+            aims_fsutil::create_private_dir_all(&d)
+                .and_then(|()| aims_fsutil::make_private_dir(&d))
                 .map_err(|source| RunError::Dir { path: d, source })?;
         }
         let catalog = match &cfg.catalog_dir {

@@ -92,13 +92,7 @@ pub(crate) mod dir {
                 .parent()
                 .ok_or_else(|| StoreError::Encoding("blob path without a parent".into()))?;
             std::fs::create_dir_all(parent).map_err(io)?;
-            std::fs::File::open(&staged)
-                .and_then(|f| f.sync_all())
-                .map_err(io)?;
-            std::fs::rename(&staged, &target).map_err(io)?;
-            std::fs::File::open(parent)
-                .and_then(|d| d.sync_all())
-                .map_err(io)?;
+            aims_fsutil::persist(&staged, &target).map_err(io)?;
             Ok(true)
         })
         .await
