@@ -148,7 +148,7 @@ pub(crate) mod postgres {
         .bind(sha256.as_str())
         .bind(size)
         .bind(&bytes)
-        .execute(s.pool())
+        .execute(&*s.writer().await)
         .await?
         .rows_affected();
         Ok(n == 1)
@@ -158,7 +158,7 @@ pub(crate) mod postgres {
         let row: Option<(i64, Vec<u8>)> =
             sqlx::query_as("SELECT size, bytes FROM blobs WHERE sha256 = $1")
                 .bind(sha256.as_str())
-                .fetch_optional(s.pool())
+                .fetch_optional(s.reader())
                 .await?;
         row.map(|(size, bytes)| {
             Ok(Blob {
@@ -173,7 +173,7 @@ pub(crate) mod postgres {
     pub(crate) async fn delete(s: &PgStore, sha256: &ContentHash) -> Result<(), StoreError> {
         sqlx::query("DELETE FROM blobs WHERE sha256 = $1")
             .bind(sha256.as_str())
-            .execute(s.pool())
+            .execute(&*s.writer().await)
             .await?;
         Ok(())
     }
