@@ -1,6 +1,9 @@
-//! [`LedgerStore`] for both backends (see [`crate::portable`]): the reads, whose SQL is the same
-//! on SQLite and PostgreSQL, are written here; the appends (`ingest`, `ingest_confirmation`),
-//! the tree size, the subtree-hash lookup and the append-lock probe are the backend's own.
+//! [`LedgerStore`] for both backends (see [`crate::portable`]): the reads, and the two appends
+//! (evidence and confirmations) as one sequence over a few operations each backend provides:
+//! `begin_append` (take the append lock, open the transaction, read the size) and
+//! `commit_append` (commit, release the lock), `held_records`,
+//! `newest_entries`, `Ops` (the [`crate::append::AppendOps`] of [`append`]) and `mark_seen`; plus
+//! `tree_size`, `fill_hashes` and `append_lock_available`.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -9,9 +12,10 @@ use aims_ledger::merkle::{Hash, NodeId};
 use aims_model::{EvidenceRecord, Timestamp};
 use async_trait::async_trait;
 
+use crate::append::append;
 use crate::decode::{self, CheckpointRow, EntryColumns, EvidenceRow, signed};
 use crate::hashes::ids_in_order;
-use crate::ingest::CONFIRMED;
+use crate::ingest::{self, ArtifactKey, CONFIRMED, NewLeaf};
 use crate::portable::portable;
 use crate::{
     CheckpointSigner, ConfirmationInput, ConfirmationOutcome, EntryRow, IngestOutcome,
@@ -74,7 +78,26 @@ portable! {
             received_at: Timestamp,
             signer: &(dyn CheckpointSigner + Sync),
         ) -> Result<IngestOutcome, StoreError> {
-            backend::ingest(self, agent, records, received_at, signer).await
+            let ids = ingest::record_ids(records)?;
+            let (lock, mut tx, start) = backend::begin_append(self).await?;
+            let held = backend::held_records(&mut tx, &ids).await?;
+            let keys = ingest::keys_to_look_up(records, &ids, &held);
+            let newest = backend::newest_entries(&mut tx, &keys).await?;
+            let plan = ingest::plan(records, ids, agent, received_at, start, &held, &newest)?;
+            let next = start + plan.leaves.len() as u64;
+            let ops = &mut backend::Ops(&mut tx);
+            let checkpoint = append(ops, start, &plan.leaves, agent, received_at, signer).await?;
+            backend::commit_append(lock, tx).await?;
+            let checkpoint = match checkpoint {
+                Some(cp) => Some(cp),
+                None => checkpoint_at_most(self, next).await?,
+            };
+            Ok(IngestOutcome {
+                results: plan.results,
+                tree_size: next,
+                checkpoint,
+                systems_touched: plan.touched,
+            })
         }
 
         async fn ingest_confirmation(
@@ -84,7 +107,76 @@ portable! {
             received_at: Timestamp,
             signer: &(dyn CheckpointSigner + Sync),
         ) -> Result<ConfirmationOutcome, StoreError> {
-            backend::ingest_confirmation(self, agent, input, received_at, signer).await
+            let c = input.confirmation;
+            let id = c
+                .confirmation_id()
+                .map_err(|e| StoreError::Encoding(e.to_string()))?;
+            let (lock, mut tx, start) = backend::begin_append(self).await?;
+            let held = backend::held_records(&mut tx, std::slice::from_ref(&id)).await?;
+            // Which listed artifacts the ledger holds with the listed content, and the source's
+            // previous confirmation (locator "").
+            let source_key: ArtifactKey = (c.source.id.clone(), String::new());
+            let mut keys: Vec<ArtifactKey> = input
+                .artifacts
+                .iter()
+                .map(|a| (c.source.id.clone(), a.locator.clone()))
+                .collect();
+            keys.push(source_key.clone());
+            let newest = backend::newest_entries(&mut tx, &keys).await?;
+            let (matched, touched) = ingest::matched(c, input.artifacts, &newest);
+            let (leaf_index, duplicate, checkpoint) = match held.get(id.as_str()) {
+                Some(&idx) => (idx, true, None),
+                None => {
+                    let prev = newest.get(&source_key).map(|n| n.idx);
+                    let leaf = NewLeaf::confirmation(start, c, agent, received_at, prev)?;
+                    let leaves = std::slice::from_ref(&leaf);
+                    let ops = &mut backend::Ops(&mut tx);
+                    let cp = append(ops, start, leaves, agent, received_at, signer).await?;
+                    sqlx::query(
+                        "INSERT INTO confirmation_listings (digest, body) VALUES ($1, $2) \
+                         ON CONFLICT (digest) DO NOTHING",
+                    )
+                    .bind(c.digest.as_str())
+                    .bind(input.listing)
+                    .execute(&mut *tx)
+                    .await?;
+                    let at = c.observed_at.to_string();
+                    backend::mark_seen(&mut tx, c, &matched, &at, start).await?;
+                    // The later of the stored and the new time (NULL counts as never).
+                    sqlx::query(
+                        "INSERT INTO source_health (agent, source_id, source_type, \
+                             interval_secs, last_confirmed_at) VALUES ($1, $2, $3, 0, $4) \
+                         ON CONFLICT (agent, source_id) DO UPDATE SET last_confirmed_at = \
+                             CASE WHEN source_health.last_confirmed_at > excluded.last_confirmed_at \
+                             THEN source_health.last_confirmed_at \
+                             ELSE excluded.last_confirmed_at END",
+                    )
+                    .bind(&c.agent)
+                    .bind(&c.source.id)
+                    .bind(c.source.source_type.as_str())
+                    .bind(&at)
+                    .execute(&mut *tx)
+                    .await?;
+                    (start, false, cp)
+                }
+            };
+            backend::commit_append(lock, tx).await?;
+            let tree_size = if duplicate { start } else { start + 1 };
+            let checkpoint = match checkpoint {
+                Some(cp) => Some(cp),
+                None => checkpoint_at_most(self, tree_size).await?,
+            };
+            let matched_n = matched.len() as u64;
+            Ok(ConfirmationOutcome {
+                confirmation_id: id,
+                leaf_index,
+                duplicate,
+                matched: matched_n,
+                unmatched: input.artifacts.len() as u64 - matched_n,
+                tree_size,
+                checkpoint,
+                systems_touched: if duplicate { Vec::new() } else { touched },
+            })
         }
 
         async fn confirmation_listing(&self, digest: &str) -> Result<Option<Vec<u8>>, StoreError> {

@@ -12,10 +12,10 @@
 //!   and exports never re-serialise them.
 //!
 //! Layout: each trait is implemented once for both backends in the module of its concern
-//! (`ledger_store.rs`, `status.rs`, `access.rs`, `outbox.rs`) through the `portable!` macro (`portable.rs`), with
-//! rows decoded in `decode.rs` and the append sequence in `append.rs`; `sqlite.rs` and
-//! `postgres.rs` hold only what differs (connections, the append lock, batched inserts, the
-//! blob store).
+//! (`ledger_store.rs`, `status.rs`, `access.rs`, `outbox.rs`) through the `portable!` macro
+//! (`portable.rs`), with rows decoded in `decode.rs` and the append sequence in `append.rs`;
+//! `sqlite.rs` and `postgres.rs` hold only what differs (connections, the append lock, batched
+//! inserts, the blob store).
 
 mod access;
 mod append;
@@ -201,8 +201,8 @@ pub trait StatusStore: Send + Sync + 'static {
     async fn finding_counts(&self) -> Result<Vec<(String, u64)>, StoreError>;
 }
 
-/// Who may call: API tokens (by hash) and dashboard sessions. The SQL of both backends is in
-/// `sessions.rs`; each backend's `impl AccessStore` delegates to it.
+/// Who may call: API tokens (by hash) and dashboard sessions. Implemented once for both
+/// backends in `access.rs`.
 #[async_trait]
 pub trait AccessStore: Send + Sync + 'static {
     /// Stores a new token (only its hash).

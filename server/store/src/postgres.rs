@@ -29,10 +29,11 @@
 //! subtree-hash reads and the hash insert are each one statement over arrays (`unnest`).
 //!
 //! The `Store` traits are implemented once for both backends ([`crate::portable`]); this module
-//! holds what is PostgreSQL's own: the sequencer, the appends, the batched inserts of the
-//! assessment and the outbox, claims with `SKIP LOCKED`, and the [`crate::BlobStore`] (a table).
+//! holds what is PostgreSQL's own: the sequencer, the append's statements over arrays, the
+//! batched inserts of the assessment and the outbox, claims with `SKIP LOCKED`, and the
+//! [`crate::BlobStore`] (a table).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -41,16 +42,13 @@ use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::{Postgres, Row, Transaction};
 
 use aims_ledger::merkle::{Hash, NodeId};
-use aims_model::{EvidenceRecord, Finding, Timestamp};
+use aims_model::{Confirmation, Finding, ListedArtifact, Timestamp};
 
-use crate::append::{AppendOps, append};
-use crate::decode::{hash32, signed, unsigned};
-use crate::ingest::{self, ArtifactKey, NewLeaf, Newest};
+use crate::append::AppendOps;
+use crate::decode::{signed, unsigned};
+use crate::ingest::{ArtifactKey, NewLeaf, Newest};
 use crate::outbox::{self, ClaimRow, Claimed, NewEvent, claimed, delivery_id, state};
-use crate::{
-    CheckpointSigner, ConfirmationInput, ConfirmationOutcome, IngestOutcome, StoreError,
-    StoredAssessment, StoredCheckpoint,
-};
+use crate::{StoreError, StoredAssessment, StoredCheckpoint};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -137,11 +135,7 @@ pub(crate) async fn fill_hashes(
     map: &mut HashMap<NodeId, Hash>,
     ids: &[NodeId],
 ) -> Result<(), StoreError> {
-    let want: Vec<NodeId> = ids
-        .iter()
-        .filter(|id| !map.contains_key(id))
-        .copied()
-        .collect();
+    let want = crate::hashes::missing(map, ids);
     if want.is_empty() {
         return Ok(());
     }
@@ -159,16 +153,16 @@ pub(crate) async fn fill_hashes(
     .fetch_all(&mut *conn)
     .await?;
     for row in rows {
-        let level = u8::try_from(row.try_get::<i32, _>(0)?)
-            .map_err(|_| StoreError::Corrupt("subtree level out of range".to_owned()))?;
-        let id = NodeId::new(level, unsigned(row.try_get::<i64, _>(1)?)?);
-        map.insert(id, hash32(row.try_get::<&[u8], _>(2)?)?);
+        let level = i64::from(row.try_get::<i32, _>(0)?);
+        let (id, hash) =
+            crate::hashes::node_hash(level, row.try_get(1)?, row.try_get::<&[u8], _>(2)?)?;
+        map.insert(id, hash);
     }
     Ok(())
 }
 
 /// The record IDs of the batch already in the ledger, with their index.
-async fn held_ids(
+pub(crate) async fn held_records(
     conn: &mut PgConnection,
     ids: &[aims_model::RecordId],
 ) -> Result<HashMap<String, u64>, StoreError> {
@@ -185,7 +179,7 @@ async fn held_ids(
 }
 
 /// The newest entry for each artifact key (absent keys have none).
-async fn newest_entries(
+pub(crate) async fn newest_entries(
     conn: &mut PgConnection,
     keys: &[ArtifactKey],
 ) -> Result<HashMap<ArtifactKey, Newest>, StoreError> {
@@ -221,7 +215,7 @@ async fn newest_entries(
 }
 
 /// The PostgreSQL side of the shared append sequence, on the ingest transaction's connection.
-struct Ops<'c>(&'c mut PgConnection);
+pub(crate) struct Ops<'c>(pub(crate) &'c mut PgConnection);
 
 #[async_trait]
 impl AppendOps for Ops<'_> {
@@ -344,150 +338,55 @@ async fn lock_head(tx: &mut PgConnection) -> Result<u64, StoreError> {
     unsigned(head)
 }
 
-pub(crate) async fn ingest(
+/// Opens the append transaction and takes the sequencer (see the module docs); returns the
+/// ledger size. The transaction is the lock: the guard is only the pool.
+pub(crate) async fn begin_append(
     s: &PgStore,
-    agent: &str,
-    records: &[EvidenceRecord],
-    received_at: Timestamp,
-    signer: &(dyn CheckpointSigner + Sync),
-) -> Result<IngestOutcome, StoreError> {
-    let ids = ingest::record_ids(records)?;
-    let mut tx = s.pool.begin_with(BEGIN_INGEST).await?;
+) -> Result<(PgWriter<'_>, Transaction<'static, Postgres>, u64), StoreError> {
+    let w = s.writer().await;
+    let mut tx = w.begin_with(BEGIN_INGEST).await?;
     let start = lock_head(&mut tx).await?;
-    let held = held_ids(&mut tx, &ids).await?;
-    let mut seen = HashSet::new();
-    let keys: Vec<ArtifactKey> = records
-        .iter()
-        .zip(&ids)
-        .filter(|(_, id)| !held.contains_key(id.as_str()))
-        .map(|(r, _)| ingest::artifact_key(r))
-        .filter(|k| seen.insert(k.clone()))
-        .collect();
-    let newest = newest_entries(&mut tx, &keys).await?;
-    let plan = ingest::plan(records, ids, agent, received_at, start, &held, &newest)?;
-    let next = start + plan.leaves.len() as u64;
-    let checkpoint = append(
-        &mut Ops(&mut tx),
-        start,
-        &plan.leaves,
-        agent,
-        received_at,
-        signer,
-    )
-    .await?;
-    tx.commit().await?;
-    let checkpoint = match checkpoint {
-        Some(cp) => Some(cp),
-        None => crate::ledger_store::postgres::checkpoint_at_most(s, next).await?,
-    };
-    Ok(IngestOutcome {
-        results: plan.results,
-        tree_size: next,
-        checkpoint,
-        systems_touched: plan.touched,
-    })
+    Ok((w, tx, start))
 }
 
-pub(crate) async fn ingest_confirmation(
-    s: &PgStore,
-    agent: &str,
-    input: &ConfirmationInput<'_>,
-    received_at: Timestamp,
-    signer: &(dyn CheckpointSigner + Sync),
-) -> Result<ConfirmationOutcome, StoreError> {
-    let c = input.confirmation;
-    let id = c
-        .confirmation_id()
-        .map_err(|e| StoreError::Encoding(e.to_string()))?;
-    let mut tx = s.pool.begin_with(BEGIN_INGEST).await?;
-    let start = lock_head(&mut tx).await?;
-    let held = held_ids(&mut tx, std::slice::from_ref(&id)).await?;
-    let mut keys: Vec<ArtifactKey> = input
-        .artifacts
-        .iter()
-        .map(|a| (c.source.id.clone(), a.locator.clone()))
-        .collect();
-    keys.push((c.source.id.clone(), String::new()));
-    let newest = newest_entries(&mut tx, &keys).await?;
-    let (matched, touched) = ingest::matched(c, input.artifacts, &newest);
-    let (leaf_index, duplicate, checkpoint) = match held.get(id.as_str()) {
-        Some(&idx) => (idx, true, None),
-        None => {
-            let prev = newest
-                .get(&(c.source.id.clone(), String::new()))
-                .map(|n| n.idx);
-            let leaf = NewLeaf::confirmation(start, c, agent, received_at, prev)?;
-            let cp = append(
-                &mut Ops(&mut tx),
-                start,
-                std::slice::from_ref(&leaf),
-                agent,
-                received_at,
-                signer,
-            )
-            .await?;
-            sqlx::query(
-                "INSERT INTO confirmation_listings (digest, body) VALUES ($1, $2) \
-                 ON CONFLICT (digest) DO NOTHING",
-            )
-            .bind(c.digest.as_str())
-            .bind(input.listing)
-            .execute(&mut *tx)
-            .await?;
-            let at = c.observed_at.to_string();
-            let locators: Vec<&str> = matched.iter().map(|a| a.locator.as_str()).collect();
-            let shas: Vec<&str> = matched.iter().map(|a| a.sha256.as_str()).collect();
-            sqlx::query(
-                "INSERT INTO artifact_seen (source_id, locator, sha256, confirmed_at, \
-                     confirmation_idx) \
-                 SELECT $1, u.locator, u.sha256, $2, $3 \
-                 FROM unnest($4::text[], $5::text[]) AS u(locator, sha256) \
-                 ON CONFLICT (source_id, locator) DO UPDATE SET sha256 = excluded.sha256, \
-                     confirmed_at = excluded.confirmed_at, \
-                     confirmation_idx = excluded.confirmation_idx \
-                 WHERE artifact_seen.sha256 <> excluded.sha256 \
-                    OR artifact_seen.confirmed_at < excluded.confirmed_at",
-            )
-            .bind(&c.source.id)
-            .bind(&at)
-            .bind(signed(start)?)
-            .bind(&locators)
-            .bind(&shas)
-            .execute(&mut *tx)
-            .await?;
-            sqlx::query(
-                "INSERT INTO source_health (agent, source_id, source_type, interval_secs, \
-                     last_confirmed_at) VALUES ($1, $2, $3, 0, $4) \
-                 ON CONFLICT (agent, source_id) DO UPDATE SET last_confirmed_at = \
-                     GREATEST(COALESCE(source_health.last_confirmed_at, ''), \
-                              excluded.last_confirmed_at)",
-            )
-            .bind(&c.agent)
-            .bind(&c.source.id)
-            .bind(c.source.source_type.as_str())
-            .bind(&at)
-            .execute(&mut *tx)
-            .await?;
-            (start, false, cp)
-        }
-    };
-    tx.commit().await?;
-    let tree_size = if duplicate { start } else { start + 1 };
-    let checkpoint = match checkpoint {
-        Some(cp) => Some(cp),
-        None => crate::ledger_store::postgres::checkpoint_at_most(s, tree_size).await?,
-    };
-    let matched_n = matched.len() as u64;
-    Ok(ConfirmationOutcome {
-        confirmation_id: id,
-        leaf_index,
-        duplicate,
-        matched: matched_n,
-        unmatched: input.artifacts.len() as u64 - matched_n,
-        tree_size,
-        checkpoint,
-        systems_touched: if duplicate { Vec::new() } else { touched },
-    })
+/// Commits the append transaction, which releases the sequencer.
+pub(crate) async fn commit_append(
+    _lock: PgWriter<'_>,
+    tx: Transaction<'static, Postgres>,
+) -> Result<(), StoreError> {
+    Ok(tx.commit().await?)
+}
+
+/// Moves the observation time of the artifacts a confirmation matched (`artifact_seen`), in
+/// one statement.
+pub(crate) async fn mark_seen(
+    conn: &mut PgConnection,
+    c: &Confirmation,
+    matched: &[&ListedArtifact],
+    at: &str,
+    start: u64,
+) -> Result<(), StoreError> {
+    let locators: Vec<&str> = matched.iter().map(|a| a.locator.as_str()).collect();
+    let shas: Vec<&str> = matched.iter().map(|a| a.sha256.as_str()).collect();
+    sqlx::query(
+        "INSERT INTO artifact_seen (source_id, locator, sha256, confirmed_at, \
+             confirmation_idx) \
+         SELECT $1, u.locator, u.sha256, $2, $3 \
+         FROM unnest($4::text[], $5::text[]) AS u(locator, sha256) \
+         ON CONFLICT (source_id, locator) DO UPDATE SET sha256 = excluded.sha256, \
+             confirmed_at = excluded.confirmed_at, \
+             confirmation_idx = excluded.confirmation_idx \
+         WHERE artifact_seen.sha256 <> excluded.sha256 \
+            OR artifact_seen.confirmed_at < excluded.confirmed_at",
+    )
+    .bind(&c.source.id)
+    .bind(at)
+    .bind(signed(start)?)
+    .bind(&locators)
+    .bind(&shas)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
 }
 
 pub(crate) async fn append_lock_available(

@@ -6,11 +6,12 @@
 //! server process should own a SQLite file (use PostgreSQL for replicas).
 //!
 //! The `Store` traits are implemented once for both backends ([`crate::portable`]); this module
-//! holds what is SQLite's own: opening, the pools, the appends (`ingest`, `ingest_confirmation`
-//! over [`AppendOps`] with chunked `VALUES` lists), the subtree-hash lookup, the assessment and
-//! outbox inserts, and the [`crate::BlobStore`] (files beside the database).
+//! holds what is SQLite's own: opening, the pools, the append lock and the append's statements
+//! ([`AppendOps`], lookups and `artifact_seen`, as chunked `VALUES` lists), the subtree-hash
+//! lookup, the assessment and outbox inserts, and the [`crate::BlobStore`] (files beside the
+//! database).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -22,16 +23,13 @@ use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection, Transaction};
 use tokio::sync::{Mutex, MutexGuard};
 
 use aims_ledger::merkle::{Hash, NodeId};
-use aims_model::{ContentHash, EvidenceRecord, Timestamp};
+use aims_model::{Confirmation, ContentHash, ListedArtifact, Timestamp};
 
-use crate::append::{AppendOps, append};
-use crate::decode::{hash32, signed, unsigned};
-use crate::ingest::{self, ArtifactKey, NewLeaf, Newest};
+use crate::append::AppendOps;
+use crate::decode::{signed, unsigned};
+use crate::ingest::{ArtifactKey, NewLeaf, Newest};
 use crate::outbox::{self, ClaimRow, Claimed, NewEvent, claimed, delivery_id, state};
-use crate::{
-    CheckpointSigner, ConfirmationInput, ConfirmationOutcome, IngestOutcome, StoreError,
-    StoredAssessment, StoredCheckpoint,
-};
+use crate::{StoreError, StoredAssessment, StoredCheckpoint};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -107,11 +105,7 @@ pub(crate) async fn fill_hashes(
     map: &mut HashMap<NodeId, Hash>,
     ids: &[NodeId],
 ) -> Result<(), StoreError> {
-    let want: Vec<NodeId> = ids
-        .iter()
-        .filter(|id| !map.contains_key(id))
-        .copied()
-        .collect();
+    let want = crate::hashes::missing(map, ids);
     for chunk in want.chunks(HASH_CHUNK) {
         let mut q = QueryBuilder::<Sqlite>::new("WITH want(level, idx) AS (");
         q.push_values(chunk, |mut b, id| {
@@ -123,10 +117,10 @@ pub(crate) async fn fill_hashes(
              JOIN want w ON h.level = w.level AND h.idx = w.idx",
         );
         for row in q.build().fetch_all(&mut *conn).await? {
-            let level = u8::try_from(row.try_get::<i64, _>(0)?)
-                .map_err(|_| StoreError::Corrupt("subtree level out of range".to_owned()))?;
-            let id = NodeId::new(level, unsigned(row.try_get::<i64, _>(1)?)?);
-            map.insert(id, hash32(row.try_get::<&[u8], _>(2)?)?);
+            let level = row.try_get::<i64, _>(0)?;
+            let (id, hash) =
+                crate::hashes::node_hash(level, row.try_get(1)?, row.try_get::<&[u8], _>(2)?)?;
+            map.insert(id, hash);
         }
     }
     Ok(())
@@ -139,7 +133,7 @@ const LOOKUP_CHUNK: usize = 500;
 
 /// The leaf index of every record ID in `ids` that the ledger already holds, one query per
 /// [`LOOKUP_CHUNK`] IDs.
-async fn held_records(
+pub(crate) async fn held_records(
     conn: &mut SqliteConnection,
     ids: &[ContentHash],
 ) -> Result<HashMap<String, u64>, StoreError> {
@@ -165,7 +159,7 @@ async fn held_records(
 
 /// The newest ledger entry of each artifact in `keys` (absent for artifacts never seen), one
 /// query per [`LOOKUP_CHUNK`] keys; each lookup is one seek in `ledger_entries_locator`.
-async fn newest_entries(
+pub(crate) async fn newest_entries(
     conn: &mut SqliteConnection,
     keys: &[ArtifactKey],
 ) -> Result<HashMap<ArtifactKey, Newest>, StoreError> {
@@ -196,7 +190,7 @@ async fn newest_entries(
 }
 
 /// The SQLite side of the shared append sequence, on the ingest transaction's connection.
-struct Ops<'c>(&'c mut SqliteConnection);
+pub(crate) struct Ops<'c>(pub(crate) &'c mut SqliteConnection);
 
 #[async_trait]
 impl AppendOps for Ops<'_> {
@@ -284,152 +278,62 @@ async fn ledger_size(conn: &mut SqliteConnection) -> Result<u64, StoreError> {
     unsigned(size)
 }
 
-pub(crate) async fn ingest(
+/// Takes the single writer, opens the append transaction and reads the ledger size.
+pub(crate) async fn begin_append(
     s: &SqliteStore,
-    agent: &str,
-    records: &[EvidenceRecord],
-    received_at: Timestamp,
-    signer: &(dyn CheckpointSigner + Sync),
-) -> Result<IngestOutcome, StoreError> {
-    let pool = s.writer().await;
-    let mut tx = pool.begin().await?;
+) -> Result<
+    (
+        MutexGuard<'_, SqlitePool>,
+        Transaction<'static, Sqlite>,
+        u64,
+    ),
+    StoreError,
+> {
+    let lock = s.writer().await;
+    let mut tx = lock.begin().await?;
     let start = ledger_size(&mut tx).await?;
-    let ids = ingest::record_ids(records)?;
-    let held = held_records(&mut tx, &ids).await?;
-    let mut looked: HashSet<ArtifactKey> = HashSet::new();
-    let keys: Vec<ArtifactKey> = records
-        .iter()
-        .zip(&ids)
-        .filter(|(_, id)| !held.contains_key(id.as_str()))
-        .map(|(record, _)| ingest::artifact_key(record))
-        .filter(|key| looked.insert(key.clone()))
-        .collect();
-    let newest = newest_entries(&mut tx, &keys).await?;
-    let plan = ingest::plan(records, ids, agent, received_at, start, &held, &newest)?;
-    let next = start + plan.leaves.len() as u64;
-    let checkpoint = append(
-        &mut Ops(&mut tx),
-        start,
-        &plan.leaves,
-        agent,
-        received_at,
-        signer,
-    )
-    .await?;
-    tx.commit().await?;
-    drop(pool);
-    let checkpoint = match checkpoint {
-        Some(cp) => Some(cp),
-        None => crate::ledger_store::sqlite::checkpoint_at_most(s, next).await?,
-    };
-    Ok(IngestOutcome {
-        results: plan.results,
-        tree_size: next,
-        checkpoint,
-        systems_touched: plan.touched,
-    })
+    Ok((lock, tx, start))
 }
 
-pub(crate) async fn ingest_confirmation(
-    s: &SqliteStore,
-    agent: &str,
-    input: &ConfirmationInput<'_>,
-    received_at: Timestamp,
-    signer: &(dyn CheckpointSigner + Sync),
-) -> Result<ConfirmationOutcome, StoreError> {
-    let c = input.confirmation;
-    let id = c
-        .confirmation_id()
-        .map_err(|e| StoreError::Encoding(e.to_string()))?;
-    let pool = s.writer().await;
-    let mut tx = pool.begin().await?;
-    let start = ledger_size(&mut tx).await?;
-    let held = held_records(&mut tx, std::slice::from_ref(&id)).await?;
-    // Which listed artifacts the ledger holds with the listed content.
-    let mut keys: Vec<ArtifactKey> = input
-        .artifacts
-        .iter()
-        .map(|a| (c.source.id.clone(), a.locator.clone()))
-        .collect();
-    keys.push((c.source.id.clone(), String::new()));
-    let newest = newest_entries(&mut tx, &keys).await?;
-    let (matched, touched) = ingest::matched(c, input.artifacts, &newest);
-    let (leaf_index, duplicate, checkpoint) = match held.get(id.as_str()) {
-        Some(&idx) => (idx, true, None),
-        None => {
-            let prev = newest
-                .get(&(c.source.id.clone(), String::new()))
-                .map(|n| n.idx);
-            let leaf = NewLeaf::confirmation(start, c, agent, received_at, prev)?;
-            let cp = append(
-                &mut Ops(&mut tx),
-                start,
-                std::slice::from_ref(&leaf),
-                agent,
-                received_at,
-                signer,
-            )
-            .await?;
-            sqlx::query("INSERT OR IGNORE INTO confirmation_listings (digest, body) VALUES (?, ?)")
-                .bind(c.digest.as_str())
-                .bind(input.listing)
-                .execute(&mut *tx)
-                .await?;
-            let at = c.observed_at.to_string();
-            for chunk in matched.chunks(LOOKUP_CHUNK) {
-                let mut q = QueryBuilder::<Sqlite>::new(
-                    "INSERT INTO artifact_seen (source_id, locator, sha256, confirmed_at, \
-                     confirmation_idx) ",
-                );
-                q.push_values(chunk, |mut b, a| {
-                    b.push_bind(&c.source.id)
-                        .push_bind(&a.locator)
-                        .push_bind(a.sha256.as_str())
-                        .push_bind(&at)
-                        .push_bind(i64::try_from(start).unwrap_or(i64::MAX));
-                });
-                q.push(
-                    " ON CONFLICT(source_id, locator) DO UPDATE SET sha256 = excluded.sha256, \
-                     confirmed_at = excluded.confirmed_at, \
-                     confirmation_idx = excluded.confirmation_idx \
-                     WHERE artifact_seen.sha256 <> excluded.sha256 \
-                        OR artifact_seen.confirmed_at < excluded.confirmed_at",
-                );
-                q.build().execute(&mut *tx).await?;
-            }
-            sqlx::query(
-                "INSERT INTO source_health (agent, source_id, source_type, interval_secs, \
-                 last_confirmed_at) VALUES (?, ?, ?, 0, ?) \
-                 ON CONFLICT(agent, source_id) DO UPDATE SET last_confirmed_at = \
-                 MAX(COALESCE(source_health.last_confirmed_at, ''), excluded.last_confirmed_at)",
-            )
-            .bind(&c.agent)
-            .bind(&c.source.id)
-            .bind(c.source.source_type.as_str())
-            .bind(&at)
-            .execute(&mut *tx)
-            .await?;
-            (start, false, cp)
-        }
-    };
-    tx.commit().await?;
-    drop(pool);
-    let tree_size = if duplicate { start } else { start + 1 };
-    let checkpoint = match checkpoint {
-        Some(cp) => Some(cp),
-        None => crate::ledger_store::sqlite::checkpoint_at_most(s, tree_size).await?,
-    };
-    let matched_n = matched.len() as u64;
-    Ok(ConfirmationOutcome {
-        confirmation_id: id,
-        leaf_index,
-        duplicate,
-        matched: matched_n,
-        unmatched: input.artifacts.len() as u64 - matched_n,
-        tree_size,
-        checkpoint,
-        systems_touched: if duplicate { Vec::new() } else { touched },
-    })
+/// Commits the append transaction, then releases the single writer.
+pub(crate) async fn commit_append(
+    _lock: MutexGuard<'_, SqlitePool>,
+    tx: Transaction<'static, Sqlite>,
+) -> Result<(), StoreError> {
+    Ok(tx.commit().await?)
+}
+
+/// Moves the observation time of the artifacts a confirmation matched (`artifact_seen`), one
+/// statement per [`LOOKUP_CHUNK`] artifacts.
+pub(crate) async fn mark_seen(
+    conn: &mut SqliteConnection,
+    c: &Confirmation,
+    matched: &[&ListedArtifact],
+    at: &str,
+    start: u64,
+) -> Result<(), StoreError> {
+    for chunk in matched.chunks(LOOKUP_CHUNK) {
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO artifact_seen (source_id, locator, sha256, confirmed_at, \
+             confirmation_idx) ",
+        );
+        q.push_values(chunk, |mut b, a| {
+            b.push_bind(&c.source.id)
+                .push_bind(&a.locator)
+                .push_bind(a.sha256.as_str())
+                .push_bind(at)
+                .push_bind(i64::try_from(start).unwrap_or(i64::MAX));
+        });
+        q.push(
+            " ON CONFLICT(source_id, locator) DO UPDATE SET sha256 = excluded.sha256, \
+             confirmed_at = excluded.confirmed_at, \
+             confirmation_idx = excluded.confirmation_idx \
+             WHERE artifact_seen.sha256 <> excluded.sha256 \
+                OR artifact_seen.confirmed_at < excluded.confirmed_at",
+        );
+        q.build().execute(&mut *conn).await?;
+    }
+    Ok(())
 }
 
 /// Inserts a system's control views and findings (after `status::clear_system`), row by row:
