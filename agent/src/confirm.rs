@@ -96,7 +96,7 @@ pub fn save(path: &Path, at: Timestamp) -> Result<(), ConfirmError> {
         last_confirmed_at: at,
     })
     .map_err(|e| ConfirmError::Build(e.to_string()))?;
-    aims_collect::fsutil::write_atomic(path, &bytes).map_err(|source| ConfirmError::Io {
+    aims_fsutil::write_atomic(path, &bytes).map_err(|source| ConfirmError::Io {
         path: path.to_owned(),
         source,
     })

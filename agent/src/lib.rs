@@ -5,7 +5,9 @@
 //! - [`spool`]: the durable directory of batches waiting for acknowledgement.
 //! - [`shipper`]: `POST /v1/evidence` with typed outcomes, bounded retries and acknowledgement
 //!   checks.
-//! - [`runner`]: one cycle (`once`) and the long-running scheduler (`run`).
+//! - [`runner`]: one cycle (`once`) and the long-running scheduler (`run`): its source loop,
+//!   shipper loop, heartbeats and confirmations.
+//! - [`report`]: what a run did, per source (printed by `once`, counted by [`metrics`]).
 //!
 //! Durability invariants (the reason this crate exists):
 //! 1. poll → spool append (fsynced, renamed, directory fsynced) → cursor save. The cursor never
@@ -22,6 +24,7 @@
 pub mod config;
 pub mod confirm;
 pub mod metrics;
+pub mod report;
 pub mod runner;
 pub mod shipper;
 pub mod sources;

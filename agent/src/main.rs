@@ -122,7 +122,7 @@ fn main() -> ExitCode {
             };
             let cfg = match load(config) {
                 Ok(cfg) => cfg,
-                Err(e) => return config_failure(&e),
+                Err(code) => return code,
             };
             report_result(spool_command(&cfg, &action))
         }
@@ -132,7 +132,7 @@ fn main() -> ExitCode {
             }
             let cfg = match load(&config) {
                 Ok(cfg) => cfg,
-                Err(e) => return config_failure(&e),
+                Err(code) => return code,
             };
             // Build every source as `once` would, so a type or setting that parses but cannot
             // run is refused here and not at 3 a.m.
@@ -171,12 +171,8 @@ fn main() -> ExitCode {
             max_attempts,
             ship_deadline_secs,
         } => {
-            let cfg = match load(&config) {
-                Ok(c) => c,
-                Err(e) => return config_failure(&e),
-            };
-            let guard = match telemetry(cli.log_format, otlp_endpoint(&cli.otlp_endpoint, &cfg)) {
-                Ok(g) => g,
+            let (cfg, guard) = match start(cli.log_format, &cli.otlp_endpoint, &config) {
+                Ok(started) => started,
                 Err(code) => return code,
             };
             let opts = RunOptions {
@@ -197,12 +193,8 @@ fn main() -> ExitCode {
             config,
             ship_interval_secs,
         } => {
-            let cfg = match load(&config) {
-                Ok(c) => c,
-                Err(e) => return config_failure(&e),
-            };
-            let guard = match telemetry(cli.log_format, otlp_endpoint(&cli.otlp_endpoint, &cfg)) {
-                Ok(g) => g,
+            let (cfg, guard) = match start(cli.log_format, &cli.otlp_endpoint, &config) {
+                Ok(started) => started,
                 Err(code) => return code,
             };
             let opts = RunOptions {
@@ -275,13 +267,23 @@ fn spool_command(cfg: &AgentConfig, action: &SpoolAction) -> anyhow::Result<bool
     Ok(true)
 }
 
-fn load(path: &Path) -> Result<AgentConfig, aims_agent::ConfigError> {
-    AgentConfig::load_and_validate(path)
+/// Loads and validates the configuration; when it is invalid, says why (exit code 2).
+fn load(path: &Path) -> Result<AgentConfig, ExitCode> {
+    AgentConfig::load_and_validate(path).map_err(|e| {
+        eprintln!("error: invalid configuration: {e}");
+        ExitCode::from(2)
+    })
 }
 
-fn config_failure(e: &aims_agent::ConfigError) -> ExitCode {
-    eprintln!("error: invalid configuration: {e}");
-    ExitCode::from(2)
+/// For the commands that poll: the configuration, then logging and OTLP export as it asks.
+fn start(
+    format: LogFormat,
+    otlp_flag: &Option<String>,
+    config: &Path,
+) -> Result<(AgentConfig, aims_telemetry::TelemetryGuard), ExitCode> {
+    let cfg = load(config)?;
+    let guard = telemetry(format, otlp_endpoint(otlp_flag, &cfg))?;
+    Ok((cfg, guard))
 }
 
 fn report_result(res: anyhow::Result<bool>) -> ExitCode {

@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::runner::SourceReport;
+use crate::report::SourceReport;
 use crate::shipper::ShipReport;
 use crate::spool::Spool;
 use aims_telemetry::prometheus::{family, sample};

@@ -24,7 +24,7 @@
 //!
 //! Durability contract:
 //! - [`Spool::append`] returns only after every batch file is written to a temp file, fsynced,
-//!   renamed into place and the directory fsynced ([`aims_collect::fsutil::write_atomic`]).
+//!   renamed into place and the directory fsynced ([`aims_fsutil::write_atomic`]).
 //!   Callers advance their cursor *after* it returns: a crash in between re-sends records (the
 //!   server dedups by record id) and never loses them.
 //! - [`Spool::ack`] deletes a batch; call it only after the server acknowledged every record.
@@ -33,13 +33,13 @@
 //! All methods do blocking filesystem IO; async callers run them in `spawn_blocking`. A `Spool`
 //! is cheap to clone and safe to share between threads (sequence numbers come from one mutex).
 
-use std::fs::{self, File};
+use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use aims_collect::fsutil;
+use aims_fsutil as fsutil;
 
 use aims_model::EvidenceRecord;
 use aims_model::wire::MAX_BATCH_RECORDS;
@@ -502,15 +502,7 @@ fn file_tag(source: &str) -> String {
 }
 
 fn sync_dir(dir: &Path) -> Result<(), SpoolError> {
-    #[cfg(unix)]
-    {
-        File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(|e| SpoolError::io(dir, e))?;
-    }
-    #[cfg(not(unix))]
-    let _ = dir;
-    Ok(())
+    fsutil::sync_dir(dir).map_err(|e| SpoolError::io(dir, e))
 }
 
 /// Largest spooled batch in bytes: well under the server's default 4 MiB body limit, so a batch

@@ -152,7 +152,7 @@ impl Witness {
             }
         }
         // 0600, fsynced, renamed, directory fsynced.
-        aims_collect::fsutil::write_atomic(&self.path, note.as_bytes()).map_err(|source| {
+        aims_fsutil::write_atomic(&self.path, note.as_bytes()).map_err(|source| {
             WitnessError::Io {
                 path: self.path.clone(),
                 source,

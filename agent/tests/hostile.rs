@@ -463,7 +463,7 @@ async fn issue_18_l_spool_is_capped_and_private() {
     // Batches left by an earlier run fill the spool: 1 MiB that the server cannot take (not a
     // batch file the server would accept: corrupt, so the shipper quarantines it).
     let spool_dir = cfg.spool_path();
-    aims_collect::fsutil::create_private_dir_all(&spool_dir).unwrap();
+    aims_fsutil::create_private_dir_all(&spool_dir).unwrap();
     std::fs::write(
         spool_dir.join("00000000000000000001-old.json"),
         vec![b'x'; 1024 * 1024],

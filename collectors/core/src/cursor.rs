@@ -138,7 +138,7 @@ impl Cursor {
         };
         let bytes =
             serde_json::to_vec_pretty(self).map_err(|e| CursorError::Encode(e.to_string()))?;
-        crate::fsutil::write_atomic(path, &bytes).map_err(io)
+        aims_fsutil::write_atomic(path, &bytes).map_err(io)
     }
 
     /// [`Cursor::load`] on the blocking pool.

@@ -19,7 +19,6 @@ pub mod cursor;
 pub mod deadline;
 pub mod engine;
 pub mod formats;
-pub mod fsutil;
 pub mod progress;
 pub mod sources;
 pub mod system;

@@ -571,11 +571,10 @@ impl Api {
         })?;
         // 0600 in a 0700 directory, fsynced and renamed (the shared durable write).
         let path = file.clone();
-        let written =
-            tokio::task::spawn_blocking(move || aims_collect::fsutil::write_atomic(&path, &data))
-                .await
-                .map_err(std::io::Error::other)
-                .and_then(|r| r);
+        let written = tokio::task::spawn_blocking(move || aims_fsutil::write_atomic(&path, &data))
+            .await
+            .map_err(std::io::Error::other)
+            .and_then(|r| r);
         written.map_err(|source| GithubError::Io {
             context: format!("writing {}", file.display()),
             source,

@@ -210,7 +210,7 @@ pub(crate) async fn append_records(
     records: &[EvidenceRecord],
     now: Timestamp,
 ) -> Result<aims_store::IngestOutcome, ApiError> {
-    crate::log::require_sound_ledger(state)?;
+    crate::proofs::require_sound_ledger(state)?;
     let outcome = state
         .store
         .ingest(agent, records, now, state.keys.as_ref())
@@ -230,7 +230,7 @@ async fn ingest(
 ) -> Result<Json<IngestResponse>, ApiError> {
     principal.require_write()?;
     check_json_content_type(headers)?;
-    crate::log::require_sound_ledger(state)?;
+    crate::proofs::require_sound_ledger(state)?;
     let bytes = read_body(headers, body, state.limits.max_body_bytes).await?;
     let now = Timestamp::now();
     let records = parse_batch(&state.catalog, &bytes, now)?;
@@ -382,7 +382,7 @@ pub async fn get_evidence(
         .evidence(&id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no evidence record {id}")))?;
-    let proof = crate::log::inclusion_for(&state, ev.leaf_index).await?;
+    let proof = crate::proofs::inclusion_for(&state, ev.leaf_index).await?;
     Ok(Json(serde_json::json!({
         "record_id": ev.record_id,
         "leaf_index": ev.leaf_index,

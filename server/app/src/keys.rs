@@ -276,19 +276,13 @@ impl LogKeys {
         if last.is_some_and(|(ls, _)| ls >= size) {
             return;
         }
-        // Rename is atomic; no fsync: losing the newest head in a power cut only weakens the
-        // rollback check to the one before.
         let cp = Checkpoint {
             origin: self.origin.clone(),
             size,
             root: *root,
         };
         let path = self.dir.join("last-checkpoint");
-        let tmp = self.dir.join("last-checkpoint.tmp");
-        if std::fs::write(&tmp, cp.to_body())
-            .and_then(|()| std::fs::rename(&tmp, &path))
-            .is_err()
-        {
+        if aims_fsutil::write_atomic(&path, cp.to_body().as_bytes()).is_err() {
             tracing::warn!(path = %path.display(), "could not record the newest signed checkpoint");
         }
         *last = Some((size, *root));

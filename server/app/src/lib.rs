@@ -21,12 +21,12 @@ pub mod history;
 pub mod http_util;
 pub mod integrity;
 pub mod keys;
-pub mod log;
 pub mod manual;
 pub mod metrics;
 pub mod notify;
 pub mod oscal;
 pub mod pages;
+pub mod proofs;
 pub mod serve;
 pub mod settings;
 pub mod sources;
@@ -213,7 +213,7 @@ impl Server {
         integrity::check_tail(state.store.as_ref(), state.keys.last_signed())
             .await
             .map_err(|e| ServerError::Startup(format!("the ledger does not check out: {e}")))?;
-        log::ensure_checkpoint(&state)
+        proofs::ensure_checkpoint(&state)
             .await
             .map_err(|e| ServerError::Startup(e.to_string()))?;
         Ok(Self {
@@ -390,7 +390,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/v1/evidence", post(api::post_evidence))
         .route("/v1/evidence/{id}", get(api::get_evidence))
-        .route("/v1/evidence/{id}/proof", get(log::get_tlog_proof))
+        .route("/v1/evidence/{id}/proof", get(proofs::get_tlog_proof))
         .route("/v1/uploads", post(uploads::post_upload))
         .route("/v1/blobs/{sha256}", get(uploads::get_blob))
         .route("/v1/systems", get(api::get_systems))
@@ -411,9 +411,9 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/confirmations", post(sources::post_confirmation))
         .route("/v1/heartbeats", post(sources::post_heartbeats))
         .route("/v1/sources", get(sources::get_sources))
-        .route("/v1/log/checkpoint", get(log::get_checkpoint))
-        .route("/v1/log/proof/inclusion", get(log::get_inclusion))
-        .route("/v1/log/proof/consistency", get(log::get_consistency))
+        .route("/v1/log/checkpoint", get(proofs::get_checkpoint))
+        .route("/v1/log/proof/inclusion", get(proofs::get_inclusion))
+        .route("/v1/log/proof/consistency", get(proofs::get_consistency))
         .route("/v1/export", get(export::get_export))
         .route("/v1/export/oscal", get(export::get_export_oscal))
         .route("/v1/openapi.json", get(openapi))

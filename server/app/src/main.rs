@@ -571,8 +571,8 @@ async fn run(cli: Cli) -> Result<()> {
                     return Err(anyhow::Error::new(e).context("exporting"));
                 }
             };
-            file.sync_all()
-                .and_then(|()| std::fs::rename(&tmp, &out))
+            drop(file);
+            aims_fsutil::persist(&tmp, &out)
                 .with_context(|| format!("writing {}", out.display()))?;
             eprintln!("wrote {} ({n} bytes)", out.display());
         }

@@ -54,7 +54,7 @@ pub async fn post_confirmation(
 ) -> Result<Json<ConfirmationResponse>, ApiError> {
     principal.require_write()?;
     check_json_content_type(&headers)?;
-    crate::log::require_sound_ledger(&state)?;
+    crate::proofs::require_sound_ledger(&state)?;
     let bytes = read_body(&headers, body, state.limits.max_confirmation_bytes).await?;
     let now = Timestamp::now();
     let req: ConfirmationRequest = parse_json(&bytes)?;

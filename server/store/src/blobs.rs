@@ -92,13 +92,7 @@ pub(crate) mod dir {
                 .parent()
                 .ok_or_else(|| StoreError::Encoding("blob path without a parent".into()))?;
             std::fs::create_dir_all(parent).map_err(io)?;
-            std::fs::File::open(&staged)
-                .and_then(|f| f.sync_all())
-                .map_err(io)?;
-            std::fs::rename(&staged, &target).map_err(io)?;
-            std::fs::File::open(parent)
-                .and_then(|d| d.sync_all())
-                .map_err(io)?;
+            aims_fsutil::persist(&staged, &target).map_err(io)?;
             Ok(true)
         })
         .await
@@ -154,7 +148,7 @@ pub(crate) mod postgres {
         .bind(sha256.as_str())
         .bind(size)
         .bind(&bytes)
-        .execute(s.pool())
+        .execute(&*s.writer().await)
         .await?
         .rows_affected();
         Ok(n == 1)
@@ -164,7 +158,7 @@ pub(crate) mod postgres {
         let row: Option<(i64, Vec<u8>)> =
             sqlx::query_as("SELECT size, bytes FROM blobs WHERE sha256 = $1")
                 .bind(sha256.as_str())
-                .fetch_optional(s.pool())
+                .fetch_optional(s.reader())
                 .await?;
         row.map(|(size, bytes)| {
             Ok(Blob {
@@ -179,7 +173,7 @@ pub(crate) mod postgres {
     pub(crate) async fn delete(s: &PgStore, sha256: &ContentHash) -> Result<(), StoreError> {
         sqlx::query("DELETE FROM blobs WHERE sha256 = $1")
             .bind(sha256.as_str())
-            .execute(s.pool())
+            .execute(&*s.writer().await)
             .await?;
         Ok(())
     }

@@ -1,11 +1,11 @@
-//! Decoding of the JSON the stores keep for the materialised assessment, shared by both backends
-//! so they answer identically.
+//! Decoding of the rows and the JSON the stores keep, shared by both backends so they answer
+//! identically: each row type is the tuple both select, with checked integer conversions.
 
 use aims_ledger::LedgerEntry;
-use aims_model::wire::{ControlView, SourceHealth, SourceStatus};
+use aims_model::wire::{ControlView, SourceHealth, SourceStatus, StatusCounts, SystemSummary};
 use aims_model::{ContentHash, Finding, Timestamp};
 
-use crate::{Role, StoreError, StoredEvidence, TokenInfo, TokenScope};
+use crate::{Role, StoreError, StoredCheckpoint, StoredEvidence, TokenInfo, TokenScope};
 
 /// A stored timestamp column.
 pub(crate) fn ts(s: &str) -> Result<Timestamp, StoreError> {
@@ -110,21 +110,19 @@ pub(crate) fn hash32(v: &[u8]) -> Result<[u8; 32], StoreError> {
         .map_err(|_| StoreError::Corrupt(format!("hash of {} bytes", v.len())))
 }
 
-/// An evidence row (`idx`, `record_id`, `entry`, and the artifact's newest confirmation time)
-/// as both stores select it.
-pub(crate) fn evidence(
-    idx: i64,
-    record_id: &str,
-    entry: &[u8],
-    confirmed_at: Option<&str>,
-) -> Result<StoredEvidence, StoreError> {
-    let entry = LedgerEntry::parse(entry).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+/// An evidence row: `idx`, `record_id`, `entry`, and the artifact's newest confirmation time.
+pub(crate) type EvidenceRow = (i64, String, Vec<u8>, Option<String>);
+
+/// Decodes an [`EvidenceRow`].
+pub(crate) fn evidence(row: EvidenceRow) -> Result<StoredEvidence, StoreError> {
+    let (idx, record_id, entry, confirmed_at) = row;
+    let entry = LedgerEntry::parse(&entry).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     let record = entry
         .record
         .ok_or_else(|| StoreError::Corrupt(format!("leaf {idx} is not an evidence entry")))?;
     let record_id =
-        ContentHash::parse(record_id).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    let confirmed_at = opt_ts(confirmed_at)?.filter(|c| *c > record.observed_at);
+        ContentHash::parse(&record_id).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let confirmed_at = opt_ts(confirmed_at.as_deref())?.filter(|c| *c > record.observed_at);
     Ok(StoredEvidence {
         record_id,
         leaf_index: unsigned(idx)?,
@@ -146,6 +144,45 @@ pub(crate) fn in_system(e: StoredEvidence, system: &str) -> Result<StoredEvidenc
         )));
     }
     Ok(e)
+}
+
+/// A `ledger_checkpoints` row: size, root, note, created_at.
+pub(crate) type CheckpointRow = (i64, Vec<u8>, String, String);
+
+/// Decodes a [`CheckpointRow`].
+pub(crate) fn checkpoint(row: CheckpointRow) -> Result<StoredCheckpoint, StoreError> {
+    let (size, root, note, created_at) = row;
+    Ok(StoredCheckpoint {
+        size: unsigned(size)?,
+        root: hash32(&root)?,
+        note,
+        created_at: ts(&created_at)?,
+    })
+}
+
+/// A `systems` row: id, assessed_at, then the evidence count and the control counts (fresh,
+/// stale, drifted, missing, not_applicable, excluded_controls).
+pub(crate) type SystemRow = (String, String, i64, i64, i64, i64, i64, i64, i64);
+
+/// Decodes a [`SystemRow`].
+pub(crate) fn system_summary(row: SystemRow) -> Result<SystemSummary, StoreError> {
+    let (id, assessed_at, evidence, fresh, stale, drifted, missing, not_applicable, excluded) = row;
+    let n = |c: &str, v: i64| -> Result<u32, StoreError> {
+        u32::try_from(v).map_err(|_| StoreError::Corrupt(format!("{c} count out of range")))
+    };
+    Ok(SystemSummary {
+        id,
+        controls: StatusCounts {
+            fresh: n("fresh", fresh)?,
+            stale: n("stale", stale)?,
+            drifted: n("drifted", drifted)?,
+            missing: n("missing", missing)?,
+            not_applicable: n("not_applicable", not_applicable)?,
+            excluded: n("excluded_controls", excluded)?,
+        },
+        evidence: unsigned(evidence)?,
+        assessed_at: Some(ts(&assessed_at)?),
+    })
 }
 
 /// A `source_health` row as both stores select it: agent, source_id, source_type,

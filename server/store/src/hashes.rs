@@ -12,6 +12,24 @@ use aims_ledger::merkle::{Hash, HashReader, MerkleError, NodeId};
 
 use crate::StoreError;
 
+/// The nodes of `ids` that `map` does not hold yet: what a backend's `fill_hashes` reads.
+pub(crate) fn missing(map: &HashMap<NodeId, Hash>, ids: &[NodeId]) -> Vec<NodeId> {
+    ids.iter()
+        .filter(|id| !map.contains_key(id))
+        .copied()
+        .collect()
+}
+
+/// Decodes a `ledger_hashes` row (level, index, hash) as both backends select it.
+pub(crate) fn node_hash(level: i64, idx: i64, hash: &[u8]) -> Result<(NodeId, Hash), StoreError> {
+    let level = u8::try_from(level)
+        .map_err(|_| StoreError::Corrupt("subtree level out of range".to_owned()))?;
+    Ok((
+        NodeId::new(level, crate::decode::unsigned(idx)?),
+        crate::decode::hash32(hash)?,
+    ))
+}
+
 /// Notes requested node IDs and answers with zero hashes.
 #[derive(Default)]
 pub(crate) struct Recorder(RefCell<Vec<NodeId>>);

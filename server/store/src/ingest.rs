@@ -217,6 +217,23 @@ pub(crate) fn plan(
     })
 }
 
+/// The artifacts whose newest entry a batch's plan needs: those of the records the ledger does
+/// not hold yet (by record id), each once.
+pub(crate) fn keys_to_look_up(
+    records: &[EvidenceRecord],
+    ids: &[RecordId],
+    held: &HashMap<String, u64>,
+) -> Vec<ArtifactKey> {
+    let mut looked: std::collections::HashSet<ArtifactKey> = std::collections::HashSet::new();
+    records
+        .iter()
+        .zip(ids)
+        .filter(|(_, id)| !held.contains_key(id.as_str()))
+        .map(|(record, _)| artifact_key(record))
+        .filter(|key| looked.insert(key.clone()))
+        .collect()
+}
+
 /// Which listed artifacts of a confirmation the ledger holds with the listed content (their
 /// newest entry is `observed` with that SHA-256), and the systems those entries belong to.
 /// `newest` holds the newest entry per (source id, locator) of the listing.

@@ -10,17 +10,26 @@
 //!   leaves either all or none of a batch.
 //! - **Stored bytes are the truth.** The entry bytes that were hashed are stored verbatim; proofs
 //!   and exports never re-serialise them.
+//!
+//! Layout: each trait is implemented once for both backends in the module of its concern
+//! (`ledger_store.rs`, `status.rs`, `access.rs`, `outbox.rs`) through the `portable!` macro
+//! (`portable.rs`), with rows decoded in `decode.rs` and the append sequence in `append.rs`;
+//! `sqlite.rs` and `postgres.rs` hold only what differs (connections, the append lock, batched
+//! inserts, the blob store).
 
+mod access;
 mod append;
 pub mod blobs;
 mod decode;
 mod error;
 mod hashes;
 mod ingest;
+mod ledger_store;
 pub mod outbox;
+mod portable;
 mod postgres;
-mod sessions;
 mod sqlite;
+mod status;
 mod types;
 mod url;
 
@@ -202,8 +211,8 @@ pub trait StatusStore: Send + Sync + 'static {
     async fn finding_counts(&self) -> Result<Vec<(String, u64)>, StoreError>;
 }
 
-/// Who may call: API tokens (by hash) and dashboard sessions. The SQL of both backends is in
-/// `sessions.rs`; each backend's `impl AccessStore` delegates to it.
+/// Who may call: API tokens (by hash) and dashboard sessions. Implemented once for both
+/// backends in `access.rs`.
 #[async_trait]
 pub trait AccessStore: Send + Sync + 'static {
     /// Stores a new token (only its hash).
@@ -231,7 +240,8 @@ pub trait AccessStore: Send + Sync + 'static {
 }
 
 /// The durable notification outbox (issue 15): events, their deliveries per sink and the retry
-/// state. The SQL of both backends is in `outbox.rs`; the finding events are written by
+/// state. Implemented once for both backends in `outbox.rs` (the statements whose dialect
+/// differs are in `sqlite.rs` and `postgres.rs`); the finding events are written by
 /// [`StatusStore::put_assessment`] in its own transaction.
 #[async_trait]
 pub trait OutboxStore: Send + Sync + 'static {

@@ -23,9 +23,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use sha2::{Digest, Sha256};
 
 use aims_model::{Finding, Timestamp};
+use async_trait::async_trait;
 
-use crate::StoreError;
 use crate::decode::{opt_ts, ts};
+use crate::portable::portable;
+use crate::{OutboxStore, StoreError};
 
 /// An event to record.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -194,7 +196,7 @@ pub fn finding_events(
 
 /// The columns of an event row, in [`StoredEvent`] order.
 const EVENT_COLUMNS: &str = "e.seq, e.key, e.event, e.system, e.payload, e.created_at";
-type EventRow = (i64, String, String, Option<String>, String, String);
+pub(crate) type EventRow = (i64, String, String, Option<String>, String, String);
 
 fn stored_event(row: EventRow) -> Result<StoredEvent, StoreError> {
     let (seq, key, event, system, payload, created_at) = row;
@@ -212,7 +214,7 @@ fn unsigned(v: i64) -> Result<u64, StoreError> {
     u64::try_from(v).map_err(|_| StoreError::Encoding(format!("negative outbox number {v}")))
 }
 
-fn signed(v: u64) -> Result<i64, StoreError> {
+pub(crate) fn signed(v: u64) -> Result<i64, StoreError> {
     i64::try_from(v).map_err(|_| StoreError::Encoding(format!("outbox number {v} out of range")))
 }
 
@@ -234,9 +236,9 @@ fn outbox_count((sink, state, n, last_error): CountRow) -> Result<OutboxCount, S
 }
 
 /// A delivery row claimed: seq, sink, delivery, attempts, first attempt.
-type ClaimRow = (i64, String, String, i64, Option<String>);
+pub(crate) type ClaimRow = (i64, String, String, i64, Option<String>);
 
-fn claimed(claim: ClaimRow, event: EventRow) -> Result<Claimed, StoreError> {
+pub(crate) fn claimed(claim: ClaimRow, event: EventRow) -> Result<Claimed, StoreError> {
     let (_, sink, delivery, attempts, first) = claim;
     Ok(Claimed {
         event: stored_event(event)?,
@@ -258,464 +260,112 @@ fn outcome_columns(r: &DeliveryResult) -> (&'static str, Option<String>, Option<
     }
 }
 
-/// `impl OutboxStore for $ty` delegating to the functions of module `$m` (`sqlite`,
-/// `postgres`): the trait is the same for both backends, only the SQL differs.
-macro_rules! impl_outbox_store {
-    ($ty:ty, $m:ident) => {
-        #[async_trait::async_trait]
-        impl crate::OutboxStore for $ty {
-            async fn put_events(
-                &self,
-                events: &[crate::outbox::NewEvent],
-            ) -> Result<u64, crate::StoreError> {
-                crate::outbox::$m::put_events(self, events).await
-            }
-
-            async fn sink_floor(&self, sink: &str) -> Result<u64, crate::StoreError> {
-                crate::outbox::$m::sink_floor(self, sink).await
-            }
-
-            async fn unrouted_events(
-                &self,
-                sink: &str,
-                floor: u64,
-                limit: u32,
-            ) -> Result<Vec<crate::outbox::StoredEvent>, crate::StoreError> {
-                crate::outbox::$m::unrouted(self, sink, floor, limit).await
-            }
-
-            async fn route_events(
-                &self,
-                sink: &str,
-                routes: &[(u64, bool)],
-                now: aims_model::Timestamp,
-            ) -> Result<(), crate::StoreError> {
-                crate::outbox::$m::route(self, sink, routes, now).await
-            }
-
-            async fn claim_deliveries(
-                &self,
-                now: aims_model::Timestamp,
-                lease_until: aims_model::Timestamp,
-                limit: u32,
-            ) -> Result<Vec<crate::outbox::Claimed>, crate::StoreError> {
-                crate::outbox::$m::claim(self, now, lease_until, limit).await
-            }
-
-            async fn finish_delivery(
-                &self,
-                seq: u64,
-                sink: &str,
-                result: &crate::outbox::DeliveryResult,
-                now: aims_model::Timestamp,
-            ) -> Result<(), crate::StoreError> {
-                crate::outbox::$m::finish(self, seq, sink, result, now).await
-            }
-
-            async fn outbox_counts(
-                &self,
-            ) -> Result<Vec<crate::outbox::OutboxCount>, crate::StoreError> {
-                crate::outbox::$m::counts(self).await
-            }
-        }
-    };
-}
-pub(crate) use impl_outbox_store;
-
-/// The SQLite side (writes through the store's single write connection).
-pub(crate) mod sqlite {
-    use sqlx::{Sqlite, Transaction};
-
-    use super::*;
-    use crate::SqliteStore;
-
-    /// Records `events` (each key once) inside an open transaction.
-    pub(crate) async fn insert_events(
-        tx: &mut Transaction<'_, Sqlite>,
-        events: &[NewEvent],
-    ) -> Result<u64, StoreError> {
-        let mut n = 0;
-        for e in events {
-            n += sqlx::query(
-                "INSERT INTO notify_events (key, event, system, payload, created_at) \
-                 VALUES (?, ?, ?, ?, ?) ON CONFLICT(key) DO NOTHING",
-            )
-            .bind(&e.key)
-            .bind(&e.event)
-            .bind(&e.system)
-            .bind(&e.payload)
-            .bind(e.created_at.to_string())
-            .execute(&mut **tx)
-            .await?
-            .rows_affected();
-        }
-        Ok(n)
-    }
-
-    /// The findings a system's assessment is about to replace.
-    pub(crate) async fn current_findings(
-        tx: &mut Transaction<'_, Sqlite>,
-        system: &str,
-    ) -> Result<Vec<Finding>, StoreError> {
-        let rows: Vec<(String,)> = sqlx::query_as("SELECT body FROM findings WHERE system = ?")
-            .bind(system)
-            .fetch_all(&mut **tx)
-            .await?;
-        rows.into_iter()
-            .map(|(b,)| Ok(serde_json::from_str(&b)?))
-            .collect()
-    }
-
-    pub(crate) async fn put_events(
-        s: &SqliteStore,
-        events: &[NewEvent],
-    ) -> Result<u64, StoreError> {
-        let pool = s.write_pool().lock().await;
-        let mut tx = pool.begin().await?;
-        let n = insert_events(&mut tx, events).await?;
-        tx.commit().await?;
-        Ok(n)
-    }
-
-    pub(crate) async fn sink_floor(s: &SqliteStore, sink: &str) -> Result<u64, StoreError> {
-        let pool = s.write_pool().lock().await;
-        sqlx::query(
-            "INSERT INTO notify_sinks (sink, floor) \
-             SELECT ?, COALESCE(MAX(seq), 0) FROM notify_events WHERE true \
-             ON CONFLICT(sink) DO NOTHING",
-        )
-        .bind(sink)
-        .execute(&*pool)
-        .await?;
-        let (floor,): (i64,) = sqlx::query_as("SELECT floor FROM notify_sinks WHERE sink = ?")
-            .bind(sink)
-            .fetch_one(&*pool)
-            .await?;
-        unsigned(floor)
-    }
-
-    pub(crate) async fn unrouted(
-        s: &SqliteStore,
-        sink: &str,
-        floor: u64,
-        limit: u32,
-    ) -> Result<Vec<StoredEvent>, StoreError> {
-        let rows: Vec<EventRow> = sqlx::query_as(&format!(
-            "SELECT {EVENT_COLUMNS} FROM notify_events e WHERE e.seq > ? AND NOT EXISTS \
-             (SELECT 1 FROM notify_deliveries d WHERE d.seq = e.seq AND d.sink = ?) \
-             ORDER BY e.seq LIMIT ?"
+portable! {
+    /// One stored event by its sequence number, on the claiming transaction's connection.
+    pub(crate) async fn event_by_seq(conn: &mut Conn, seq: i64) -> Result<EventRow, StoreError> {
+        Ok(sqlx::query_as(&format!(
+            "SELECT {EVENT_COLUMNS} FROM notify_events e WHERE e.seq = $1"
         ))
-        .bind(signed(floor)?)
-        .bind(sink)
-        .bind(i64::from(limit))
-        .fetch_all(s.read_pool())
-        .await?;
-        rows.into_iter().map(stored_event).collect()
+        .bind(seq)
+        .fetch_one(&mut *conn)
+        .await?)
     }
 
-    pub(crate) async fn route(
-        s: &SqliteStore,
-        sink: &str,
-        routes: &[(u64, bool)],
-        now: Timestamp,
-    ) -> Result<(), StoreError> {
-        let pool = s.write_pool().lock().await;
-        let mut tx = pool.begin().await?;
-        for (seq, wanted) in routes {
-            let (key,): (String,) = sqlx::query_as("SELECT key FROM notify_events WHERE seq = ?")
-                .bind(signed(*seq)?)
-                .fetch_one(&mut *tx)
-                .await?;
+    #[async_trait]
+    impl OutboxStore for S {
+        async fn put_events(&self, events: &[NewEvent]) -> Result<u64, StoreError> {
+            let w = self.writer().await;
+            let mut tx = w.begin().await?;
+            let n = backend::insert_events(&mut tx, events).await?;
+            tx.commit().await?;
+            Ok(n)
+        }
+
+        async fn sink_floor(&self, sink: &str) -> Result<u64, StoreError> {
+            let w = self.writer().await;
+            // `WHERE true` tells SQLite's parser the `ON CONFLICT` is the upsert's.
             sqlx::query(
-                "INSERT INTO notify_deliveries (seq, sink, delivery, state, attempts, next_at, \
-                 updated_at) VALUES (?, ?, ?, ?, 0, ?, ?) ON CONFLICT(seq, sink) DO NOTHING",
+                "INSERT INTO notify_sinks (sink, floor) \
+                 SELECT $1, COALESCE(MAX(seq), 0) FROM notify_events WHERE true \
+                 ON CONFLICT (sink) DO NOTHING",
             )
-            .bind(signed(*seq)?)
             .bind(sink)
-            .bind(delivery_id(&key, sink))
-            .bind(if *wanted {
-                state::PENDING
-            } else {
-                state::SKIPPED
-            })
-            .bind(now.to_string())
-            .bind(now.to_string())
-            .execute(&mut *tx)
+            .execute(&*w)
             .await?;
-        }
-        tx.commit().await?;
-        Ok(())
-    }
-
-    pub(crate) async fn claim(
-        s: &SqliteStore,
-        now: Timestamp,
-        lease_until: Timestamp,
-        limit: u32,
-    ) -> Result<Vec<Claimed>, StoreError> {
-        let pool = s.write_pool().lock().await;
-        let mut tx = pool.begin().await?;
-        let rows: Vec<ClaimRow> = sqlx::query_as(
-            "UPDATE notify_deliveries SET lease_until = ?2 WHERE rowid IN \
-             (SELECT rowid FROM notify_deliveries WHERE state = 'pending' AND next_at <= ?1 \
-              AND (lease_until IS NULL OR lease_until <= ?1) ORDER BY next_at LIMIT ?3) \
-             RETURNING seq, sink, delivery, attempts, first_attempt_at",
-        )
-        .bind(now.to_string())
-        .bind(lease_until.to_string())
-        .bind(i64::from(limit))
-        .fetch_all(&mut *tx)
-        .await?;
-        let mut out = Vec::with_capacity(rows.len());
-        for (seq, sink, delivery, attempts, first) in rows {
-            let row: EventRow = sqlx::query_as(&format!(
-                "SELECT {EVENT_COLUMNS} FROM notify_events e WHERE e.seq = ?"
-            ))
-            .bind(seq)
-            .fetch_one(&mut *tx)
-            .await?;
-            out.push(claimed((seq, sink, delivery, attempts, first), row)?);
-        }
-        tx.commit().await?;
-        Ok(out)
-    }
-
-    pub(crate) async fn finish(
-        s: &SqliteStore,
-        seq: u64,
-        sink: &str,
-        result: &DeliveryResult,
-        now: Timestamp,
-    ) -> Result<(), StoreError> {
-        let (st, next_at, error) = outcome_columns(result);
-        let pool = s.write_pool().lock().await;
-        sqlx::query(
-            "UPDATE notify_deliveries SET state = ?, attempts = attempts + 1, \
-             next_at = COALESCE(?, next_at), last_error = ?, lease_until = NULL, \
-             first_attempt_at = COALESCE(first_attempt_at, ?), updated_at = ? \
-             WHERE seq = ? AND sink = ?",
-        )
-        .bind(st)
-        .bind(next_at)
-        .bind(error)
-        .bind(now.to_string())
-        .bind(now.to_string())
-        .bind(signed(seq)?)
-        .bind(sink)
-        .execute(&*pool)
-        .await?;
-        Ok(())
-    }
-
-    pub(crate) async fn counts(s: &SqliteStore) -> Result<Vec<OutboxCount>, StoreError> {
-        let rows: Vec<CountRow> = sqlx::query_as(COUNTS_SQL).fetch_all(s.read_pool()).await?;
-        rows.into_iter().map(outbox_count).collect()
-    }
-}
-
-/// The PostgreSQL side: several replicas share it; claims skip rows another replica holds.
-pub(crate) mod postgres {
-    use sqlx::{Postgres, Transaction};
-
-    use super::*;
-    use crate::PgStore;
-
-    /// Records `events` (each key once) inside an open transaction.
-    pub(crate) async fn insert_events(
-        tx: &mut Transaction<'_, Postgres>,
-        events: &[NewEvent],
-    ) -> Result<u64, StoreError> {
-        if events.is_empty() {
-            return Ok(0);
-        }
-        let keys: Vec<&str> = events.iter().map(|e| e.key.as_str()).collect();
-        let kinds: Vec<&str> = events.iter().map(|e| e.event.as_str()).collect();
-        let systems: Vec<Option<&str>> = events.iter().map(|e| e.system.as_deref()).collect();
-        let payloads: Vec<&str> = events.iter().map(|e| e.payload.as_str()).collect();
-        let times: Vec<String> = events.iter().map(|e| e.created_at.to_string()).collect();
-        let n = sqlx::query(
-            "INSERT INTO notify_events (key, event, system, payload, created_at) \
-             SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[]) \
-             ON CONFLICT (key) DO NOTHING",
-        )
-        .bind(&keys)
-        .bind(&kinds)
-        .bind(&systems)
-        .bind(&payloads)
-        .bind(&times)
-        .execute(&mut **tx)
-        .await?
-        .rows_affected();
-        Ok(n)
-    }
-
-    /// The findings a system's assessment is about to replace.
-    pub(crate) async fn current_findings(
-        tx: &mut Transaction<'_, Postgres>,
-        system: &str,
-    ) -> Result<Vec<Finding>, StoreError> {
-        let rows: Vec<(String,)> = sqlx::query_as("SELECT body FROM findings WHERE system = $1")
-            .bind(system)
-            .fetch_all(&mut **tx)
-            .await?;
-        rows.into_iter()
-            .map(|(b,)| Ok(serde_json::from_str(&b)?))
-            .collect()
-    }
-
-    pub(crate) async fn put_events(s: &PgStore, events: &[NewEvent]) -> Result<u64, StoreError> {
-        let mut tx = s.pool().begin().await?;
-        let n = insert_events(&mut tx, events).await?;
-        tx.commit().await?;
-        Ok(n)
-    }
-
-    pub(crate) async fn sink_floor(s: &PgStore, sink: &str) -> Result<u64, StoreError> {
-        sqlx::query(
-            "INSERT INTO notify_sinks (sink, floor) \
-             SELECT $1, COALESCE(MAX(seq), 0) FROM notify_events ON CONFLICT (sink) DO NOTHING",
-        )
-        .bind(sink)
-        .execute(s.pool())
-        .await?;
-        let (floor,): (i64,) = sqlx::query_as("SELECT floor FROM notify_sinks WHERE sink = $1")
-            .bind(sink)
-            .fetch_one(s.pool())
-            .await?;
-        unsigned(floor)
-    }
-
-    pub(crate) async fn unrouted(
-        s: &PgStore,
-        sink: &str,
-        floor: u64,
-        limit: u32,
-    ) -> Result<Vec<StoredEvent>, StoreError> {
-        let rows: Vec<EventRow> = sqlx::query_as(&format!(
-            "SELECT {EVENT_COLUMNS} FROM notify_events e WHERE e.seq > $1 AND NOT EXISTS \
-             (SELECT 1 FROM notify_deliveries d WHERE d.seq = e.seq AND d.sink = $2) \
-             ORDER BY e.seq LIMIT $3"
-        ))
-        .bind(signed(floor)?)
-        .bind(sink)
-        .bind(i64::from(limit))
-        .fetch_all(s.pool())
-        .await?;
-        rows.into_iter().map(stored_event).collect()
-    }
-
-    pub(crate) async fn route(
-        s: &PgStore,
-        sink: &str,
-        routes: &[(u64, bool)],
-        now: Timestamp,
-    ) -> Result<(), StoreError> {
-        if routes.is_empty() {
-            return Ok(());
-        }
-        let seqs: Vec<i64> = routes
-            .iter()
-            .map(|(s, _)| signed(*s))
-            .collect::<Result<_, _>>()?;
-        let keys: Vec<(i64, String)> =
-            sqlx::query_as("SELECT seq, key FROM notify_events WHERE seq = ANY($1)")
-                .bind(&seqs)
-                .fetch_all(s.pool())
+            let (floor,): (i64,) = sqlx::query_as("SELECT floor FROM notify_sinks WHERE sink = $1")
+                .bind(sink)
+                .fetch_one(&*w)
                 .await?;
-        let key_of: BTreeMap<i64, String> = keys.into_iter().collect();
-        let mut rows_seq = Vec::new();
-        let mut rows_delivery = Vec::new();
-        let mut rows_state = Vec::new();
-        for (seq, wanted) in routes {
-            let seq = signed(*seq)?;
-            let key = key_of
-                .get(&seq)
-                .ok_or_else(|| StoreError::Conflict(format!("outbox event {seq} vanished")))?;
-            rows_seq.push(seq);
-            rows_delivery.push(delivery_id(key, sink));
-            rows_state.push(if *wanted {
-                state::PENDING
-            } else {
-                state::SKIPPED
-            });
+            unsigned(floor)
         }
-        sqlx::query(
-            "INSERT INTO notify_deliveries (seq, sink, delivery, state, attempts, next_at, updated_at) \
-             SELECT r.seq, $2, r.delivery, r.state, 0, $3, $3 \
-             FROM unnest($1::bigint[], $4::text[], $5::text[]) AS r(seq, delivery, state) \
-             ON CONFLICT (seq, sink) DO NOTHING",
-        )
-        .bind(&rows_seq)
-        .bind(sink)
-        .bind(now.to_string())
-        .bind(&rows_delivery)
-        .bind(&rows_state)
-        .execute(s.pool())
-        .await?;
-        Ok(())
-    }
 
-    pub(crate) async fn claim(
-        s: &PgStore,
-        now: Timestamp,
-        lease_until: Timestamp,
-        limit: u32,
-    ) -> Result<Vec<Claimed>, StoreError> {
-        let mut tx = s.pool().begin().await?;
-        let rows: Vec<ClaimRow> = sqlx::query_as(
-            "UPDATE notify_deliveries SET lease_until = $2 WHERE (seq, sink) IN \
-             (SELECT seq, sink FROM notify_deliveries WHERE state = 'pending' AND next_at <= $1 \
-              AND (lease_until IS NULL OR lease_until <= $1) ORDER BY next_at LIMIT $3 \
-              FOR UPDATE SKIP LOCKED) \
-             RETURNING seq, sink, delivery, attempts::bigint, first_attempt_at",
-        )
-        .bind(now.to_string())
-        .bind(lease_until.to_string())
-        .bind(i64::from(limit))
-        .fetch_all(&mut *tx)
-        .await?;
-        let mut out = Vec::with_capacity(rows.len());
-        for (seq, sink, delivery, attempts, first) in rows {
-            let row: EventRow = sqlx::query_as(&format!(
-                "SELECT {EVENT_COLUMNS} FROM notify_events e WHERE e.seq = $1"
+        async fn unrouted_events(
+            &self,
+            sink: &str,
+            floor: u64,
+            limit: u32,
+        ) -> Result<Vec<StoredEvent>, StoreError> {
+            let rows: Vec<EventRow> = sqlx::query_as(&format!(
+                "SELECT {EVENT_COLUMNS} FROM notify_events e WHERE e.seq > $1 AND NOT EXISTS \
+                 (SELECT 1 FROM notify_deliveries d WHERE d.seq = e.seq AND d.sink = $2) \
+                 ORDER BY e.seq LIMIT $3"
             ))
-            .bind(seq)
-            .fetch_one(&mut *tx)
+            .bind(signed(floor)?)
+            .bind(sink)
+            .bind(i64::from(limit))
+            .fetch_all(self.reader())
             .await?;
-            out.push(claimed((seq, sink, delivery, attempts, first), row)?);
+            rows.into_iter().map(stored_event).collect()
         }
-        tx.commit().await?;
-        Ok(out)
-    }
 
-    pub(crate) async fn finish(
-        s: &PgStore,
-        seq: u64,
-        sink: &str,
-        result: &DeliveryResult,
-        now: Timestamp,
-    ) -> Result<(), StoreError> {
-        let (st, next_at, error) = outcome_columns(result);
-        sqlx::query(
-            "UPDATE notify_deliveries SET state = $1, attempts = attempts + 1, \
-             next_at = COALESCE($2, next_at), last_error = $3, lease_until = NULL, \
-             first_attempt_at = COALESCE(first_attempt_at, $4), updated_at = $4 \
-             WHERE seq = $5 AND sink = $6",
-        )
-        .bind(st)
-        .bind(next_at)
-        .bind(error)
-        .bind(now.to_string())
-        .bind(signed(seq)?)
-        .bind(sink)
-        .execute(s.pool())
-        .await?;
-        Ok(())
-    }
+        async fn route_events(
+            &self,
+            sink: &str,
+            routes: &[(u64, bool)],
+            now: Timestamp,
+        ) -> Result<(), StoreError> {
+            backend::route_events(self, sink, routes, now).await
+        }
 
-    pub(crate) async fn counts(s: &PgStore) -> Result<Vec<OutboxCount>, StoreError> {
-        let rows: Vec<CountRow> = sqlx::query_as(COUNTS_SQL).fetch_all(s.pool()).await?;
-        rows.into_iter().map(outbox_count).collect()
+        async fn claim_deliveries(
+            &self,
+            now: Timestamp,
+            lease_until: Timestamp,
+            limit: u32,
+        ) -> Result<Vec<Claimed>, StoreError> {
+            backend::claim_deliveries(self, now, lease_until, limit).await
+        }
+
+        async fn finish_delivery(
+            &self,
+            seq: u64,
+            sink: &str,
+            result: &DeliveryResult,
+            now: Timestamp,
+        ) -> Result<(), StoreError> {
+            let (st, next_at, error) = outcome_columns(result);
+            let w = self.writer().await;
+            sqlx::query(
+                "UPDATE notify_deliveries SET state = $1, attempts = attempts + 1, \
+                 next_at = COALESCE($2, next_at), last_error = $3, lease_until = NULL, \
+                 first_attempt_at = COALESCE(first_attempt_at, $4), updated_at = $4 \
+                 WHERE seq = $5 AND sink = $6",
+            )
+            .bind(st)
+            .bind(next_at)
+            .bind(error)
+            .bind(now.to_string())
+            .bind(signed(seq)?)
+            .bind(sink)
+            .execute(&*w)
+            .await?;
+            Ok(())
+        }
+
+        async fn outbox_counts(&self) -> Result<Vec<OutboxCount>, StoreError> {
+            let rows: Vec<CountRow> = sqlx::query_as(COUNTS_SQL).fetch_all(self.reader()).await?;
+            rows.into_iter().map(outbox_count).collect()
+        }
     }
 }
 

@@ -27,28 +27,28 @@
 //!
 //! Round trips per ingest are constant in the batch size: the lookups, the entry insert, the
 //! subtree-hash reads and the hash insert are each one statement over arrays (`unnest`).
+//!
+//! The `Store` traits are implemented once for both backends ([`crate::portable`]); this module
+//! holds what is PostgreSQL's own: the sequencer, the append's statements over arrays, the
+//! batched inserts of the assessment and the outbox, claims with `SKIP LOCKED`, and the
+//! [`crate::BlobStore`] (a table).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::Row;
-use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
+use sqlx::{Postgres, Row, Transaction};
 
 use aims_ledger::merkle::{Hash, NodeId};
-use aims_model::wire::{ControlView, SourceHealth, SourceHeartbeat, StatusCounts, SystemSummary};
-use aims_model::{EvidenceRecord, Finding, Timestamp};
+use aims_model::{Confirmation, Finding, ListedArtifact, Timestamp};
 
-use crate::append::{AppendOps, append};
-use crate::decode::{self, hash32, signed, ts, unsigned};
-use crate::hashes::ids_in_order;
-use crate::ingest::{self, ArtifactKey, CONFIRMED, NewLeaf, Newest};
-use crate::{
-    AccessStore, CheckpointSigner, ConfirmationInput, ConfirmationOutcome, IngestOutcome,
-    LedgerEntryRow, LedgerStore, NewToken, StatusStore, StoreError, StoredAssessment,
-    StoredCheckpoint, StoredEvidence, TokenInfo,
-};
+use crate::append::AppendOps;
+use crate::decode::{signed, unsigned};
+use crate::ingest::{ArtifactKey, NewLeaf, Newest};
+use crate::outbox::{self, ClaimRow, Claimed, NewEvent, claimed, delivery_id, state};
+use crate::{StoreError, StoredAssessment, StoredCheckpoint};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -82,6 +82,17 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
+/// What [`PgStore::writer`] returns: the pool.
+pub(crate) struct PgWriter<'a>(&'a PgPool);
+
+impl std::ops::Deref for PgWriter<'_> {
+    type Target = PgPool;
+
+    fn deref(&self) -> &PgPool {
+        self.0
+    }
+}
+
 impl PgStore {
     /// Connects to `postgres://…` (or `postgresql://…`), applies migrations (sqlx takes an
     /// advisory lock, so replicas starting together migrate once) and returns the store.
@@ -103,20 +114,28 @@ impl PgStore {
     pub async fn close(&self) {
         self.pool.close().await;
     }
+
+    /// The pool reads go to (see [`crate::portable`]).
+    pub(crate) fn reader(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// The pool writes go to: replicas serialise in the database (row locks, the sequencer),
+    /// so there is nothing to hold here. A guard only so that portable code reads alike for
+    /// both backends (SQLite's is a lock).
+    pub(crate) async fn writer(&self) -> PgWriter<'_> {
+        PgWriter(&self.pool)
+    }
 }
 
 /// Reads the stored hashes of `ids` into `map` (skipping those already there) with one query.
 /// Absent nodes are left out of the map.
-async fn fill_hashes(
+pub(crate) async fn fill_hashes(
     conn: &mut PgConnection,
     map: &mut HashMap<NodeId, Hash>,
     ids: &[NodeId],
 ) -> Result<(), StoreError> {
-    let want: Vec<NodeId> = ids
-        .iter()
-        .filter(|id| !map.contains_key(id))
-        .copied()
-        .collect();
+    let want = crate::hashes::missing(map, ids);
     if want.is_empty() {
         return Ok(());
     }
@@ -134,34 +153,16 @@ async fn fill_hashes(
     .fetch_all(&mut *conn)
     .await?;
     for row in rows {
-        let level = u8::try_from(row.try_get::<i32, _>(0)?)
-            .map_err(|_| StoreError::Corrupt("subtree level out of range".to_owned()))?;
-        let id = NodeId::new(level, unsigned(row.try_get::<i64, _>(1)?)?);
-        map.insert(id, hash32(row.try_get::<&[u8], _>(2)?)?);
+        let level = i64::from(row.try_get::<i32, _>(0)?);
+        let (id, hash) =
+            crate::hashes::node_hash(level, row.try_get(1)?, row.try_get::<&[u8], _>(2)?)?;
+        map.insert(id, hash);
     }
     Ok(())
 }
 
-fn row_to_evidence(row: &PgRow) -> Result<StoredEvidence, StoreError> {
-    decode::evidence(
-        row.try_get("idx")?,
-        row.try_get("record_id")?,
-        row.try_get("entry")?,
-        row.try_get("confirmed_at")?,
-    )
-}
-
-fn row_to_checkpoint(r: &PgRow) -> Result<StoredCheckpoint, StoreError> {
-    Ok(StoredCheckpoint {
-        size: unsigned(r.try_get::<i64, _>("size")?)?,
-        root: hash32(r.try_get::<&[u8], _>("root")?)?,
-        note: r.try_get("note")?,
-        created_at: ts(r.try_get("created_at")?)?,
-    })
-}
-
 /// The record IDs of the batch already in the ledger, with their index.
-async fn held_ids(
+pub(crate) async fn held_records(
     conn: &mut PgConnection,
     ids: &[aims_model::RecordId],
 ) -> Result<HashMap<String, u64>, StoreError> {
@@ -178,7 +179,7 @@ async fn held_ids(
 }
 
 /// The newest entry for each artifact key (absent keys have none).
-async fn newest_entries(
+pub(crate) async fn newest_entries(
     conn: &mut PgConnection,
     keys: &[ArtifactKey],
 ) -> Result<HashMap<ArtifactKey, Newest>, StoreError> {
@@ -214,7 +215,7 @@ async fn newest_entries(
 }
 
 /// The PostgreSQL side of the shared append sequence, on the ingest transaction's connection.
-struct Ops<'c>(&'c mut PgConnection);
+pub(crate) struct Ops<'c>(pub(crate) &'c mut PgConnection);
 
 #[async_trait]
 impl AppendOps for Ops<'_> {
@@ -311,16 +312,7 @@ impl AppendOps for Ops<'_> {
 
     /// Also advances the sequencer row to the new size.
     async fn insert_checkpoint(&mut self, cp: &StoredCheckpoint) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO ledger_checkpoints (size, root, note, created_at) \
-             VALUES ($1, $2, $3, $4)",
-        )
-        .bind(signed(cp.size)?)
-        .bind(&cp.root[..])
-        .bind(&cp.note)
-        .bind(cp.created_at.to_string())
-        .execute(&mut *self.0)
-        .await?;
+        crate::ledger_store::postgres::insert_checkpoint(self.0, cp).await?;
         sqlx::query("UPDATE ledger_head SET size = $1")
             .bind(signed(cp.size)?)
             .execute(&mut *self.0)
@@ -346,635 +338,256 @@ async fn lock_head(tx: &mut PgConnection) -> Result<u64, StoreError> {
     unsigned(head)
 }
 
-impl PgStore {
-    /// The checkpoint of the newest size at most `size` (what an ingest that appended nothing
-    /// answers with: another replica may have grown the tree since).
-    async fn checkpoint_at_most(&self, size: u64) -> Result<Option<StoredCheckpoint>, StoreError> {
-        let row = sqlx::query(
-            "SELECT size, root, note, created_at FROM ledger_checkpoints \
-             WHERE size <= $1 ORDER BY size DESC LIMIT 1",
-        )
-        .bind(signed(size)?)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.as_ref().map(row_to_checkpoint).transpose()
-    }
-
-    // Issue 18: the pool for the session and token-scope queries in `sessions.rs`.
-    pub(crate) fn pool(&self) -> &PgPool {
-        &self.pool
-    }
+/// Opens the append transaction and takes the sequencer (see the module docs); returns the
+/// ledger size. The transaction is the lock: the guard is only the pool.
+pub(crate) async fn begin_append(
+    s: &PgStore,
+) -> Result<(PgWriter<'_>, Transaction<'static, Postgres>, u64), StoreError> {
+    let w = s.writer().await;
+    let mut tx = w.begin_with(BEGIN_INGEST).await?;
+    let start = lock_head(&mut tx).await?;
+    Ok((w, tx, start))
 }
 
-#[async_trait]
-impl LedgerStore for PgStore {
-    async fn ingest(
-        &self,
-        agent: &str,
-        records: &[EvidenceRecord],
-        received_at: Timestamp,
-        signer: &(dyn CheckpointSigner + Sync),
-    ) -> Result<IngestOutcome, StoreError> {
-        let ids = ingest::record_ids(records)?;
-        let mut tx = self.pool.begin_with(BEGIN_INGEST).await?;
-        let start = lock_head(&mut tx).await?;
-        let held = held_ids(&mut tx, &ids).await?;
-        let mut seen = HashSet::new();
-        let keys: Vec<ArtifactKey> = records
-            .iter()
-            .zip(&ids)
-            .filter(|(_, id)| !held.contains_key(id.as_str()))
-            .map(|(r, _)| ingest::artifact_key(r))
-            .filter(|k| seen.insert(k.clone()))
-            .collect();
-        let newest = newest_entries(&mut tx, &keys).await?;
-        let plan = ingest::plan(records, ids, agent, received_at, start, &held, &newest)?;
-        let next = start + plan.leaves.len() as u64;
-        let checkpoint = append(
-            &mut Ops(&mut tx),
-            start,
-            &plan.leaves,
-            agent,
-            received_at,
-            signer,
-        )
-        .await?;
-        tx.commit().await?;
-        let checkpoint = match checkpoint {
-            Some(cp) => Some(cp),
-            None => self.checkpoint_at_most(next).await?,
-        };
-        Ok(IngestOutcome {
-            results: plan.results,
-            tree_size: next,
-            checkpoint,
-            systems_touched: plan.touched,
-        })
-    }
-
-    async fn ingest_confirmation(
-        &self,
-        agent: &str,
-        input: &ConfirmationInput<'_>,
-        received_at: Timestamp,
-        signer: &(dyn CheckpointSigner + Sync),
-    ) -> Result<ConfirmationOutcome, StoreError> {
-        let c = input.confirmation;
-        let id = c
-            .confirmation_id()
-            .map_err(|e| StoreError::Encoding(e.to_string()))?;
-        let mut tx = self.pool.begin_with(BEGIN_INGEST).await?;
-        let start = lock_head(&mut tx).await?;
-        let held = held_ids(&mut tx, std::slice::from_ref(&id)).await?;
-        let mut keys: Vec<ArtifactKey> = input
-            .artifacts
-            .iter()
-            .map(|a| (c.source.id.clone(), a.locator.clone()))
-            .collect();
-        keys.push((c.source.id.clone(), String::new()));
-        let newest = newest_entries(&mut tx, &keys).await?;
-        let (matched, touched) = ingest::matched(c, input.artifacts, &newest);
-        let (leaf_index, duplicate, checkpoint) = match held.get(id.as_str()) {
-            Some(&idx) => (idx, true, None),
-            None => {
-                let prev = newest
-                    .get(&(c.source.id.clone(), String::new()))
-                    .map(|n| n.idx);
-                let leaf = NewLeaf::confirmation(start, c, agent, received_at, prev)?;
-                let cp = append(
-                    &mut Ops(&mut tx),
-                    start,
-                    std::slice::from_ref(&leaf),
-                    agent,
-                    received_at,
-                    signer,
-                )
-                .await?;
-                sqlx::query(
-                    "INSERT INTO confirmation_listings (digest, body) VALUES ($1, $2) \
-                     ON CONFLICT (digest) DO NOTHING",
-                )
-                .bind(c.digest.as_str())
-                .bind(input.listing)
-                .execute(&mut *tx)
-                .await?;
-                let at = c.observed_at.to_string();
-                let locators: Vec<&str> = matched.iter().map(|a| a.locator.as_str()).collect();
-                let shas: Vec<&str> = matched.iter().map(|a| a.sha256.as_str()).collect();
-                sqlx::query(
-                    "INSERT INTO artifact_seen (source_id, locator, sha256, confirmed_at, \
-                         confirmation_idx) \
-                     SELECT $1, u.locator, u.sha256, $2, $3 \
-                     FROM unnest($4::text[], $5::text[]) AS u(locator, sha256) \
-                     ON CONFLICT (source_id, locator) DO UPDATE SET sha256 = excluded.sha256, \
-                         confirmed_at = excluded.confirmed_at, \
-                         confirmation_idx = excluded.confirmation_idx \
-                     WHERE artifact_seen.sha256 <> excluded.sha256 \
-                        OR artifact_seen.confirmed_at < excluded.confirmed_at",
-                )
-                .bind(&c.source.id)
-                .bind(&at)
-                .bind(signed(start)?)
-                .bind(&locators)
-                .bind(&shas)
-                .execute(&mut *tx)
-                .await?;
-                sqlx::query(
-                    "INSERT INTO source_health (agent, source_id, source_type, interval_secs, \
-                         last_confirmed_at) VALUES ($1, $2, $3, 0, $4) \
-                     ON CONFLICT (agent, source_id) DO UPDATE SET last_confirmed_at = \
-                         GREATEST(COALESCE(source_health.last_confirmed_at, ''), \
-                                  excluded.last_confirmed_at)",
-                )
-                .bind(&c.agent)
-                .bind(&c.source.id)
-                .bind(c.source.source_type.as_str())
-                .bind(&at)
-                .execute(&mut *tx)
-                .await?;
-                (start, false, cp)
-            }
-        };
-        tx.commit().await?;
-        let tree_size = if duplicate { start } else { start + 1 };
-        let checkpoint = match checkpoint {
-            Some(cp) => Some(cp),
-            None => self.checkpoint_at_most(tree_size).await?,
-        };
-        let matched_n = matched.len() as u64;
-        Ok(ConfirmationOutcome {
-            confirmation_id: id,
-            leaf_index,
-            duplicate,
-            matched: matched_n,
-            unmatched: input.artifacts.len() as u64 - matched_n,
-            tree_size,
-            checkpoint,
-            systems_touched: if duplicate { Vec::new() } else { touched },
-        })
-    }
-
-    async fn confirmation_listing(&self, digest: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(
-            sqlx::query_scalar("SELECT body FROM confirmation_listings WHERE digest = $1")
-                .bind(digest)
-                .fetch_optional(&self.pool)
-                .await?,
-        )
-    }
-
-    async fn history(&self, system: &str) -> Result<Vec<StoredEvidence>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT e.idx, e.record_id, e.entry, s.confirmed_at FROM ledger_entries e \
-             LEFT JOIN artifact_seen s ON s.source_id = e.source_id AND s.locator = e.locator \
-                 AND s.sha256 = e.sha256 AND e.event = 'observed' \
-             WHERE e.system = $1 ORDER BY e.idx",
-        )
-        .bind(system)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| decode::in_system(row_to_evidence(r)?, system))
-            .collect()
-    }
-
-    async fn evidence(&self, record_id: &str) -> Result<Option<StoredEvidence>, StoreError> {
-        let row = sqlx::query(
-            "SELECT e.idx, e.record_id, e.entry, s.confirmed_at FROM ledger_entries e \
-                 LEFT JOIN artifact_seen s ON s.source_id = e.source_id \
-                     AND s.locator = e.locator AND s.sha256 = e.sha256 AND e.event = 'observed' \
-                 WHERE e.record_id = $1 AND e.event <> $2",
-        )
-        .bind(record_id)
-        .bind(CONFIRMED)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.as_ref().map(row_to_evidence).transpose()
-    }
-
-    async fn evidence_by_sha256(
-        &self,
-        sha256: &str,
-        limit: u32,
-    ) -> Result<Vec<StoredEvidence>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT e.idx, e.record_id, e.entry, s.confirmed_at FROM ledger_entries e \
-                 LEFT JOIN artifact_seen s ON s.source_id = e.source_id \
-                     AND s.locator = e.locator AND s.sha256 = e.sha256 AND e.event = 'observed' \
-                 WHERE e.sha256 = $1 AND e.event <> $2 ORDER BY e.idx LIMIT $3",
-        )
-        .bind(sha256)
-        .bind(CONFIRMED)
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(row_to_evidence).collect()
-    }
-
-    async fn evidence_by_source(
-        &self,
-        source: &str,
-        limit: u32,
-    ) -> Result<Vec<StoredEvidence>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT e.idx, e.record_id, e.entry, s.confirmed_at FROM ledger_entries e \
-             LEFT JOIN artifact_seen s ON s.source_id = e.source_id AND s.locator = e.locator \
-                 AND s.sha256 = e.sha256 AND e.event = 'observed' \
-             WHERE e.source_id = $1 AND e.event <> $2 ORDER BY e.idx DESC LIMIT $3",
-        )
-        .bind(source)
-        .bind(CONFIRMED)
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(row_to_evidence).collect()
-    }
-
-    async fn entries(&self, start: u64, limit: u64) -> Result<Vec<LedgerEntryRow>, StoreError> {
-        let rows: Vec<(i64, Vec<u8>)> = sqlx::query_as(
-            "SELECT idx, entry FROM ledger_entries WHERE idx >= $1 ORDER BY idx LIMIT $2",
-        )
-        .bind(i64::try_from(start).unwrap_or(i64::MAX))
-        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-        .fetch_all(&self.pool)
-        .await?;
-        decode::entry_rows(rows)
-    }
-
-    async fn system_entries(&self, system: &str) -> Result<Vec<LedgerEntryRow>, StoreError> {
-        let rows: Vec<(i64, Vec<u8>)> = sqlx::query_as(
-            "SELECT idx, entry FROM ledger_entries WHERE system = $1 \
-             UNION ALL \
-             SELECT idx, entry FROM ledger_entries WHERE event = $2 AND locator = '' \
-                 AND source_id IN (SELECT DISTINCT source_id FROM ledger_entries WHERE system = $1) \
-             ORDER BY idx",
-        )
-        .bind(system)
-        .bind(CONFIRMED)
-        .fetch_all(&self.pool)
-        .await?;
-        decode::entry_rows(rows)
-    }
-
-    async fn entry_rows(&self, start: u64, limit: u64) -> Result<Vec<crate::EntryRow>, StoreError> {
-        let rows: Vec<decode::EntryColumns> = sqlx::query_as(&format!(
-            "SELECT {} FROM ledger_entries WHERE idx >= $1 ORDER BY idx LIMIT $2",
-            decode::ENTRY_COLUMNS
-        ))
-        .bind(signed(start)?)
-        .bind(signed(limit)?)
-        .fetch_all(&self.pool)
-        .await?;
-        decode::full_entry_rows(rows)
-    }
-
-    async fn append_lock_available(&self, timeout: Duration) -> Result<bool, StoreError> {
-        let ms = timeout.as_millis().clamp(1, 60_000);
-        let mut tx = self.pool.begin().await?;
-        sqlx::query(&format!("SET LOCAL lock_timeout = '{ms}ms'"))
-            .execute(&mut *tx)
-            .await?;
-        let got = sqlx::query("SELECT size FROM ledger_head FOR UPDATE")
-            .fetch_one(&mut *tx)
-            .await;
-        tx.rollback().await?;
-        match got {
-            Ok(_) => Ok(true),
-            Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("55P03") => Ok(false),
-            Err(e) => Err(e.into()),
-        }
-    }
-
-    async fn system_ids(&self) -> Result<Vec<String>, StoreError> {
-        Ok(sqlx::query_scalar(
-            "SELECT DISTINCT system FROM ledger_entries WHERE system <> '' ORDER BY system",
-        )
-        .fetch_all(&self.pool)
-        .await?)
-    }
-
-    async fn tree_size(&self) -> Result<u64, StoreError> {
-        let n: i64 = sqlx::query_scalar("SELECT size FROM ledger_head")
-            .fetch_one(&self.pool)
-            .await?;
-        unsigned(n)
-    }
-
-    async fn read_hashes(&self, ids: &[NodeId]) -> Result<Vec<Hash>, StoreError> {
-        let mut conn = self.pool.acquire().await?;
-        let mut map = HashMap::with_capacity(ids.len());
-        fill_hashes(&mut conn, &mut map, ids).await?;
-        ids_in_order(&map, ids)
-    }
-
-    async fn latest_checkpoint(&self) -> Result<Option<StoredCheckpoint>, StoreError> {
-        let row = sqlx::query(
-            "SELECT size, root, note, created_at FROM ledger_checkpoints \
-             ORDER BY size DESC LIMIT 1",
-        )
-        .fetch_optional(&self.pool)
-        .await?;
-        row.as_ref().map(row_to_checkpoint).transpose()
-    }
-
-    async fn checkpoint_at(&self, size: u64) -> Result<Option<StoredCheckpoint>, StoreError> {
-        let Ok(size) = i64::try_from(size) else {
-            return Ok(None);
-        };
-        let row = sqlx::query(
-            "SELECT size, root, note, created_at FROM ledger_checkpoints WHERE size = $1",
-        )
-        .bind(size)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.as_ref().map(row_to_checkpoint).transpose()
-    }
-
-    async fn put_checkpoint(&self, cp: &StoredCheckpoint) -> Result<(), StoreError> {
-        // Re-signing the same head replaces the note; a different root for a size already
-        // signed is left alone (as in SQLite).
-        sqlx::query(
-            "INSERT INTO ledger_checkpoints (size, root, note, created_at) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (size) DO UPDATE SET note = excluded.note, created_at = excluded.created_at \
-             WHERE ledger_checkpoints.root = excluded.root",
-        )
-        .bind(signed(cp.size)?)
-        .bind(&cp.root[..])
-        .bind(&cp.note)
-        .bind(cp.created_at.to_string())
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
+/// Commits the append transaction, which releases the sequencer.
+pub(crate) async fn commit_append(
+    _lock: PgWriter<'_>,
+    tx: Transaction<'static, Postgres>,
+) -> Result<(), StoreError> {
+    Ok(tx.commit().await?)
 }
 
-#[async_trait]
-impl StatusStore for PgStore {
-    async fn put_heartbeats(
-        &self,
-        agent: &str,
-        beats: &[SourceHeartbeat],
-    ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
-        for b in beats {
-            let at = b.polled_at.to_string();
-            sqlx::query(
-                "INSERT INTO source_health (agent, source_id, source_type, interval_secs, \
-                     last_poll_at, last_ok_at, last_error, listed, records) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
-                 ON CONFLICT (agent, source_id) DO UPDATE SET \
-                     source_type = excluded.source_type, interval_secs = excluded.interval_secs, \
-                     last_poll_at = excluded.last_poll_at, \
-                     last_ok_at = COALESCE(excluded.last_ok_at, source_health.last_ok_at), \
-                     last_error = excluded.last_error, listed = excluded.listed, \
-                     records = excluded.records \
-                 WHERE source_health.last_poll_at IS NULL \
-                    OR source_health.last_poll_at <= excluded.last_poll_at",
-            )
-            .bind(agent)
-            .bind(&b.source.id)
-            .bind(b.source.source_type.as_str())
-            .bind(signed(b.interval_secs)?)
-            .bind(&at)
-            .bind(b.ok.then_some(at.as_str()))
-            .bind(&b.error)
-            .bind(signed(b.listed)?)
-            .bind(signed(b.records)?)
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(())
-    }
+/// Moves the observation time of the artifacts a confirmation matched (`artifact_seen`), in
+/// one statement.
+pub(crate) async fn mark_seen(
+    conn: &mut PgConnection,
+    c: &Confirmation,
+    matched: &[&ListedArtifact],
+    at: &str,
+    start: u64,
+) -> Result<(), StoreError> {
+    let locators: Vec<&str> = matched.iter().map(|a| a.locator.as_str()).collect();
+    let shas: Vec<&str> = matched.iter().map(|a| a.sha256.as_str()).collect();
+    sqlx::query(
+        "INSERT INTO artifact_seen (source_id, locator, sha256, confirmed_at, \
+             confirmation_idx) \
+         SELECT $1, u.locator, u.sha256, $2, $3 \
+         FROM unnest($4::text[], $5::text[]) AS u(locator, sha256) \
+         ON CONFLICT (source_id, locator) DO UPDATE SET sha256 = excluded.sha256, \
+             confirmed_at = excluded.confirmed_at, \
+             confirmation_idx = excluded.confirmation_idx \
+         WHERE artifact_seen.sha256 <> excluded.sha256 \
+            OR artifact_seen.confirmed_at < excluded.confirmed_at",
+    )
+    .bind(&c.source.id)
+    .bind(at)
+    .bind(signed(start)?)
+    .bind(&locators)
+    .bind(&shas)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
 
-    async fn sources(&self, now: Timestamp) -> Result<Vec<SourceHealth>, StoreError> {
-        let rows: Vec<decode::SourceRow> = sqlx::query_as(&format!(
-            "SELECT {} FROM source_health ORDER BY agent, source_id",
-            decode::SOURCE_COLUMNS
-        ))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.into_iter()
-            .map(|r| decode::source_health(r, now))
-            .collect()
-    }
-
-    async fn put_assessment(&self, a: &StoredAssessment) -> Result<(), StoreError> {
-        let mut counts = StatusCounts::default();
-        for c in &a.controls {
-            counts.add(c.status);
-        }
-        let mut tx = self.pool.begin().await?;
-        // The upsert comes first: it locks the system's row, so two replicas replacing the same
-        // system's assessment take turns instead of tripping over each other's rows.
-        sqlx::query(
-            "INSERT INTO systems (id, assessed_at, evidence, fresh, stale, drifted, missing, \
-                 not_applicable, excluded_controls) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
-             ON CONFLICT (id) DO UPDATE SET assessed_at = excluded.assessed_at, \
-                 evidence = excluded.evidence, fresh = excluded.fresh, stale = excluded.stale, \
-                 drifted = excluded.drifted, missing = excluded.missing, \
-                 not_applicable = excluded.not_applicable, \
-                 excluded_controls = excluded.excluded_controls",
-        )
-        .bind(&a.system)
-        .bind(a.assessed_at.to_string())
-        .bind(signed(a.evidence)?)
-        .bind(i64::from(counts.fresh))
-        .bind(i64::from(counts.stale))
-        .bind(i64::from(counts.drifted))
-        .bind(i64::from(counts.missing))
-        .bind(i64::from(counts.not_applicable))
-        .bind(i64::from(counts.excluded))
+pub(crate) async fn append_lock_available(
+    s: &PgStore,
+    timeout: Duration,
+) -> Result<bool, StoreError> {
+    let ms = timeout.as_millis().clamp(1, 60_000);
+    let mut tx = s.pool.begin().await?;
+    sqlx::query(&format!("SET LOCAL lock_timeout = '{ms}ms'"))
         .execute(&mut *tx)
         .await?;
-        // After the upsert: the system's row lock orders replicas, so the findings read here
-        // are the ones this transaction replaces.
-        if let Some(extra) = &a.events {
-            let old = crate::outbox::postgres::current_findings(&mut tx, &a.system).await?;
-            let mut events =
-                crate::outbox::finding_events(&a.system, &old, &a.findings, a.assessed_at)?;
-            events.extend(extra.iter().cloned());
-            crate::outbox::postgres::insert_events(&mut tx, &events).await?;
-        }
-        sqlx::query("DELETE FROM control_status WHERE system = $1")
-            .bind(&a.system)
-            .execute(&mut *tx)
-            .await?;
-        if !a.controls.is_empty() {
-            let controls: Vec<&str> = a.controls.iter().map(|c| c.control.as_str()).collect();
-            let statuses: Vec<&str> = a.controls.iter().map(|c| c.status.as_str()).collect();
-            let views = a
-                .controls
-                .iter()
-                .map(serde_json::to_string)
-                .collect::<Result<Vec<_>, _>>()?;
-            sqlx::query(
-                "INSERT INTO control_status (system, control, status, view) \
-                 SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[])",
-            )
-            .bind(&a.system)
-            .bind(&controls)
-            .bind(&statuses)
-            .bind(&views)
-            .execute(&mut *tx)
-            .await?;
-        }
-        sqlx::query("DELETE FROM findings WHERE system = $1")
-            .bind(&a.system)
-            .execute(&mut *tx)
-            .await?;
-        // A finding listed twice keeps its last occurrence (as SQLite's INSERT OR REPLACE does).
-        let mut last: HashMap<&str, usize> = HashMap::new();
-        for (i, f) in a.findings.iter().enumerate() {
-            last.insert(f.id.as_str(), i);
-        }
-        let kept: Vec<&Finding> = a
-            .findings
+    let got = sqlx::query("SELECT size FROM ledger_head FOR UPDATE")
+        .fetch_one(&mut *tx)
+        .await;
+    tx.rollback().await?;
+    match got {
+        Ok(_) => Ok(true),
+        Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("55P03") => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The ledger size: the sequencer row, which every append advances.
+pub(crate) async fn tree_size(s: &PgStore) -> Result<u64, StoreError> {
+    let n: i64 = sqlx::query_scalar("SELECT size FROM ledger_head")
+        .fetch_one(&s.pool)
+        .await?;
+    unsigned(n)
+}
+
+/// Inserts a system's control views and findings (after `status::clear_system`), one batch
+/// statement each. A finding listed twice keeps its last occurrence (as SQLite's
+/// `INSERT OR REPLACE` does).
+pub(crate) async fn insert_assessment_rows(
+    conn: &mut PgConnection,
+    a: &StoredAssessment,
+) -> Result<(), StoreError> {
+    if !a.controls.is_empty() {
+        let controls: Vec<&str> = a.controls.iter().map(|c| c.control.as_str()).collect();
+        let statuses: Vec<&str> = a.controls.iter().map(|c| c.status.as_str()).collect();
+        let views = a
+            .controls
             .iter()
-            .enumerate()
-            .filter(|(i, f)| last.get(f.id.as_str()) == Some(i))
-            .map(|(_, f)| f)
-            .collect();
-        if !kept.is_empty() {
-            let ids: Vec<&str> = kept.iter().map(|f| f.id.as_str()).collect();
-            let kinds: Vec<&str> = kept.iter().map(|f| f.kind.as_str()).collect();
-            let since: Vec<String> = kept.iter().map(|f| f.since.to_string()).collect();
-            let bodies = kept
-                .iter()
-                .map(serde_json::to_string)
-                .collect::<Result<Vec<_>, _>>()?;
-            sqlx::query(
-                "INSERT INTO findings (system, id, kind, since, body) \
-                 SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[], $5::text[])",
-            )
-            .bind(&a.system)
-            .bind(&ids)
-            .bind(&kinds)
-            .bind(&since)
-            .bind(&bodies)
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(())
-    }
-
-    async fn systems(&self) -> Result<Vec<SystemSummary>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT id, assessed_at, evidence, fresh, stale, drifted, missing, not_applicable, \
-             excluded_controls FROM systems ORDER BY id",
+            .map(serde_json::to_string)
+            .collect::<Result<Vec<_>, _>>()?;
+        sqlx::query(
+            "INSERT INTO control_status (system, control, status, view) \
+             SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[])",
         )
-        .fetch_all(&self.pool)
+        .bind(&a.system)
+        .bind(&controls)
+        .bind(&statuses)
+        .bind(&views)
+        .execute(&mut *conn)
         .await?;
-        rows.iter()
-            .map(|r| {
-                let n = |c: &str| -> Result<u32, StoreError> {
-                    u32::try_from(r.try_get::<i64, _>(c)?)
-                        .map_err(|_| StoreError::Corrupt(format!("{c} count out of range")))
-                };
-                Ok(SystemSummary {
-                    id: r.try_get("id")?,
-                    controls: StatusCounts {
-                        fresh: n("fresh")?,
-                        stale: n("stale")?,
-                        drifted: n("drifted")?,
-                        missing: n("missing")?,
-                        not_applicable: n("not_applicable")?,
-                        excluded: n("excluded_controls")?,
-                    },
-                    evidence: unsigned(r.try_get::<i64, _>("evidence")?)?,
-                    assessed_at: Some(ts(r.try_get("assessed_at")?)?),
-                })
-            })
-            .collect()
     }
-
-    async fn system_controls(&self, system: &str) -> Result<Option<Vec<ControlView>>, StoreError> {
-        let known: Option<String> = sqlx::query_scalar("SELECT id FROM systems WHERE id = $1")
-            .bind(system)
-            .fetch_optional(&self.pool)
-            .await?;
-        if known.is_none() {
-            return Ok(None);
-        }
-        let rows: Vec<String> = sqlx::query_scalar(
-            "SELECT view FROM control_status WHERE system = $1 ORDER BY control",
+    let mut last: HashMap<&str, usize> = HashMap::new();
+    for (i, f) in a.findings.iter().enumerate() {
+        last.insert(f.id.as_str(), i);
+    }
+    let kept: Vec<&Finding> = a
+        .findings
+        .iter()
+        .enumerate()
+        .filter(|(i, f)| last.get(f.id.as_str()) == Some(i))
+        .map(|(_, f)| f)
+        .collect();
+    if !kept.is_empty() {
+        let ids: Vec<&str> = kept.iter().map(|f| f.id.as_str()).collect();
+        let kinds: Vec<&str> = kept.iter().map(|f| f.kind.as_str()).collect();
+        let since: Vec<String> = kept.iter().map(|f| f.since.to_string()).collect();
+        let bodies = kept
+            .iter()
+            .map(serde_json::to_string)
+            .collect::<Result<Vec<_>, _>>()?;
+        sqlx::query(
+            "INSERT INTO findings (system, id, kind, since, body) \
+             SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[], $5::text[])",
         )
-        .bind(system)
-        .fetch_all(&self.pool)
+        .bind(&a.system)
+        .bind(&ids)
+        .bind(&kinds)
+        .bind(&since)
+        .bind(&bodies)
+        .execute(&mut *conn)
         .await?;
-        Ok(Some(crate::decode::control_views(&rows)?))
     }
-
-    async fn findings(&self, system: Option<&str>) -> Result<Vec<Finding>, StoreError> {
-        let rows: Vec<String> = match system {
-            Some(s) => {
-                sqlx::query_scalar(
-                    "SELECT body FROM findings WHERE system = $1 ORDER BY kind, since, id",
-                )
-                .bind(s)
-                .fetch_all(&self.pool)
-                .await?
-            }
-            None => {
-                sqlx::query_scalar("SELECT body FROM findings ORDER BY system, kind, since, id")
-                    .fetch_all(&self.pool)
-                    .await?
-            }
-        };
-        crate::decode::findings(&rows)
-    }
-
-    async fn finding_counts(&self) -> Result<Vec<(String, u64)>, StoreError> {
-        let rows: Vec<(String, i64)> =
-            sqlx::query_as("SELECT kind, COUNT(*) FROM findings GROUP BY kind ORDER BY kind")
-                .fetch_all(&self.pool)
-                .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(k, n)| (k, u64::try_from(n).unwrap_or(0)))
-            .collect())
-    }
+    Ok(())
 }
 
-#[async_trait]
-impl AccessStore for PgStore {
-    async fn create_token(&self, t: &NewToken) -> Result<(), StoreError> {
-        crate::sessions::postgres::create_scoped_token(self, t).await
-    }
+// The outbox's dialect-specific statements (see `outbox.rs`).
 
-    async fn token_by_hash(&self, token_hash: &str) -> Result<Option<TokenInfo>, StoreError> {
-        crate::sessions::postgres::scoped_token_by_hash(self, token_hash).await
+/// Records `events` (each key once) inside an open transaction.
+pub(crate) async fn insert_events(
+    tx: &mut Transaction<'_, Postgres>,
+    events: &[NewEvent],
+) -> Result<u64, StoreError> {
+    if events.is_empty() {
+        return Ok(0);
     }
-
-    async fn revoke_tokens(&self, name: &str, at: Timestamp) -> Result<u64, StoreError> {
-        let r =
-            sqlx::query("UPDATE tokens SET revoked_at = $1 WHERE name = $2 AND revoked_at IS NULL")
-                .bind(at.to_string())
-                .bind(name)
-                .execute(&self.pool)
-                .await?;
-        Ok(r.rows_affected())
-    }
-
-    async fn create_session(&self, n: &crate::NewSession) -> Result<(), StoreError> {
-        crate::sessions::postgres::create_session(self, n).await
-    }
-
-    async fn session_by_hash(&self, h: &str) -> Result<Option<crate::SessionInfo>, StoreError> {
-        crate::sessions::postgres::session_by_hash(self, h).await
-    }
-
-    async fn delete_session(&self, h: &str) -> Result<bool, StoreError> {
-        crate::sessions::postgres::delete_session(self, h).await
-    }
-
-    async fn revoke_sessions(&self, name: &str, at: Timestamp) -> Result<u64, StoreError> {
-        crate::sessions::postgres::revoke_sessions(self, name, at).await
-    }
+    let keys: Vec<&str> = events.iter().map(|e| e.key.as_str()).collect();
+    let kinds: Vec<&str> = events.iter().map(|e| e.event.as_str()).collect();
+    let systems: Vec<Option<&str>> = events.iter().map(|e| e.system.as_deref()).collect();
+    let payloads: Vec<&str> = events.iter().map(|e| e.payload.as_str()).collect();
+    let times: Vec<String> = events.iter().map(|e| e.created_at.to_string()).collect();
+    let n = sqlx::query(
+        "INSERT INTO notify_events (key, event, system, payload, created_at) \
+         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[]) \
+         ON CONFLICT (key) DO NOTHING",
+    )
+    .bind(&keys)
+    .bind(&kinds)
+    .bind(&systems)
+    .bind(&payloads)
+    .bind(&times)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    Ok(n)
 }
 
-crate::outbox::impl_outbox_store!(PgStore, postgres);
+/// Creates the delivery rows of `sink` (see `OutboxStore::route_events`).
+pub(crate) async fn route_events(
+    s: &PgStore,
+    sink: &str,
+    routes: &[(u64, bool)],
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    if routes.is_empty() {
+        return Ok(());
+    }
+    let seqs: Vec<i64> = routes
+        .iter()
+        .map(|(s, _)| outbox::signed(*s))
+        .collect::<Result<_, _>>()?;
+    let keys: Vec<(i64, String)> =
+        sqlx::query_as("SELECT seq, key FROM notify_events WHERE seq = ANY($1)")
+            .bind(&seqs)
+            .fetch_all(s.reader())
+            .await?;
+    let key_of: BTreeMap<i64, String> = keys.into_iter().collect();
+    let mut rows_seq = Vec::new();
+    let mut rows_delivery = Vec::new();
+    let mut rows_state = Vec::new();
+    for (seq, wanted) in routes {
+        let seq = outbox::signed(*seq)?;
+        let key = key_of
+            .get(&seq)
+            .ok_or_else(|| StoreError::Conflict(format!("outbox event {seq} vanished")))?;
+        rows_seq.push(seq);
+        rows_delivery.push(delivery_id(key, sink));
+        rows_state.push(if *wanted {
+            state::PENDING
+        } else {
+            state::SKIPPED
+        });
+    }
+    sqlx::query(
+        "INSERT INTO notify_deliveries (seq, sink, delivery, state, attempts, next_at, updated_at) \
+         SELECT r.seq, $2, r.delivery, r.state, 0, $3, $3 \
+         FROM unnest($1::bigint[], $4::text[], $5::text[]) AS r(seq, delivery, state) \
+         ON CONFLICT (seq, sink) DO NOTHING",
+    )
+    .bind(&rows_seq)
+    .bind(sink)
+    .bind(now.to_string())
+    .bind(&rows_delivery)
+    .bind(&rows_state)
+    .execute(&*s.writer().await)
+    .await?;
+    Ok(())
+}
+
+/// Claims due deliveries under a lease (see `OutboxStore::claim_deliveries`).
+pub(crate) async fn claim_deliveries(
+    s: &PgStore,
+    now: Timestamp,
+    lease_until: Timestamp,
+    limit: u32,
+) -> Result<Vec<Claimed>, StoreError> {
+    let mut tx = s.writer().await.begin().await?;
+    let rows: Vec<ClaimRow> = sqlx::query_as(
+        "UPDATE notify_deliveries SET lease_until = $2 WHERE (seq, sink) IN \
+         (SELECT seq, sink FROM notify_deliveries WHERE state = 'pending' AND next_at <= $1 \
+          AND (lease_until IS NULL OR lease_until <= $1) ORDER BY next_at LIMIT $3 \
+          FOR UPDATE SKIP LOCKED) \
+         RETURNING seq, sink, delivery, attempts::bigint, first_attempt_at",
+    )
+    .bind(now.to_string())
+    .bind(lease_until.to_string())
+    .bind(i64::from(limit))
+    .fetch_all(&mut *tx)
+    .await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for (seq, sink, delivery, attempts, first) in rows {
+        let row = crate::outbox::postgres::event_by_seq(&mut tx, seq).await?;
+        out.push(claimed((seq, sink, delivery, attempts, first), row)?);
+    }
+    tx.commit().await?;
+    Ok(out)
+}
 
 #[async_trait]
 impl crate::BlobStore for PgStore {

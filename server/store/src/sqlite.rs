@@ -4,8 +4,14 @@
 //! dedicated connection guarded by an async mutex, so ledger appends are strictly serialised
 //! within the process. SQLite's own file lock serialises writers across processes, but only one
 //! server process should own a SQLite file (use PostgreSQL for replicas).
+//!
+//! The `Store` traits are implemented once for both backends ([`crate::portable`]); this module
+//! holds what is SQLite's own: opening, the pools, the append lock and the append's statements
+//! ([`AppendOps`], lookups and `artifact_seen`, as chunked `VALUES` lists), the subtree-hash
+//! lookup, the assessment and outbox inserts, and the [`crate::BlobStore`] (files beside the
+//! database).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -13,22 +19,17 @@ use async_trait::async_trait;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
-use tokio::sync::Mutex;
+use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection, Transaction};
+use tokio::sync::{Mutex, MutexGuard};
 
-use aims_model::wire::{ControlView, SourceHealth, SourceHeartbeat, StatusCounts, SystemSummary};
-use aims_model::{ContentHash, EvidenceRecord, Finding, Timestamp};
-
-use crate::append::{AppendOps, append};
-use crate::decode::{self, hash32, signed, ts, unsigned};
-use crate::hashes::ids_in_order;
-use crate::ingest::{self, ArtifactKey, CONFIRMED, NewLeaf, Newest};
-use crate::{
-    AccessStore, CheckpointSigner, ConfirmationInput, ConfirmationOutcome, IngestOutcome,
-    LedgerEntryRow, LedgerStore, NewToken, StatusStore, StoreError, StoredAssessment,
-    StoredCheckpoint, StoredEvidence, TokenInfo,
-};
 use aims_ledger::merkle::{Hash, NodeId};
+use aims_model::{Confirmation, ContentHash, ListedArtifact, Timestamp};
+
+use crate::append::AppendOps;
+use crate::decode::{signed, unsigned};
+use crate::ingest::{ArtifactKey, NewLeaf, Newest};
+use crate::outbox::{self, ClaimRow, Claimed, NewEvent, claimed, delivery_id, state};
+use crate::{StoreError, StoredAssessment, StoredCheckpoint};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -82,13 +83,15 @@ impl SqliteStore {
         self.write.lock().await.close().await;
     }
 
-    // Issue 18: the pools for the session and token-scope queries in `sessions.rs`.
-    pub(crate) fn read_pool(&self) -> &SqlitePool {
+    /// The read pool (see [`crate::portable`]).
+    pub(crate) fn reader(&self) -> &SqlitePool {
         &self.read
     }
 
-    pub(crate) fn write_pool(&self) -> &Mutex<SqlitePool> {
-        &self.write
+    /// The single write connection, held until the guard is dropped: every write goes through
+    /// it, so writes are serialised within the process.
+    pub(crate) async fn writer(&self) -> MutexGuard<'_, SqlitePool> {
+        self.write.lock().await
     }
 }
 
@@ -97,16 +100,12 @@ const HASH_CHUNK: usize = 256;
 
 /// Reads the stored hashes of `ids` into `map` (skipping those already there), with one query
 /// per [`HASH_CHUNK`] nodes rather than one per node. Absent nodes are left out of the map.
-async fn fill_hashes(
+pub(crate) async fn fill_hashes(
     conn: &mut SqliteConnection,
     map: &mut HashMap<NodeId, Hash>,
     ids: &[NodeId],
 ) -> Result<(), StoreError> {
-    let want: Vec<NodeId> = ids
-        .iter()
-        .filter(|id| !map.contains_key(id))
-        .copied()
-        .collect();
+    let want = crate::hashes::missing(map, ids);
     for chunk in want.chunks(HASH_CHUNK) {
         let mut q = QueryBuilder::<Sqlite>::new("WITH want(level, idx) AS (");
         q.push_values(chunk, |mut b, id| {
@@ -118,10 +117,10 @@ async fn fill_hashes(
              JOIN want w ON h.level = w.level AND h.idx = w.idx",
         );
         for row in q.build().fetch_all(&mut *conn).await? {
-            let level = u8::try_from(row.try_get::<i64, _>(0)?)
-                .map_err(|_| StoreError::Corrupt("subtree level out of range".to_owned()))?;
-            let id = NodeId::new(level, unsigned(row.try_get::<i64, _>(1)?)?);
-            map.insert(id, hash32(row.try_get::<&[u8], _>(2)?)?);
+            let level = row.try_get::<i64, _>(0)?;
+            let (id, hash) =
+                crate::hashes::node_hash(level, row.try_get(1)?, row.try_get::<&[u8], _>(2)?)?;
+            map.insert(id, hash);
         }
     }
     Ok(())
@@ -134,7 +133,7 @@ const LOOKUP_CHUNK: usize = 500;
 
 /// The leaf index of every record ID in `ids` that the ledger already holds, one query per
 /// [`LOOKUP_CHUNK`] IDs.
-async fn held_records(
+pub(crate) async fn held_records(
     conn: &mut SqliteConnection,
     ids: &[ContentHash],
 ) -> Result<HashMap<String, u64>, StoreError> {
@@ -160,7 +159,7 @@ async fn held_records(
 
 /// The newest ledger entry of each artifact in `keys` (absent for artifacts never seen), one
 /// query per [`LOOKUP_CHUNK`] keys; each lookup is one seek in `ledger_entries_locator`.
-async fn newest_entries(
+pub(crate) async fn newest_entries(
     conn: &mut SqliteConnection,
     keys: &[ArtifactKey],
 ) -> Result<HashMap<ArtifactKey, Newest>, StoreError> {
@@ -190,17 +189,8 @@ async fn newest_entries(
     Ok(newest)
 }
 
-fn row_to_evidence(row: &sqlx::sqlite::SqliteRow) -> Result<StoredEvidence, StoreError> {
-    decode::evidence(
-        row.try_get("idx")?,
-        row.try_get("record_id")?,
-        row.try_get("entry")?,
-        row.try_get("confirmed_at")?,
-    )
-}
-
 /// The SQLite side of the shared append sequence, on the ingest transaction's connection.
-struct Ops<'c>(&'c mut SqliteConnection);
+pub(crate) struct Ops<'c>(pub(crate) &'c mut SqliteConnection);
 
 #[async_trait]
 impl AppendOps for Ops<'_> {
@@ -276,16 +266,7 @@ impl AppendOps for Ops<'_> {
     }
 
     async fn insert_checkpoint(&mut self, cp: &StoredCheckpoint) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO ledger_checkpoints (size, root, note, created_at) VALUES (?, ?, ?, ?)",
-        )
-        .bind(signed(cp.size)?)
-        .bind(&cp.root[..])
-        .bind(&cp.note)
-        .bind(cp.created_at.to_string())
-        .execute(&mut *self.0)
-        .await?;
-        Ok(())
+        crate::ledger_store::sqlite::insert_checkpoint(self.0, cp).await
     }
 }
 
@@ -297,569 +278,201 @@ async fn ledger_size(conn: &mut SqliteConnection) -> Result<u64, StoreError> {
     unsigned(size)
 }
 
-#[async_trait]
-impl LedgerStore for SqliteStore {
-    async fn ingest(
-        &self,
-        agent: &str,
-        records: &[EvidenceRecord],
-        received_at: Timestamp,
-        signer: &(dyn CheckpointSigner + Sync),
-    ) -> Result<IngestOutcome, StoreError> {
-        let pool = self.write.lock().await;
-        let mut tx = pool.begin().await?;
-        let start = ledger_size(&mut tx).await?;
-        let ids = ingest::record_ids(records)?;
-        let held = held_records(&mut tx, &ids).await?;
-        let mut looked: HashSet<ArtifactKey> = HashSet::new();
-        let keys: Vec<ArtifactKey> = records
-            .iter()
-            .zip(&ids)
-            .filter(|(_, id)| !held.contains_key(id.as_str()))
-            .map(|(record, _)| ingest::artifact_key(record))
-            .filter(|key| looked.insert(key.clone()))
-            .collect();
-        let newest = newest_entries(&mut tx, &keys).await?;
-        let plan = ingest::plan(records, ids, agent, received_at, start, &held, &newest)?;
-        let next = start + plan.leaves.len() as u64;
-        let checkpoint = append(
-            &mut Ops(&mut tx),
-            start,
-            &plan.leaves,
-            agent,
-            received_at,
-            signer,
-        )
-        .await?;
-        tx.commit().await?;
-        drop(pool);
-        let checkpoint = match checkpoint {
-            Some(cp) => Some(cp),
-            None => self.latest_checkpoint().await?,
-        };
-        Ok(IngestOutcome {
-            results: plan.results,
-            tree_size: next,
-            checkpoint,
-            systems_touched: plan.touched,
-        })
-    }
-
-    async fn ingest_confirmation(
-        &self,
-        agent: &str,
-        input: &ConfirmationInput<'_>,
-        received_at: Timestamp,
-        signer: &(dyn CheckpointSigner + Sync),
-    ) -> Result<ConfirmationOutcome, StoreError> {
-        let c = input.confirmation;
-        let id = c
-            .confirmation_id()
-            .map_err(|e| StoreError::Encoding(e.to_string()))?;
-        let pool = self.write.lock().await;
-        let mut tx = pool.begin().await?;
-        let start = ledger_size(&mut tx).await?;
-        let held = held_records(&mut tx, std::slice::from_ref(&id)).await?;
-        // Which listed artifacts the ledger holds with the listed content.
-        let mut keys: Vec<ArtifactKey> = input
-            .artifacts
-            .iter()
-            .map(|a| (c.source.id.clone(), a.locator.clone()))
-            .collect();
-        keys.push((c.source.id.clone(), String::new()));
-        let newest = newest_entries(&mut tx, &keys).await?;
-        let (matched, touched) = ingest::matched(c, input.artifacts, &newest);
-        let (leaf_index, duplicate, checkpoint) = match held.get(id.as_str()) {
-            Some(&idx) => (idx, true, None),
-            None => {
-                let prev = newest
-                    .get(&(c.source.id.clone(), String::new()))
-                    .map(|n| n.idx);
-                let leaf = NewLeaf::confirmation(start, c, agent, received_at, prev)?;
-                let cp = append(
-                    &mut Ops(&mut tx),
-                    start,
-                    std::slice::from_ref(&leaf),
-                    agent,
-                    received_at,
-                    signer,
-                )
-                .await?;
-                sqlx::query(
-                    "INSERT OR IGNORE INTO confirmation_listings (digest, body) VALUES (?, ?)",
-                )
-                .bind(c.digest.as_str())
-                .bind(input.listing)
-                .execute(&mut *tx)
-                .await?;
-                let at = c.observed_at.to_string();
-                for chunk in matched.chunks(LOOKUP_CHUNK) {
-                    let mut q = QueryBuilder::<Sqlite>::new(
-                        "INSERT INTO artifact_seen (source_id, locator, sha256, confirmed_at, \
-                         confirmation_idx) ",
-                    );
-                    q.push_values(chunk, |mut b, a| {
-                        b.push_bind(&c.source.id)
-                            .push_bind(&a.locator)
-                            .push_bind(a.sha256.as_str())
-                            .push_bind(&at)
-                            .push_bind(i64::try_from(start).unwrap_or(i64::MAX));
-                    });
-                    q.push(
-                        " ON CONFLICT(source_id, locator) DO UPDATE SET sha256 = excluded.sha256, \
-                         confirmed_at = excluded.confirmed_at, \
-                         confirmation_idx = excluded.confirmation_idx \
-                         WHERE artifact_seen.sha256 <> excluded.sha256 \
-                            OR artifact_seen.confirmed_at < excluded.confirmed_at",
-                    );
-                    q.build().execute(&mut *tx).await?;
-                }
-                sqlx::query(
-                    "INSERT INTO source_health (agent, source_id, source_type, interval_secs, \
-                     last_confirmed_at) VALUES (?, ?, ?, 0, ?) \
-                     ON CONFLICT(agent, source_id) DO UPDATE SET last_confirmed_at = \
-                     MAX(COALESCE(source_health.last_confirmed_at, ''), excluded.last_confirmed_at)",
-                )
-                .bind(&c.agent)
-                .bind(&c.source.id)
-                .bind(c.source.source_type.as_str())
-                .bind(&at)
-                .execute(&mut *tx)
-                .await?;
-                (start, false, cp)
-            }
-        };
-        tx.commit().await?;
-        drop(pool);
-        let tree_size = if duplicate { start } else { start + 1 };
-        let checkpoint = match checkpoint {
-            Some(cp) => Some(cp),
-            None => self.latest_checkpoint().await?,
-        };
-        let matched_n = matched.len() as u64;
-        Ok(ConfirmationOutcome {
-            confirmation_id: id,
-            leaf_index,
-            duplicate,
-            matched: matched_n,
-            unmatched: input.artifacts.len() as u64 - matched_n,
-            tree_size,
-            checkpoint,
-            systems_touched: if duplicate { Vec::new() } else { touched },
-        })
-    }
-
-    async fn confirmation_listing(&self, digest: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(
-            sqlx::query_scalar("SELECT body FROM confirmation_listings WHERE digest = ?")
-                .bind(digest)
-                .fetch_optional(&self.read)
-                .await?,
-        )
-    }
-
-    async fn history(&self, system: &str) -> Result<Vec<StoredEvidence>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT e.idx, e.record_id, e.entry, s.confirmed_at FROM ledger_entries e \
-             LEFT JOIN artifact_seen s ON s.source_id = e.source_id AND s.locator = e.locator \
-                 AND s.sha256 = e.sha256 AND e.event = 'observed' \
-             WHERE e.system = ? ORDER BY e.idx",
-        )
-        .bind(system)
-        .fetch_all(&self.read)
-        .await?;
-        rows.iter()
-            .map(|r| decode::in_system(row_to_evidence(r)?, system))
-            .collect()
-    }
-
-    async fn evidence(&self, record_id: &str) -> Result<Option<StoredEvidence>, StoreError> {
-        let row = sqlx::query(
-            "SELECT e.idx, e.record_id, e.entry, s.confirmed_at FROM ledger_entries e \
-             LEFT JOIN artifact_seen s ON s.source_id = e.source_id AND s.locator = e.locator \
-                 AND s.sha256 = e.sha256 AND e.event = 'observed' \
-             WHERE e.record_id = ? AND e.event <> ?",
-        )
-        .bind(record_id)
-        .bind(CONFIRMED)
-        .fetch_optional(&self.read)
-        .await?;
-        row.as_ref().map(row_to_evidence).transpose()
-    }
-
-    async fn evidence_by_sha256(
-        &self,
-        sha256: &str,
-        limit: u32,
-    ) -> Result<Vec<StoredEvidence>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT e.idx, e.record_id, e.entry, s.confirmed_at FROM ledger_entries e \
-             LEFT JOIN artifact_seen s ON s.source_id = e.source_id AND s.locator = e.locator \
-                 AND s.sha256 = e.sha256 AND e.event = 'observed' \
-             WHERE e.sha256 = ? AND e.event <> ? ORDER BY e.idx LIMIT ?",
-        )
-        .bind(sha256)
-        .bind(CONFIRMED)
-        .bind(i64::from(limit))
-        .fetch_all(&self.read)
-        .await?;
-        rows.iter().map(row_to_evidence).collect()
-    }
-
-    async fn evidence_by_source(
-        &self,
-        source: &str,
-        limit: u32,
-    ) -> Result<Vec<StoredEvidence>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT e.idx, e.record_id, e.entry, s.confirmed_at FROM ledger_entries e \
-             LEFT JOIN artifact_seen s ON s.source_id = e.source_id AND s.locator = e.locator \
-                 AND s.sha256 = e.sha256 AND e.event = 'observed' \
-             WHERE e.source_id = ? AND e.event <> ? ORDER BY e.idx DESC LIMIT ?",
-        )
-        .bind(source)
-        .bind(CONFIRMED)
-        .bind(i64::from(limit))
-        .fetch_all(&self.read)
-        .await?;
-        rows.iter().map(row_to_evidence).collect()
-    }
-
-    async fn entries(&self, start: u64, limit: u64) -> Result<Vec<LedgerEntryRow>, StoreError> {
-        let rows: Vec<(i64, Vec<u8>)> = sqlx::query_as(
-            "SELECT idx, entry FROM ledger_entries WHERE idx >= ? ORDER BY idx LIMIT ?",
-        )
-        .bind(signed(start)?)
-        .bind(signed(limit)?)
-        .fetch_all(&self.read)
-        .await?;
-        decode::entry_rows(rows)
-    }
-
-    async fn system_entries(&self, system: &str) -> Result<Vec<LedgerEntryRow>, StoreError> {
-        let rows: Vec<(i64, Vec<u8>)> = sqlx::query_as(
-            "SELECT idx, entry FROM ledger_entries WHERE system = ? \
-             UNION ALL \
-             SELECT idx, entry FROM ledger_entries WHERE event = ? AND locator = '' \
-                 AND source_id IN (SELECT DISTINCT source_id FROM ledger_entries WHERE system = ?) \
-             ORDER BY idx",
-        )
-        .bind(system)
-        .bind(CONFIRMED)
-        .bind(system)
-        .fetch_all(&self.read)
-        .await?;
-        decode::entry_rows(rows)
-    }
-
-    async fn entry_rows(&self, start: u64, limit: u64) -> Result<Vec<crate::EntryRow>, StoreError> {
-        let rows: Vec<decode::EntryColumns> = sqlx::query_as(&format!(
-            "SELECT {} FROM ledger_entries WHERE idx >= ? ORDER BY idx LIMIT ?",
-            decode::ENTRY_COLUMNS
-        ))
-        .bind(signed(start)?)
-        .bind(signed(limit)?)
-        .fetch_all(&self.read)
-        .await?;
-        decode::full_entry_rows(rows)
-    }
-
-    async fn system_ids(&self) -> Result<Vec<String>, StoreError> {
-        Ok(sqlx::query_scalar(
-            "SELECT DISTINCT system FROM ledger_entries WHERE system <> '' ORDER BY system",
-        )
-        .fetch_all(&self.read)
-        .await?)
-    }
-
-    async fn tree_size(&self) -> Result<u64, StoreError> {
-        let n: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(idx) + 1, 0) FROM ledger_entries")
-            .fetch_one(&self.read)
-            .await?;
-        unsigned(n)
-    }
-
-    async fn read_hashes(&self, ids: &[NodeId]) -> Result<Vec<Hash>, StoreError> {
-        let mut conn = self.read.acquire().await?;
-        let mut map = HashMap::with_capacity(ids.len());
-        fill_hashes(&mut conn, &mut map, ids).await?;
-        ids_in_order(&map, ids)
-    }
-
-    async fn latest_checkpoint(&self) -> Result<Option<StoredCheckpoint>, StoreError> {
-        let row = sqlx::query("SELECT size, root, note, created_at FROM ledger_checkpoints ORDER BY size DESC LIMIT 1")
-            .fetch_optional(&self.read)
-            .await?;
-        row.as_ref().map(row_to_checkpoint).transpose()
-    }
-
-    async fn checkpoint_at(&self, size: u64) -> Result<Option<StoredCheckpoint>, StoreError> {
-        let row = sqlx::query(
-            "SELECT size, root, note, created_at FROM ledger_checkpoints WHERE size = ?",
-        )
-        .bind(signed(size)?)
-        .fetch_optional(&self.read)
-        .await?;
-        row.as_ref().map(row_to_checkpoint).transpose()
-    }
-
-    async fn put_checkpoint(&self, cp: &StoredCheckpoint) -> Result<(), StoreError> {
-        let pool = self.write.lock().await;
-        sqlx::query(
-            "INSERT INTO ledger_checkpoints (size, root, note, created_at) VALUES (?, ?, ?, ?) \
-             ON CONFLICT(size) DO UPDATE SET note = excluded.note, created_at = excluded.created_at \
-             WHERE ledger_checkpoints.root = excluded.root",
-        )
-        .bind(signed(cp.size)?)
-        .bind(&cp.root[..])
-        .bind(&cp.note)
-        .bind(cp.created_at.to_string())
-        .execute(&*pool)
-        .await?;
-        Ok(())
-    }
+/// Takes the single writer, opens the append transaction and reads the ledger size.
+pub(crate) async fn begin_append(
+    s: &SqliteStore,
+) -> Result<
+    (
+        MutexGuard<'_, SqlitePool>,
+        Transaction<'static, Sqlite>,
+        u64,
+    ),
+    StoreError,
+> {
+    let lock = s.writer().await;
+    let mut tx = lock.begin().await?;
+    let start = ledger_size(&mut tx).await?;
+    Ok((lock, tx, start))
 }
 
-#[async_trait]
-impl StatusStore for SqliteStore {
-    async fn put_heartbeats(
-        &self,
-        agent: &str,
-        beats: &[SourceHeartbeat],
-    ) -> Result<(), StoreError> {
-        let pool = self.write.lock().await;
-        let mut tx = pool.begin().await?;
-        for b in beats {
-            let at = b.polled_at.to_string();
-            sqlx::query(
-                "INSERT INTO source_health (agent, source_id, source_type, interval_secs, \
-                 last_poll_at, last_ok_at, last_error, listed, records) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) \
-                 ON CONFLICT(agent, source_id) DO UPDATE SET source_type = excluded.source_type, \
-                 interval_secs = excluded.interval_secs, last_poll_at = excluded.last_poll_at, \
-                 last_ok_at = COALESCE(excluded.last_ok_at, source_health.last_ok_at), \
-                 last_error = excluded.last_error, listed = excluded.listed, \
-                 records = excluded.records \
-                 WHERE source_health.last_poll_at IS NULL \
-                    OR source_health.last_poll_at <= excluded.last_poll_at",
-            )
-            .bind(agent)
-            .bind(&b.source.id)
-            .bind(b.source.source_type.as_str())
-            .bind(signed(b.interval_secs)?)
-            .bind(&at)
-            .bind(b.ok.then_some(at.as_str()))
-            .bind(&b.error)
-            .bind(signed(b.listed)?)
-            .bind(signed(b.records)?)
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(())
-    }
+/// Commits the append transaction, then releases the single writer.
+pub(crate) async fn commit_append(
+    _lock: MutexGuard<'_, SqlitePool>,
+    tx: Transaction<'static, Sqlite>,
+) -> Result<(), StoreError> {
+    Ok(tx.commit().await?)
+}
 
-    async fn sources(&self, now: Timestamp) -> Result<Vec<SourceHealth>, StoreError> {
-        let rows: Vec<decode::SourceRow> = sqlx::query_as(&format!(
-            "SELECT {} FROM source_health ORDER BY agent, source_id",
-            decode::SOURCE_COLUMNS
-        ))
-        .fetch_all(&self.read)
-        .await?;
-        rows.into_iter()
-            .map(|r| decode::source_health(r, now))
-            .collect()
+/// Moves the observation time of the artifacts a confirmation matched (`artifact_seen`), one
+/// statement per [`LOOKUP_CHUNK`] artifacts.
+pub(crate) async fn mark_seen(
+    conn: &mut SqliteConnection,
+    c: &Confirmation,
+    matched: &[&ListedArtifact],
+    at: &str,
+    start: u64,
+) -> Result<(), StoreError> {
+    for chunk in matched.chunks(LOOKUP_CHUNK) {
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO artifact_seen (source_id, locator, sha256, confirmed_at, \
+             confirmation_idx) ",
+        );
+        q.push_values(chunk, |mut b, a| {
+            b.push_bind(&c.source.id)
+                .push_bind(&a.locator)
+                .push_bind(a.sha256.as_str())
+                .push_bind(at)
+                .push_bind(i64::try_from(start).unwrap_or(i64::MAX));
+        });
+        q.push(
+            " ON CONFLICT(source_id, locator) DO UPDATE SET sha256 = excluded.sha256, \
+             confirmed_at = excluded.confirmed_at, \
+             confirmation_idx = excluded.confirmation_idx \
+             WHERE artifact_seen.sha256 <> excluded.sha256 \
+                OR artifact_seen.confirmed_at < excluded.confirmed_at",
+        );
+        q.build().execute(&mut *conn).await?;
     }
+    Ok(())
+}
 
-    async fn put_assessment(&self, a: &StoredAssessment) -> Result<(), StoreError> {
-        let mut counts = StatusCounts::default();
-        for c in &a.controls {
-            counts.add(c.status);
-        }
-        let pool = self.write.lock().await;
-        let mut tx = pool.begin().await?;
-        if let Some(extra) = &a.events {
-            let old = crate::outbox::sqlite::current_findings(&mut tx, &a.system).await?;
-            let mut events =
-                crate::outbox::finding_events(&a.system, &old, &a.findings, a.assessed_at)?;
-            events.extend(extra.iter().cloned());
-            crate::outbox::sqlite::insert_events(&mut tx, &events).await?;
-        }
+/// Inserts a system's control views and findings (after `status::clear_system`), row by row:
+/// under the single writer the transaction is short anyway. A finding listed twice keeps its
+/// last occurrence.
+pub(crate) async fn insert_assessment_rows(
+    conn: &mut SqliteConnection,
+    a: &StoredAssessment,
+) -> Result<(), StoreError> {
+    for c in &a.controls {
         sqlx::query(
-            "INSERT INTO systems (id, assessed_at, evidence, fresh, stale, drifted, missing, not_applicable, \
-             excluded_controls) VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT(id) DO UPDATE SET \
-             assessed_at = excluded.assessed_at, evidence = excluded.evidence, fresh = excluded.fresh, \
-             stale = excluded.stale, drifted = excluded.drifted, missing = excluded.missing, \
-             not_applicable = excluded.not_applicable, excluded_controls = excluded.excluded_controls",
+            "INSERT INTO control_status (system, control, status, view) VALUES (?, ?, ?, ?)",
         )
         .bind(&a.system)
-        .bind(a.assessed_at.to_string())
-        .bind(signed(a.evidence)?)
-        .bind(i64::from(counts.fresh))
-        .bind(i64::from(counts.stale))
-        .bind(i64::from(counts.drifted))
-        .bind(i64::from(counts.missing))
-        .bind(i64::from(counts.not_applicable))
-        .bind(i64::from(counts.excluded))
+        .bind(&c.control)
+        .bind(c.status.as_str())
+        .bind(serde_json::to_string(c)?)
+        .execute(&mut *conn)
+        .await?;
+    }
+    for f in &a.findings {
+        sqlx::query(
+            "INSERT OR REPLACE INTO findings (system, id, kind, since, body) \
+             VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(&a.system)
+        .bind(&f.id)
+        .bind(f.kind.as_str())
+        .bind(f.since.to_string())
+        .bind(serde_json::to_string(f)?)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+// The outbox's dialect-specific statements (see `outbox.rs`).
+
+/// Records `events` (each key once) inside an open transaction.
+pub(crate) async fn insert_events(
+    tx: &mut Transaction<'_, Sqlite>,
+    events: &[NewEvent],
+) -> Result<u64, StoreError> {
+    let mut n = 0;
+    for e in events {
+        n += sqlx::query(
+            "INSERT INTO notify_events (key, event, system, payload, created_at) \
+             VALUES (?, ?, ?, ?, ?) ON CONFLICT(key) DO NOTHING",
+        )
+        .bind(&e.key)
+        .bind(&e.event)
+        .bind(&e.system)
+        .bind(&e.payload)
+        .bind(e.created_at.to_string())
+        .execute(&mut **tx)
+        .await?
+        .rows_affected();
+    }
+    Ok(n)
+}
+
+/// Creates the delivery rows of `sink` (see `OutboxStore::route_events`).
+pub(crate) async fn route_events(
+    s: &SqliteStore,
+    sink: &str,
+    routes: &[(u64, bool)],
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    let pool = s.writer().await;
+    let mut tx = pool.begin().await?;
+    for (seq, wanted) in routes {
+        let (key,): (String,) = sqlx::query_as("SELECT key FROM notify_events WHERE seq = ?")
+            .bind(outbox::signed(*seq)?)
+            .fetch_one(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO notify_deliveries (seq, sink, delivery, state, attempts, next_at, \
+             updated_at) VALUES (?, ?, ?, ?, 0, ?, ?) ON CONFLICT(seq, sink) DO NOTHING",
+        )
+        .bind(outbox::signed(*seq)?)
+        .bind(sink)
+        .bind(delivery_id(&key, sink))
+        .bind(if *wanted {
+            state::PENDING
+        } else {
+            state::SKIPPED
+        })
+        .bind(now.to_string())
+        .bind(now.to_string())
         .execute(&mut *tx)
         .await?;
-        sqlx::query("DELETE FROM control_status WHERE system = ?")
-            .bind(&a.system)
-            .execute(&mut *tx)
-            .await?;
-        for c in &a.controls {
-            sqlx::query(
-                "INSERT INTO control_status (system, control, status, view) VALUES (?, ?, ?, ?)",
-            )
-            .bind(&a.system)
-            .bind(&c.control)
-            .bind(c.status.as_str())
-            .bind(serde_json::to_string(c)?)
-            .execute(&mut *tx)
-            .await?;
-        }
-        sqlx::query("DELETE FROM findings WHERE system = ?")
-            .bind(&a.system)
-            .execute(&mut *tx)
-            .await?;
-        for f in &a.findings {
-            sqlx::query("INSERT OR REPLACE INTO findings (system, id, kind, since, body) VALUES (?, ?, ?, ?, ?)")
-                .bind(&a.system)
-                .bind(&f.id)
-                .bind(f.kind.as_str())
-                .bind(f.since.to_string())
-                .bind(serde_json::to_string(f)?)
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
-        Ok(())
     }
-
-    async fn systems(&self) -> Result<Vec<SystemSummary>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT id, assessed_at, evidence, fresh, stale, drifted, missing, not_applicable, \
-             excluded_controls FROM systems ORDER BY id",
-        )
-        .fetch_all(&self.read)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                let n = |c: &str| -> Result<u32, StoreError> {
-                    u32::try_from(r.try_get::<i64, _>(c)?)
-                        .map_err(|_| StoreError::Corrupt(format!("{c} count out of range")))
-                };
-                Ok(SystemSummary {
-                    id: r.try_get("id")?,
-                    controls: StatusCounts {
-                        fresh: n("fresh")?,
-                        stale: n("stale")?,
-                        drifted: n("drifted")?,
-                        missing: n("missing")?,
-                        not_applicable: n("not_applicable")?,
-                        excluded: n("excluded_controls")?,
-                    },
-                    evidence: unsigned(r.try_get::<i64, _>("evidence")?)?,
-                    assessed_at: Some(ts(r.try_get("assessed_at")?)?),
-                })
-            })
-            .collect()
-    }
-
-    async fn system_controls(&self, system: &str) -> Result<Option<Vec<ControlView>>, StoreError> {
-        let known: Option<String> = sqlx::query_scalar("SELECT id FROM systems WHERE id = ?")
-            .bind(system)
-            .fetch_optional(&self.read)
-            .await?;
-        if known.is_none() {
-            return Ok(None);
-        }
-        let rows: Vec<String> =
-            sqlx::query_scalar("SELECT view FROM control_status WHERE system = ? ORDER BY control")
-                .bind(system)
-                .fetch_all(&self.read)
-                .await?;
-        Ok(Some(crate::decode::control_views(&rows)?))
-    }
-
-    async fn findings(&self, system: Option<&str>) -> Result<Vec<Finding>, StoreError> {
-        let rows: Vec<String> = match system {
-            Some(s) => {
-                sqlx::query_scalar(
-                    "SELECT body FROM findings WHERE system = ? ORDER BY kind, since, id",
-                )
-                .bind(s)
-                .fetch_all(&self.read)
-                .await?
-            }
-            None => {
-                sqlx::query_scalar("SELECT body FROM findings ORDER BY system, kind, since, id")
-                    .fetch_all(&self.read)
-                    .await?
-            }
-        };
-        crate::decode::findings(&rows)
-    }
-
-    async fn finding_counts(&self) -> Result<Vec<(String, u64)>, StoreError> {
-        let rows: Vec<(String, i64)> =
-            sqlx::query_as("SELECT kind, COUNT(*) FROM findings GROUP BY kind ORDER BY kind")
-                .fetch_all(&self.read)
-                .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(k, n)| (k, u64::try_from(n).unwrap_or(0)))
-            .collect())
-    }
+    tx.commit().await?;
+    Ok(())
 }
 
-#[async_trait]
-impl AccessStore for SqliteStore {
-    async fn create_token(&self, t: &NewToken) -> Result<(), StoreError> {
-        crate::sessions::sqlite::create_scoped_token(self, t).await
+/// Claims due deliveries under a lease (see `OutboxStore::claim_deliveries`).
+pub(crate) async fn claim_deliveries(
+    s: &SqliteStore,
+    now: Timestamp,
+    lease_until: Timestamp,
+    limit: u32,
+) -> Result<Vec<Claimed>, StoreError> {
+    let pool = s.writer().await;
+    let mut tx = pool.begin().await?;
+    let rows: Vec<ClaimRow> = sqlx::query_as(
+        "UPDATE notify_deliveries SET lease_until = ?2 WHERE rowid IN \
+         (SELECT rowid FROM notify_deliveries WHERE state = 'pending' AND next_at <= ?1 \
+          AND (lease_until IS NULL OR lease_until <= ?1) ORDER BY next_at LIMIT ?3) \
+         RETURNING seq, sink, delivery, attempts, first_attempt_at",
+    )
+    .bind(now.to_string())
+    .bind(lease_until.to_string())
+    .bind(i64::from(limit))
+    .fetch_all(&mut *tx)
+    .await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for (seq, sink, delivery, attempts, first) in rows {
+        let row = crate::outbox::sqlite::event_by_seq(&mut tx, seq).await?;
+        out.push(claimed((seq, sink, delivery, attempts, first), row)?);
     }
-
-    async fn token_by_hash(&self, token_hash: &str) -> Result<Option<TokenInfo>, StoreError> {
-        crate::sessions::sqlite::scoped_token_by_hash(self, token_hash).await
-    }
-
-    async fn revoke_tokens(&self, name: &str, at: Timestamp) -> Result<u64, StoreError> {
-        let pool = self.write.lock().await;
-        let r =
-            sqlx::query("UPDATE tokens SET revoked_at = ? WHERE name = ? AND revoked_at IS NULL")
-                .bind(at.to_string())
-                .bind(name)
-                .execute(&*pool)
-                .await?;
-        Ok(r.rows_affected())
-    }
-
-    async fn create_session(&self, n: &crate::NewSession) -> Result<(), StoreError> {
-        crate::sessions::sqlite::create_session(self, n).await
-    }
-
-    async fn session_by_hash(&self, h: &str) -> Result<Option<crate::SessionInfo>, StoreError> {
-        crate::sessions::sqlite::session_by_hash(self, h).await
-    }
-
-    async fn delete_session(&self, h: &str) -> Result<bool, StoreError> {
-        crate::sessions::sqlite::delete_session(self, h).await
-    }
-
-    async fn revoke_sessions(&self, name: &str, at: Timestamp) -> Result<u64, StoreError> {
-        crate::sessions::sqlite::revoke_sessions(self, name, at).await
-    }
+    tx.commit().await?;
+    Ok(out)
 }
 
-fn row_to_checkpoint(r: &sqlx::sqlite::SqliteRow) -> Result<StoredCheckpoint, StoreError> {
-    Ok(StoredCheckpoint {
-        size: unsigned(r.try_get::<i64, _>("size")?)?,
-        root: hash32(r.try_get::<&[u8], _>("root")?)?,
-        note: r.try_get("note")?,
-        created_at: ts(r.try_get("created_at")?)?,
-    })
+/// The ledger size (`tree_size`): SQLite keeps no separate head, the entries are the truth.
+pub(crate) async fn tree_size(s: &SqliteStore) -> Result<u64, StoreError> {
+    let mut conn = s.reader().acquire().await?;
+    ledger_size(&mut conn).await
 }
-crate::outbox::impl_outbox_store!(SqliteStore, sqlite);
+
+/// One process owns a SQLite file and serialises appends with a mutex: never held elsewhere.
+pub(crate) async fn append_lock_available(
+    _s: &SqliteStore,
+    _timeout: Duration,
+) -> Result<bool, StoreError> {
+    Ok(true)
+}
+
 #[async_trait]
 impl crate::BlobStore for SqliteStore {
     fn blob_staging_dir(&self) -> std::path::PathBuf {

@@ -1,5 +1,7 @@
-//! The proof API (DESIGN §7, integrity.md §6.7): signed checkpoints, inclusion and consistency
-//! proofs, and per-record `c2sp.org/tlog-proof@v1` receipts.
+//! The transparency-log API (DESIGN §7, integrity.md §6.7), `/v1/log/*` and
+//! `/v1/evidence/{id}/proof`: signed checkpoints, inclusion and consistency proofs, and
+//! per-record `c2sp.org/tlog-proof@v1` receipts; and the start-up and per-write checks that the
+//! ledger still agrees with the checkpoints these keys signed.
 
 use std::collections::HashMap;
 
