@@ -6,8 +6,10 @@
 //! `git cat-file blob` keeps memory flat however large a file is. See [`collector`] for the
 //! repository modes and the cost of a poll, [`command`] for how git is invoked.
 
+pub mod batch;
 pub mod collector;
 pub mod command;
+pub mod history;
 
 use std::path::Path;
 
