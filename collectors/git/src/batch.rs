@@ -4,9 +4,10 @@
 //! A [`BlobPool`] keeps idle `cat-file --batch` processes. [`BlobPool::open`] takes one (or
 //! starts one), writes the blob id, reads the `<id> blob <size>` header and hands out a
 //! [`BlobReader`] that owns the process while the body is read: exactly `size` bytes, then the
-//! trailing newline, after which the process goes back to the pool. The engine reads one artifact
-//! at a time, so one process serves a whole poll; concurrent fetches each get their own process
-//! (never waiting on a reader another task may still hold), and at most [`MAX_IDLE`] stay around.
+//! trailing newline, after which the process goes back to the pool. Concurrent fetches each get
+//! their own process (never waiting on a reader another task may still hold); the engine fetches
+//! `FETCH_CONCURRENCY` (4) artifacts at a time, so a poll runs that many processes, and at most
+//! [`MAX_IDLE`] stay around between polls.
 //!
 //! Keeping the request/answer stream in step:
 //! - a reader dropped before the end records how many bytes the process still owes; the next
@@ -30,7 +31,7 @@ use tokio::process::{Child, ChildStdin, ChildStdout};
 use crate::command::{Git, GitError};
 
 /// Idle processes kept for reuse.
-pub const MAX_IDLE: usize = 2;
+pub const MAX_IDLE: usize = 4;
 /// Bytes an abandoned read may still owe for the process to be reused (drained) rather than
 /// killed.
 pub const MAX_DRAIN: u64 = 1024 * 1024;

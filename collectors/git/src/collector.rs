@@ -8,11 +8,15 @@
 //!   clone is retried instead of leaving a broken mirror. `file://` URLs work (tests use them).
 //!
 //! `list` is `git ls-tree -r -l -z <commit>`: path, blob id (the version token) and size, for
-//! regular files only (symlinks and submodules are skipped). `fetch` streams
-//! `git cat-file blob <id>`. An unchanged repository therefore costs a `fetch --prune` (remote),
-//! a `rev-parse` and an `ls-tree`, and no blob reads. For fetched files only,
-//! [`Collector::fetch_metadata`] adds the committer time of the last commit touching the path
-//! (`git log -1 --format=%ct <commit> -- <path>`) as `artifact_time`.
+//! regular files only (symlinks and submodules are skipped). `fetch` streams the blob from a
+//! shared, long-lived `git cat-file --batch` ([`crate::batch`]); no process is started per file.
+//! An unchanged repository therefore costs a `fetch --prune` (remote), a `rev-parse` and an
+//! `ls-tree`, and no blob reads. For fetched files only, [`Collector::fetch_metadata`] adds the
+//! committer time of the last commit touching the path (what
+//! `git log -1 --format=%ct <commit> -- <path>` prints) as `artifact_time`, computed by
+//! [`crate::history`] in one `git log` pass: on the first call after a listing, for every path
+//! whose blob changed since the previous listing (all of them on the first poll); should another
+//! path be asked, for all listed paths not answered yet.
 //!
 //! Locators are `git+<url or file://abs-path>#<path>` (stable across commits; credentials are
 //! stripped from URLs); `extra` carries `commit` (the tree's commit id) and `branch`.
