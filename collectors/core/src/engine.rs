@@ -168,28 +168,17 @@ async fn poll_inner(
         });
     }
 
-    let mut outcomes = futures_util::stream::iter(steps.into_iter().map(|step| async move {
-        match step {
-            Step::Unchanged(listed) => Outcome::Unchanged(listed),
-            Step::Fetch {
-                artifact,
-                system,
-                old,
-            } => {
-                let mut counters = PollStats::default();
-                let result = collect_one(collector, artifact, &system, ctx, &mut counters).await;
-                Outcome::Fetched {
-                    artifact,
-                    system,
-                    old,
-                    result,
-                    counters,
-                }
-            }
-        }
-    }))
-    .buffered(FETCH_CONCURRENCY);
+    // A named async fn and an explicit queue (not a closure over a stream): the poll future
+    // must stay `Send` for callers that spawn it.
+    let mut steps = steps.into_iter();
+    let mut outcomes = futures_util::stream::FuturesOrdered::new();
+    for step in steps.by_ref().take(FETCH_CONCURRENCY) {
+        outcomes.push_back(run_step(collector, ctx, step));
+    }
     while let Some(outcome) = outcomes.next().await {
+        if let Some(step) = steps.next() {
+            outcomes.push_back(run_step(collector, ctx, step));
+        }
         let (artifact, system, old, result) = match outcome {
             Outcome::Unchanged(listed) => {
                 confirmable.push(listed);
@@ -277,6 +266,8 @@ enum Step<'a> {
 }
 
 /// A [`Step`] carried out.
+// At most FETCH_CONCURRENCY of these exist at once: boxing the big variant buys nothing.
+#[allow(clippy::large_enum_variant)]
 enum Outcome<'a> {
     Unchanged(ListedArtifact),
     Fetched {
@@ -287,6 +278,32 @@ enum Outcome<'a> {
         /// `fetched` and `bytes_hashed` of this artifact.
         counters: PollStats,
     },
+}
+
+/// Carries out one [`Step`].
+async fn run_step<'a>(
+    collector: &'a dyn Collector,
+    ctx: &'a PollContext<'a>,
+    step: Step<'a>,
+) -> Outcome<'a> {
+    match step {
+        Step::Unchanged(listed) => Outcome::Unchanged(listed),
+        Step::Fetch {
+            artifact,
+            system,
+            old,
+        } => {
+            let mut counters = PollStats::default();
+            let result = collect_one(collector, artifact, &system, ctx, &mut counters).await;
+            Outcome::Fetched {
+                artifact,
+                system,
+                old,
+                result,
+                counters,
+            }
+        }
+    }
 }
 
 /// Why one artifact could not be collected.
