@@ -3,6 +3,9 @@
 //!
 //! Invariants:
 //! - An unchanged source costs one `list` and no `fetch` (same version token → skipped).
+//! - Changed artifacts are fetched [`FETCH_CONCURRENCY`] at a time (IO waits overlap hashing) and
+//!   their results taken in listing order: records, cursor and errors are those of a sequential
+//!   poll.
 //! - Content is never buffered whole: it is read in [`CHUNK_SIZE`] chunks, each chunk is hashed
 //!   as it arrives (≈50 µs per chunk, short enough to stay on the async thread), and only the
 //!   first `max_parse_bytes` are kept for the parser. Larger artifacts are hashed but not parsed
@@ -28,6 +31,7 @@ use aims_model::{
     ContentHash, EvidenceRecord, ListedArtifact, RECORD_VERSION, RecordError, RecordEvent,
     Timestamp,
 };
+use futures_util::StreamExt;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncReadExt;
@@ -131,6 +135,8 @@ async fn poll_inner(
     let mut seen: BTreeSet<&str> = BTreeSet::new();
     let mut confirmable = Vec::new();
 
+    // First the decisions (cheap, in listing order), then the fetches, a few at a time.
+    let mut steps = Vec::new();
     for artifact in &listing {
         if !seen.insert(artifact.locator.as_str()) {
             tracing::warn!(locator = %artifact.locator, "duplicate locator in listing, ignored");
@@ -149,13 +155,48 @@ async fn poll_inner(
         let old = cursor.entries.get(&artifact.locator);
         if let Some(o) = old.filter(|o| o.version == artifact.version && o.system == system) {
             stats.unchanged += 1;
-            confirmable.push(ListedArtifact {
+            steps.push(Step::Unchanged(ListedArtifact {
                 locator: artifact.locator.clone(),
                 sha256: o.sha256.clone(),
-            });
+            }));
             continue;
         }
-        match collect_one(collector, artifact, &system, ctx, &mut stats).await {
+        steps.push(Step::Fetch {
+            artifact,
+            system,
+            old,
+        });
+    }
+
+    // A named async fn and an explicit queue (not a closure over a stream): the poll future
+    // must stay `Send` for callers that spawn it.
+    let mut steps = steps.into_iter();
+    let mut outcomes = futures_util::stream::FuturesOrdered::new();
+    for step in steps.by_ref().take(FETCH_CONCURRENCY) {
+        outcomes.push_back(run_step(collector, ctx, step));
+    }
+    while let Some(outcome) = outcomes.next().await {
+        if let Some(step) = steps.next() {
+            outcomes.push_back(run_step(collector, ctx, step));
+        }
+        let (artifact, system, old, result) = match outcome {
+            Outcome::Unchanged(listed) => {
+                confirmable.push(listed);
+                continue;
+            }
+            Outcome::Fetched {
+                artifact,
+                system,
+                old,
+                result,
+                counters,
+            } => {
+                stats.fetched += counters.fetched;
+                stats.bytes_hashed += counters.bytes_hashed;
+                (artifact, system, old, result)
+            }
+        };
+        match result {
             Ok((record, entry)) => {
                 let same_bytes =
                     old.is_some_and(|o| o.sha256 == entry.sha256 && o.system == system);
@@ -176,6 +217,7 @@ async fn poll_inner(
             }
         }
     }
+    drop(outcomes);
 
     for (locator, entry) in &cursor.entries {
         if seen.contains(locator.as_str()) {
@@ -203,6 +245,65 @@ async fn poll_inner(
         confirmable,
         stats,
     })
+}
+
+/// Artifacts fetched at once. One artifact's wait (a blocking-pool hop to open a file, a pipe
+/// to git, a network round trip) overlaps another's hashing and parsing; results are still taken
+/// in listing order, so records and cursors are what a one-at-a-time poll produces. Bounds the
+/// memory of a poll to this many read buffers and parse heads.
+pub const FETCH_CONCURRENCY: usize = 4;
+
+/// What the engine does with one listed artifact.
+enum Step<'a> {
+    /// Same version as in the cursor: nothing to read.
+    Unchanged(ListedArtifact),
+    /// New or changed: fetch, hash, parse.
+    Fetch {
+        artifact: &'a ArtifactRef,
+        system: String,
+        old: Option<&'a CursorEntry>,
+    },
+}
+
+/// A [`Step`] carried out.
+// At most FETCH_CONCURRENCY of these exist at once: boxing the big variant buys nothing.
+#[allow(clippy::large_enum_variant)]
+enum Outcome<'a> {
+    Unchanged(ListedArtifact),
+    Fetched {
+        artifact: &'a ArtifactRef,
+        system: String,
+        old: Option<&'a CursorEntry>,
+        result: Result<(EvidenceRecord, CursorEntry), ArtifactError>,
+        /// `fetched` and `bytes_hashed` of this artifact.
+        counters: PollStats,
+    },
+}
+
+/// Carries out one [`Step`].
+async fn run_step<'a>(
+    collector: &'a dyn Collector,
+    ctx: &'a PollContext<'a>,
+    step: Step<'a>,
+) -> Outcome<'a> {
+    match step {
+        Step::Unchanged(listed) => Outcome::Unchanged(listed),
+        Step::Fetch {
+            artifact,
+            system,
+            old,
+        } => {
+            let mut counters = PollStats::default();
+            let result = collect_one(collector, artifact, &system, ctx, &mut counters).await;
+            Outcome::Fetched {
+                artifact,
+                system,
+                old,
+                result,
+                counters,
+            }
+        }
+    }
 }
 
 /// Why one artifact could not be collected.

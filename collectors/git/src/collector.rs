@@ -8,16 +8,22 @@
 //!   clone is retried instead of leaving a broken mirror. `file://` URLs work (tests use them).
 //!
 //! `list` is `git ls-tree -r -l -z <commit>`: path, blob id (the version token) and size, for
-//! regular files only (symlinks and submodules are skipped). `fetch` streams
-//! `git cat-file blob <id>`. An unchanged repository therefore costs a `fetch --prune` (remote),
-//! a `rev-parse` and an `ls-tree`, and no blob reads. For fetched files only,
-//! [`Collector::fetch_metadata`] adds the committer time of the last commit touching the path
-//! (`git log -1 --format=%ct <commit> -- <path>`) as `artifact_time`.
+//! regular files only (symlinks and submodules are skipped). `fetch` streams the blob from a
+//! shared, long-lived `git cat-file --batch` ([`crate::batch`]); no process is started per file.
+//! An unchanged repository therefore costs a `fetch --prune` (remote), a `rev-parse` and an
+//! `ls-tree`, and no blob reads. For fetched files only, [`Collector::fetch_metadata`] adds the
+//! committer time of the last commit touching the path (what
+//! `git log -1 --format=%ct <commit> -- <path>` prints) as `artifact_time`, computed by
+//! [`crate::history`] in one `git log` pass: on the first call after a listing, for every path
+//! whose blob changed since the previous listing (all of them on the first poll); should another
+//! path be asked, for all listed paths not answered yet.
 //!
 //! Locators are `git+<url or file://abs-path>#<path>` (stable across commits; credentials are
 //! stripped from URLs); `extra` carries `commit` (the tree's commit id) and `branch`.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use aims_collect::collector::ArtifactReader;
@@ -27,7 +33,9 @@ use async_trait::async_trait;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+use crate::batch::BlobPool;
 use crate::command::{Git, GitError, redact_url};
+use crate::history;
 
 /// Limit for commands that talk to a remote (clone, fetch, ls-remote).
 pub const NETWORK_TIMEOUT: Duration = Duration::from_secs(600);
@@ -53,6 +61,26 @@ pub struct GitCollector {
     locator_base: String,
     /// Serialises mirror updates when `list` is called concurrently.
     update_lock: tokio::sync::Mutex<()>,
+    /// Long-lived `cat-file --batch` processes serving every `fetch`.
+    blobs: Arc<BlobPool>,
+    /// Last-commit times of the current listing, computed in batches on demand.
+    times: tokio::sync::Mutex<CommitTimes>,
+}
+
+/// What `fetch_metadata` answers from: the listing's paths and the times computed so far.
+#[derive(Debug, Default)]
+struct CommitTimes {
+    /// The commit of the latest listing.
+    commit: String,
+    /// Every listed path and its blob id.
+    listed: HashMap<String, String>,
+    /// Paths whose blob changed since the previous listing (all of them on the first): what the
+    /// engine is about to fetch, so the first batch covers them and stops early.
+    changed: Vec<String>,
+    /// Whether `changed` has had its batch.
+    changed_done: bool,
+    /// Answers so far, for `commit`.
+    times: HashMap<String, Option<i64>>,
 }
 
 impl GitCollector {
@@ -90,11 +118,19 @@ impl GitCollector {
                 id: cfg.id.clone(),
                 source_type: SourceType::Git,
             },
-            repo,
             branch: cfg.branch.clone(),
             filter,
+            blobs: BlobPool::new(
+                match &repo {
+                    Repo::Local { path } => Git::at_work_tree(path, LOCAL_TIMEOUT),
+                    Repo::Mirror { mirror, .. } => Git::at_git_dir(mirror, LOCAL_TIMEOUT),
+                },
+                LOCAL_TIMEOUT,
+            ),
+            times: tokio::sync::Mutex::new(CommitTimes::default()),
             locator_base,
             update_lock: tokio::sync::Mutex::new(()),
+            repo,
         })
     }
 
@@ -316,6 +352,7 @@ impl Collector for GitCollector {
             list.push(a);
         }
         tracing::debug!(repo = %self.repo_name(), commit = %commit, files = list.len(), "listed tree");
+        self.times.lock().await.relist(&commit, &list);
         Ok(list)
     }
 
@@ -326,9 +363,7 @@ impl Collector for GitCollector {
                 artifact.version
             )));
         }
-        let reader = self
-            .git(LOCAL_TIMEOUT)
-            .stream(&["cat-file", "blob", &artifact.version])?;
+        let reader = self.blobs.open(&artifact.version).await?;
         Ok(Box::new(reader))
     }
 
@@ -339,23 +374,77 @@ impl Collector for GitCollector {
         if !is_object_id(commit) {
             return Ok(FetchMetadata::default());
         }
-        let out = self
-            .git(LOCAL_TIMEOUT)
-            .run(&[
-                "--literal-pathspecs",
-                "log",
-                "-1",
-                "--format=%ct",
-                commit,
-                "--",
-                &artifact.path,
-            ])
-            .await?;
-        let secs = String::from_utf8_lossy(&out).trim().parse::<i64>().ok();
+        let git = self.git(LOCAL_TIMEOUT);
+        let mut times = self.times.lock().await;
+        let secs = if commit == times.commit {
+            let paths = times.batch_for(&artifact.path);
+            if !paths.is_empty() {
+                tracing::debug!(commit, paths = paths.len(), "reading last-commit times");
+                let found =
+                    history::last_commit_times(&git, commit, &paths, NETWORK_TIMEOUT).await?;
+                times.times.extend(paths.into_iter().zip(found));
+            }
+            times.times.get(&artifact.path).copied().flatten()
+        } else {
+            // An artifact of an older listing: answered alone, not cached.
+            drop(times);
+            let one = [artifact.path.clone()];
+            history::last_commit_times(&git, commit, &one, NETWORK_TIMEOUT)
+                .await?
+                .into_iter()
+                .next()
+                .flatten()
+        };
         Ok(FetchMetadata {
             artifact_time: secs.and_then(Timestamp::from_unix_secs),
             extra: serde_json::Map::new(),
         })
+    }
+}
+
+impl CommitTimes {
+    /// A new listing: keeps the answers if the commit did not change, else notes which paths
+    /// changed blob since the previous listing.
+    fn relist(&mut self, commit: &str, list: &[ArtifactRef]) {
+        if commit == self.commit {
+            return;
+        }
+        let listed: HashMap<String, String> = list
+            .iter()
+            .map(|a| (a.path.clone(), a.version.clone()))
+            .collect();
+        self.changed = listed
+            .iter()
+            .filter(|(p, v)| self.listed.get(*p) != Some(*v))
+            .map(|(p, _)| p.clone())
+            .collect();
+        self.changed.sort();
+        self.listed = listed;
+        self.commit = commit.to_owned();
+        self.changed_done = false;
+        self.times.clear();
+    }
+
+    /// The paths to compute so that `path` of the latest listing is answered (empty when it
+    /// already is): the changed paths first, then every listed path not yet answered.
+    fn batch_for(&mut self, path: &str) -> Vec<String> {
+        if self.times.contains_key(path) {
+            return Vec::new();
+        }
+        let mut batch = if self.changed_done {
+            self.listed
+                .keys()
+                .filter(|p| !self.times.contains_key(*p))
+                .cloned()
+                .collect()
+        } else {
+            self.changed_done = true;
+            std::mem::take(&mut self.changed)
+        };
+        if !batch.iter().any(|p| p == path) {
+            batch.push(path.to_owned());
+        }
+        batch
     }
 }
 

@@ -69,6 +69,12 @@ pub enum GitError {
         /// The repository (credentials redacted).
         repo: String,
     },
+    /// The repository has no object with this id.
+    #[error("object {id} not found in the repository")]
+    ObjectMissing {
+        /// The object id asked for.
+        id: String,
+    },
     /// git printed something this crate does not understand.
     #[error("unexpected git output: {0}")]
     Parse(String),
@@ -89,7 +95,7 @@ impl GitError {
         match self {
             Self::Spawn { .. } | Self::Parse(_) => CollectErrorKind::Permanent,
             Self::Timeout { .. } | Self::Io { .. } => CollectErrorKind::Transient,
-            Self::BranchNotFound { .. } => CollectErrorKind::NotFound,
+            Self::BranchNotFound { .. } | Self::ObjectMissing { .. } => CollectErrorKind::NotFound,
             Self::Command { stderr, .. } => classify_stderr(stderr),
         }
     }
@@ -150,7 +156,7 @@ fn trim_stderr(bytes: &[u8]) -> String {
 }
 
 /// A prepared git invocation.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Git {
     base: Vec<OsString>,
     timeout: Duration,
@@ -220,6 +226,17 @@ impl Git {
                 stderr: trim_stderr(&out.stderr),
             })
         }
+    }
+
+    /// Starts a long-lived `git <args>` that reads requests on stdin and answers on stdout
+    /// (`cat-file --batch`, `diff-tree --stdin`). stderr is discarded: the answers say what
+    /// failed, and an unread stderr pipe could stall the process.
+    pub fn spawn_coprocess(&self, args: &[&str]) -> Result<tokio::process::Child, GitError> {
+        let mut cmd = self.command(args);
+        cmd.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        cmd.spawn().map_err(|source| GitError::Spawn { source })
     }
 
     /// Runs `git <args>` and returns its stdout as a stream; a non-zero exit becomes an IO error

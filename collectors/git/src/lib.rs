@@ -2,12 +2,16 @@
 //! build supports (`git`, `dir`) into a [`Collector`].
 //!
 //! The source shells out to the `git` CLI through `tokio::process` (no libgit2): it is what
-//! operators already have, it speaks every transport and credential helper, and streaming
-//! `git cat-file blob` keeps memory flat however large a file is. See [`collector`] for the
-//! repository modes and the cost of a poll, [`command`] for how git is invoked.
+//! operators already have, it speaks every transport and credential helper, and streaming from
+//! `git cat-file --batch` keeps memory flat however large a file is. See [`collector`] for the
+//! repository modes and the cost of a poll, [`command`] for how git is invoked, [`batch`] for the
+//! shared `cat-file --batch` processes and [`history`] for last-commit times in one `git log`
+//! pass.
 
+pub mod batch;
 pub mod collector;
 pub mod command;
+pub mod history;
 
 use std::path::Path;
 

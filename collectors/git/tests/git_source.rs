@@ -17,7 +17,17 @@ use async_trait::async_trait;
 
 /// Runs git in `dir` with an isolated configuration; panics on failure (test helper).
 fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
+    git_at(dir, None, args)
+}
+
+/// [`git`], with author and committer dates set to `secs` (Unix time) when given.
+fn git_at(dir: &Path, secs: Option<i64>, args: &[&str]) -> String {
+    let mut cmd = Command::new("git");
+    if let Some(t) = secs {
+        cmd.env("GIT_AUTHOR_DATE", format!("@{t} +0000"))
+            .env("GIT_COMMITTER_DATE", format!("@{t} +0000"));
+    }
+    let out = cmd
         .current_dir(dir)
         .env_remove("GIT_DIR")
         .env_remove("GIT_WORK_TREE")
@@ -397,17 +407,313 @@ async fn large_blobs_are_streamed_and_hashed_but_not_parsed() {
 }
 
 #[tokio::test]
-async fn a_vanished_blob_is_a_read_error_not_a_short_read() {
+async fn a_vanished_blob_is_a_not_found_error_not_a_short_read() {
     let (_dir, root) = sample_repo();
     let cfg = cfg_local(&root);
     let cache = tempfile::tempdir().unwrap();
     let c = GitCollector::new(&cfg, cache.path()).unwrap();
     let mut a = c.list().await.unwrap().remove(0);
     a.version = "0123456789012345678901234567890123456789".into();
-    let mut r = c.fetch(&a).await.unwrap();
+    let Err(e) = c.fetch(&a).await else {
+        panic!("a missing blob was served");
+    };
+    assert_eq!(e.kind(), CollectErrorKind::NotFound, "{e}");
+    assert!(e.to_string().contains(&a.version), "{e}");
+    // The shared cat-file process is still in step: the real blobs read fine.
+    let list = c.list().await.unwrap();
+    let bytes = read_all(&c, &list[0]).await;
+    assert_eq!(bytes.len() as u64, list[0].size.unwrap());
+}
+
+async fn read_all(c: &GitCollector, a: &aims_collect::ArtifactRef) -> Vec<u8> {
+    let mut r = c.fetch(a).await.unwrap();
     let mut buf = Vec::new();
-    let e = tokio::io::AsyncReadExt::read_to_end(&mut r, &mut buf)
+    tokio::io::AsyncReadExt::read_to_end(&mut r, &mut buf)
         .await
-        .unwrap_err();
-    assert!(e.to_string().contains("cat-file"), "{e}");
+        .unwrap();
+    buf
+}
+
+/// What `git --literal-pathspecs log -1 --format=%ct HEAD -- <path>` prints: the committer time
+/// the per-file implementation recorded as `artifact_time`.
+fn last_commit_time(root: &Path, path: &str) -> Option<i64> {
+    git(
+        root,
+        &[
+            "--literal-pathspecs",
+            "log",
+            "-1",
+            "--format=%ct",
+            "HEAD",
+            "--",
+            path,
+        ],
+    )
+    .trim()
+    .parse()
+    .ok()
+}
+
+/// A history with renames, edits, deletions, a re-added file, merges (a side-branch change, a
+/// conflict resolved to new content, the same edit on both sides), a commit dated before its
+/// parent, paths with spaces and non-ASCII characters, a file in a subdirectory and an empty
+/// file.
+fn history_repo() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("repo");
+    std::fs::create_dir_all(&root).unwrap();
+    let t0 = 1_700_000_000;
+    let commit = |t: i64, msg: &str| {
+        git(&root, &["add", "-A"]);
+        git_at(&root, Some(t), &["commit", "-q", "-m", msg]);
+    };
+    let merge = |t: i64, branch: &str| {
+        git_at(
+            &root,
+            Some(t),
+            &["merge", "-q", "--no-ff", "--no-edit", branch],
+        );
+    };
+    git(&root, &["init", "-q", "-b", "main"]);
+    for (p, b) in [
+        ("systems/s/keep.txt", "keep\n"),
+        ("systems/s/modify.txt", "v1\n"),
+        ("systems/s/rename-me.txt", "renamed content\n"),
+        ("systems/s/delete-me.txt", "short-lived\n"),
+        (
+            "systems/s/with space/\u{fc}n\u{ef}code \u{2713}.txt",
+            "unicode\n",
+        ),
+        ("systems/s/empty.txt", ""),
+        ("systems/s/sub/dir/deep.txt", "deep\n"),
+        ("systems/s/both.txt", "base\n"),
+        ("README.md", "# repo\n"),
+    ] {
+        write(&root, p, b.as_bytes());
+    }
+    commit(t0, "c1");
+    write(&root, "systems/s/modify.txt", b"v2\n");
+    git(
+        &root,
+        &["mv", "systems/s/rename-me.txt", "systems/s/renamed.txt"],
+    );
+    git(&root, &["rm", "-q", "systems/s/delete-me.txt"]);
+    commit(t0 + 100, "c2: modify, rename, delete");
+    git(&root, &["checkout", "-q", "-b", "side"]);
+    write(&root, "systems/s/sub/dir/deep.txt", b"deep from side\n");
+    commit(t0 + 200, "side: deep");
+    write(&root, "systems/s/side-only.txt", b"side\n");
+    commit(t0 + 250, "side: new file");
+    git(&root, &["checkout", "-q", "main"]);
+    write(&root, "systems/s/modify.txt", b"v3\n");
+    write(&root, "systems/s/both.txt", b"main\n");
+    commit(t0 + 300, "main: modify, both");
+    git(&root, &["checkout", "-q", "side"]);
+    write(&root, "systems/s/both.txt", b"side\n");
+    commit(t0 + 350, "side: both");
+    git(&root, &["checkout", "-q", "main"]);
+    let conflict = Command::new("git")
+        .current_dir(&root)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .args(["-c", "user.name=T", "-c", "user.email=t@example.com"])
+        .args(["merge", "-q", "--no-ff", "--no-edit", "side"])
+        .output()
+        .unwrap();
+    assert!(!conflict.status.success(), "the merge should conflict");
+    write(&root, "systems/s/both.txt", b"resolved\n");
+    commit(t0 + 400, "merge side, resolving both.txt");
+    // Committer clock behind its parent's.
+    write(
+        &root,
+        "systems/s/with space/\u{fc}n\u{ef}code \u{2713}.txt",
+        b"unicode, edited\n",
+    );
+    commit(t0 + 50, "skewed clock");
+    // The same edit on both sides: git follows the first parent.
+    git(&root, &["checkout", "-q", "-b", "side2"]);
+    write(&root, "systems/s/keep.txt", b"same edit\n");
+    commit(t0 + 600, "side2: keep");
+    git(&root, &["checkout", "-q", "main"]);
+    write(&root, "systems/s/keep.txt", b"same edit\n");
+    write(&root, "systems/s/main-only.txt", b"main\n");
+    commit(t0 + 650, "main: keep");
+    merge(t0 + 700, "side2");
+    write(&root, "systems/s/delete-me.txt", b"short-lived\n");
+    commit(t0 + 800, "re-add");
+    (dir, root)
+}
+
+/// Issue 17: the first poll reads blobs through one `cat-file --batch` process and last-commit
+/// times from one `git log` pass. Every record must be what the per-file implementation produced:
+/// the locator, the blob id, the SHA-256 and size of `git cat-file blob`, the commit and branch,
+/// and the time `git log -1 -- <path>` prints.
+#[tokio::test]
+async fn issue_17_first_poll_records_match_per_file_git() {
+    let (_dir, root) = history_repo();
+    let cfg = cfg_local(&root);
+    let cache = tempfile::tempdir().unwrap();
+    let c = GitCollector::new(&cfg, cache.path()).unwrap();
+    let cat = catalog();
+    let out = poll_once(&c, &Cursor::new(), &cat, &rule(&cfg), Timestamp::now()).await;
+    assert!(out.stats.errors.is_empty(), "{:?}", out.stats.errors);
+
+    let head = git(&root, &["rev-parse", "HEAD"]).trim().to_owned();
+    let abs = std::path::absolute(&root).unwrap();
+    let tree = git(&root, &["ls-tree", "-r", "-z", "HEAD"]);
+    let mut expected = 0;
+    let mut times = std::collections::BTreeSet::new();
+    for entry in tree.split('\0').filter(|e| !e.is_empty()) {
+        let (head_fields, path) = entry.split_once('\t').unwrap();
+        if !path.starts_with("systems/") {
+            continue;
+        }
+        expected += 1;
+        let blob = head_fields.split(' ').nth(2).unwrap();
+        let content = Command::new("git")
+            .current_dir(&root)
+            .args(["cat-file", "blob", blob])
+            .output()
+            .unwrap()
+            .stdout;
+        let r = out
+            .records
+            .iter()
+            .find(|r| r.meta_str("path") == Some(path))
+            .unwrap_or_else(|| panic!("no record of {path:?}"));
+        assert_eq!(r.locator, format!("git+file://{}#{path}", abs.display()));
+        assert_eq!(r.version, blob, "{path}");
+        assert_eq!(r.sha256, aims_model::ContentHash::of(&content), "{path}");
+        assert_eq!(r.size, content.len() as u64, "{path}");
+        assert_eq!(r.meta_str("commit"), Some(head.as_str()), "{path}");
+        assert_eq!(r.meta_str("branch"), Some("main"), "{path}");
+        let ct = last_commit_time(&root, path);
+        assert_eq!(
+            r.artifact_time,
+            ct.and_then(Timestamp::from_unix_secs),
+            "{path}: artifact_time"
+        );
+        times.insert(ct);
+    }
+    assert_eq!(out.records.len(), expected);
+    assert!(
+        times.len() >= 7,
+        "the history should exercise many cases: {times:?}"
+    );
+    let empty = out
+        .records
+        .iter()
+        .find(|r| r.meta_str("path") == Some("systems/s/empty.txt"))
+        .unwrap();
+    assert_eq!(empty.size, 0);
+
+    // An edit after the first poll: only the changed file is fetched, with its new time.
+    write(&root, "systems/s/sub/dir/deep.txt", b"deep, again\n");
+    git(&root, &["add", "-A"]);
+    git_at(
+        &root,
+        Some(1_700_009_999),
+        &["commit", "-q", "-m", "edit deep"],
+    );
+    let counting = CountingCollector::new(Box::new(c));
+    let again = poll_once(&counting, &out.cursor, &cat, &rule(&cfg), Timestamp::now()).await;
+    assert_eq!(counting.fetches(), 1);
+    assert_eq!(again.records.len(), 1);
+    assert_eq!(
+        again.records[0].artifact_time,
+        Timestamp::from_unix_secs(1_700_009_999)
+    );
+}
+
+/// Hostile input to the shared `cat-file --batch` process and the `git log` pass: a path with a
+/// newline, a 3 MiB blob abandoned after a few bytes (the process owes more than it drains, so it
+/// is replaced), a small read abandoned midway (drained), and two readers open at once.
+#[tokio::test]
+async fn issue_17_hostile_paths_and_abandoned_reads_keep_the_stream_in_step() {
+    let (_dir, root) = sample_repo();
+    let newline = "systems/fraud/new\nline.txt";
+    write(&root, newline, b"a path with a newline\n");
+    let big: Vec<u8> = (0..3 * 1024 * 1024u32).map(|i| (i % 251) as u8).collect();
+    write(&root, "systems/fraud/big.bin", &big);
+    git(&root, &["add", "-A"]);
+    git_at(
+        &root,
+        Some(1_700_000_123),
+        &["commit", "-q", "-m", "hostile"],
+    );
+    let cfg = cfg_local(&root);
+    let cache = tempfile::tempdir().unwrap();
+    let c = GitCollector::new(&cfg, cache.path()).unwrap();
+    let list = c.list().await.unwrap();
+    let by_path = |p: &str| list.iter().find(|a| a.path == p).unwrap().clone();
+    let big_ref = by_path("systems/fraud/big.bin");
+    let notes = by_path("systems/fraud/notes.txt");
+    let nl = by_path(newline);
+
+    // Abandon the big blob after 10 bytes, then a small one after 3.
+    let mut r = c.fetch(&big_ref).await.unwrap();
+    let mut ten = [0u8; 10];
+    tokio::io::AsyncReadExt::read_exact(&mut r, &mut ten)
+        .await
+        .unwrap();
+    assert_eq!(&ten[..], &big[..10]);
+    drop(r);
+    let mut r = c.fetch(&notes).await.unwrap();
+    let mut three = [0u8; 3];
+    tokio::io::AsyncReadExt::read_exact(&mut r, &mut three)
+        .await
+        .unwrap();
+    drop(r);
+    assert_eq!(read_all(&c, &nl).await, b"a path with a newline\n");
+    assert_eq!(read_all(&c, &notes).await, b"first notes\n");
+    // Two readers at once, read in the opposite order.
+    let mut first = c.fetch(&big_ref).await.unwrap();
+    let mut second = c.fetch(&nl).await.unwrap();
+    let mut buf = Vec::new();
+    tokio::io::AsyncReadExt::read_to_end(&mut second, &mut buf)
+        .await
+        .unwrap();
+    assert_eq!(buf, b"a path with a newline\n");
+    buf.clear();
+    tokio::io::AsyncReadExt::read_to_end(&mut first, &mut buf)
+        .await
+        .unwrap();
+    assert_eq!(buf, big);
+
+    let cat = catalog();
+    let out = poll_once(&c, &Cursor::new(), &cat, &rule(&cfg), Timestamp::now()).await;
+    // A record cannot carry a newline in its locator (as before issue 17): that one artifact
+    // fails, every other is collected.
+    assert_eq!(out.stats.errors.len(), 1, "{:?}", out.stats.errors);
+    assert!(
+        out.stats.errors[0].contains("control characters"),
+        "{:?}",
+        out.stats.errors
+    );
+    assert_eq!(
+        out.records.len(),
+        list.len() - 2,
+        "all but README.md and the newline path"
+    );
+    let rec = |p: &str| {
+        out.records
+            .iter()
+            .find(|r| r.meta_str("path") == Some(p))
+            .unwrap()
+    };
+    // The `git log` pass still reads the newline path's time, as `git log -1 -- <path>` does.
+    let meta = c.fetch_metadata(&nl).await.unwrap();
+    assert_eq!(
+        meta.artifact_time,
+        last_commit_time(&root, newline).and_then(Timestamp::from_unix_secs)
+    );
+    assert_eq!(meta.artifact_time, Timestamp::from_unix_secs(1_700_000_123));
+    assert_eq!(
+        rec("systems/fraud/big.bin").sha256,
+        aims_model::ContentHash::of(&big)
+    );
+    assert_eq!(
+        rec("systems/fraud/notes.txt").artifact_time,
+        last_commit_time(&root, "systems/fraud/notes.txt").and_then(Timestamp::from_unix_secs)
+    );
 }

@@ -6,7 +6,7 @@
 //! ```
 //!
 //! Suites: `ledger-append`, `ledger-append-pg`, `proof-gen`, `verify`, `hash`, `repoll-git`,
-//! `confirm-git`, `confirm-s3`,
+//! `repoll-dir`, `confirm-git`, `confirm-s3`,
 //! `rss`, `scale` (default: all, in that order). Every suite reports rows of (measurement, ours, reference, ratio, goal, met?);
 //! the ratio is always "ours relative to the reference, in throughput terms": above 1 means ours
 //! is faster (or smaller). A suite that fails reports its error as a row and the run goes on.
@@ -35,13 +35,14 @@ use anyhow::{Context, Result, bail};
 use report::{Results, Row};
 
 /// Every suite, in the order they run.
-const SUITES: [&str; 10] = [
+const SUITES: [&str; 11] = [
     "ledger-append",
     "ledger-append-pg",
     "proof-gen",
     "verify",
     "hash",
     "repoll-git",
+    "repoll-dir",
     "confirm-git",
     "confirm-s3",
     "rss",
@@ -58,7 +59,7 @@ struct Args {
 }
 
 const USAGE: &str = "usage: aims-bench [--quick] [--out FILE] [--hash-bytes N] [SUITE...]\n\
-suites: ledger-append ledger-append-pg proof-gen verify hash repoll-git confirm-git confirm-s3 rss
+suites: ledger-append ledger-append-pg proof-gen verify hash repoll-git repoll-dir confirm-git confirm-s3 rss
 scale
 (default: all)";
 
@@ -111,6 +112,8 @@ pub struct Scale {
     pub hash_bytes: u64,
     /// Files in the git repository of `repoll-git`.
     pub git_files: usize,
+    /// Files in the directory of `repoll-dir`.
+    pub dir_files: usize,
     /// Whether --quick was given.
     pub quick: bool,
 }
@@ -123,6 +126,7 @@ impl Scale {
                 memory_leaves: 200_000,
                 hash_bytes: 256 << 20,
                 git_files: 2_000,
+                dir_files: 4_000,
                 quick: true,
             }
         } else {
@@ -131,6 +135,7 @@ impl Scale {
                 memory_leaves: 1_000_000,
                 hash_bytes: 2 << 30,
                 git_files: 10_000,
+                dir_files: 20_000,
                 quick: false,
             }
         };
@@ -197,6 +202,7 @@ fn main() -> Result<()> {
             "verify" => verify::run(&mut ctx),
             "hash" => hash::run(&mut ctx),
             "repoll-git" => repoll::run(&mut ctx),
+            "repoll-dir" => repoll::run_dir(&mut ctx),
             "confirm-git" => confirm::run(&mut ctx),
             "confirm-s3" => confirm::run_s3(&mut ctx),
             "rss" => rss::run(&mut ctx),
