@@ -214,7 +214,7 @@ pub fn run(ctx: &mut Ctx) -> Result<Vec<Row>> {
         ),
         (
             "`GET /audit?from=<91 days ago>` (auditor workspace with the period report, HTML)",
-            format!("/audit?from={quarter}"),
+            format!("/audit?from={}", &quarter[..10]),
             &auditor,
         ),
     ] {
