@@ -633,12 +633,8 @@ mod tests {
         }
     }
 
-    /// A validation report evaluated on 1 Jan, received 2 Jan: A.6.2.4 is missing until the
-    /// receipt, fresh for 90 days after the evaluation, stale afterwards; the history says so to
-    /// the millisecond and the fresh ratio is the fresh share of the period.
-    #[test]
-    fn validation_window_expires_exactly() {
-        let catalog = Catalog::embedded().unwrap();
+    /// The replay of one validation report evaluated on 1 Jan 2026 and received on 2 Jan.
+    fn one_validation_report() -> Replay {
         let r = record(
             "validation_report",
             "file:///v.json",
@@ -646,7 +642,16 @@ mod tests {
             Some("2026-01-01T00:00:00Z"),
         );
         let e = LedgerEntry::evidence(r, "tok", t("2026-01-02T00:00:00Z"), None);
-        let replay = Replay::new([(0, &e)], &Default::default()).unwrap();
+        Replay::new([(0, &e)], &Default::default()).unwrap()
+    }
+
+    /// A validation report evaluated on 1 Jan, received 2 Jan: A.6.2.4 is missing until the
+    /// receipt, fresh for 90 days after the evaluation, stale afterwards; the history says so to
+    /// the millisecond and the fresh ratio is the fresh share of the period.
+    #[test]
+    fn validation_window_expires_exactly() {
+        let catalog = Catalog::embedded().unwrap();
+        let replay = one_validation_report();
         let h = history(
             &catalog,
             &replay,
@@ -843,14 +848,7 @@ mod tests {
     #[test]
     fn timeline_knows_its_next_change() {
         let catalog = Catalog::embedded().unwrap();
-        let r = record(
-            "validation_report",
-            "file:///v.json",
-            "2026-01-02T00:00:00Z",
-            Some("2026-01-01T00:00:00Z"),
-        );
-        let e = LedgerEntry::evidence(r, "tok", t("2026-01-02T00:00:00Z"), None);
-        let replay = Replay::new([(0, &e)], &Default::default()).unwrap();
+        let replay = one_validation_report();
         let mut tl = Timeline::build(&catalog, &replay, "fraud", t("2026-02-01T00:00:00Z"));
         let next = tl.next_change().unwrap();
         assert!(tl.covers(next) && !tl.covers(next.checked_add_millis(1).unwrap()));

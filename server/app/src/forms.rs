@@ -309,6 +309,25 @@ async fn admin_form(
     Ok((session, principal, fields))
 }
 
+/// A URL-encoded form post of an admin's session: checked by [`admin_form`], then `act`, then
+/// back to the system's page with what happened.
+async fn form_post(
+    state: &AppState,
+    system: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+    act: impl AsyncFnOnce(&Principal, &HashMap<String, String>) -> Result<Flash, ApiError>,
+) -> Response {
+    let (session, principal, fields) = match admin_form(state, headers, body).await {
+        Ok(f) => f,
+        Err(r) => return r.into_response(),
+    };
+    let flash = act(&principal, &fields)
+        .await
+        .unwrap_or_else(|e| not_saved(&e));
+    back(state, &session, system, flash)
+}
+
 /// `POST /systems/{id}/applicability` (fields `csrf`, `control` — a control ID or `group:A.10`
 /// —, `applicable` = `yes`/`no`, `justification`).
 pub async fn post_applicability(
@@ -317,14 +336,14 @@ pub async fn post_applicability(
     headers: HeaderMap,
     body: bytes::Bytes,
 ) -> Response {
-    let (session, principal, fields) = match admin_form(&state, &headers, &body).await {
-        Ok(f) => f,
-        Err(r) => return r.into_response(),
-    };
-    let flash = set_applicability(&state, &principal, &system, &fields)
-        .await
-        .unwrap_or_else(|e| not_saved(&e));
-    back(&state, &session, &system, flash)
+    form_post(
+        &state,
+        &system,
+        &headers,
+        &body,
+        async |principal, fields| set_applicability(&state, principal, &system, fields).await,
+    )
+    .await
 }
 
 async fn set_applicability(
@@ -392,14 +411,14 @@ pub async fn post_acknowledge(
     headers: HeaderMap,
     body: bytes::Bytes,
 ) -> Response {
-    let (session, principal, fields) = match admin_form(&state, &headers, &body).await {
-        Ok(f) => f,
-        Err(r) => return r.into_response(),
-    };
-    let flash = accept_risk(&state, &principal, &system, &fields)
-        .await
-        .unwrap_or_else(|e| not_saved(&e));
-    back(&state, &session, &system, flash)
+    form_post(
+        &state,
+        &system,
+        &headers,
+        &body,
+        async |principal, fields| accept_risk(&state, principal, &system, fields).await,
+    )
+    .await
 }
 
 async fn accept_risk(

@@ -434,7 +434,7 @@ pub async fn sources_page(
                             @let class = match s.status { aims_model::wire::SourceStatus::Ok => "fresh", aims_model::wire::SourceStatus::Failing => "drifted", aims_model::wire::SourceStatus::Silent => "stale" };
                             tr data-source=(s.source) {
                                 td { (s.agent) }
-                                td { a href={ "/sources/" (urlencoding(&s.agent)) "/" (urlencoding(&s.source)) } { (s.source) } }
+                                td { a href={ "/sources/" (crate::http_util::path_segment(&s.agent)) "/" (crate::http_util::path_segment(&s.source)) } { (s.source) } }
                                 td { (s.source_type) }
                                 td class={ "st " (class) } { (s.status.as_str()) }
                                 td { @match s.last_poll_at { Some(t) => (when(t, now)), None => "—" } }
@@ -467,11 +467,6 @@ pub async fn sources_page(
         },
     )
     .into_response()
-}
-
-/// A path segment, percent-encoded.
-fn urlencoding(s: &str) -> String {
-    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
 /// Records shown on a source's page.
